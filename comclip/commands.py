@@ -1,0 +1,122 @@
+"""The ``parse`` and ``score`` subcommands of ``python -m comclip``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from comclip.cli import add_model_options, load_engine, read_json_file
+from comclip.errors import InputError
+from comclip.graph import SceneGraph
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("parse", help="parse captions into entity/relation graphs",
+                       description="Parse captions into scene graphs (entities with attributes, relations).")
+    p.add_argument("captions", nargs="+", metavar="CAPTION")
+    p.add_argument("--parser", default="auto", help="auto (spacy if installed, else rules), rules, spacy, llm")
+    p.add_argument("--json", action="store_true", help="JSON Lines: one graph per caption, in order")
+    p.set_defaults(func=run_parse)
+
+    s = sub.add_parser("score", help="score an image against captions: CLIP vs ComCLIP",
+                       description="Score one image against captions with plain CLIP and with ComCLIP.")
+    s.add_argument("image", metavar="IMAGE")
+    s.add_argument("captions", nargs="*", metavar="CAPTION",
+                   help="captions to compare (optional with --graph: the graphs' captions are used)")
+    s.add_argument("--graph", metavar="FILE",
+                   help="scene graphs to use instead of parsing: a JSON graph, a JSON list (null = parse that "
+                        "caption) or JSON Lines as printed by `parse --json`; one per caption, in order")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--debug-embeddings", action="store_true",
+                   help="with --json: add every embedding and logit_scale so each score can be recomputed")
+    add_model_options(s)
+    s.set_defaults(func=run_score)
+
+
+def run_parse(args: argparse.Namespace) -> int:
+    from comclip import parse as parsing
+
+    parser = parsing.get_parser(args.parser)
+    for caption in args.captions:
+        graph = parser(caption)
+        if args.json:
+            print(graph.to_json())
+        else:
+            print(format_graph(graph))
+    return 0
+
+
+def format_graph(graph: SceneGraph) -> str:
+    lines = [f"caption: {graph.caption}"]
+    if not graph.entities:
+        lines.append("  (no entities found)")
+    for e in graph.entities:
+        attrs = f"  [{', '.join(e.attributes)}]" if e.attributes else ""
+        lines.append(f"  {e.id}: {e.name}{attrs}")
+    for i, r in enumerate(graph.relations):
+        obj = f" {r.object}" if r.object else ""
+        lines.append(f"  r{i}: {r.subject} --{r.predicate}-->{obj}")
+    return "\n".join(lines)
+
+
+def load_graphs(path: str, captions: list[str]) -> tuple[list[str], list[SceneGraph | None]]:
+    """Graphs from a file, one per caption; with no captions given, the graphs' captions are used."""
+    data = read_json_file(path, "graph file")
+    items: list[Any] = data if isinstance(data, list) else [data]
+    graphs = [None if d is None else SceneGraph.from_dict(d, caption=captions[i] if i < len(captions) else None)
+              for i, d in enumerate(items)]
+    if not captions:
+        if any(g is None for g in graphs):
+            raise InputError("graph file has null entries but no captions were given")
+        captions = [g.caption for g in graphs if g is not None]
+    if len(graphs) != len(captions):
+        raise InputError(f"graph file has {len(graphs)} graph(s) but {len(captions)} caption(s) were given")
+    return captions, graphs
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from comclip.engine import check_captions
+    from comclip.images import load_image
+
+    captions = list(args.captions)
+    graphs: list[SceneGraph | None] | None = None
+    if args.graph:
+        captions, graphs = load_graphs(args.graph, captions)
+    if not captions:
+        raise InputError("give at least one caption (or --graph FILE)")
+    captions = check_captions(captions)
+    if args.debug_embeddings and not args.json:
+        raise InputError("--debug-embeddings needs --json")
+    image = load_image(args.image)  # fail on a bad image before loading models
+    engine = load_engine(args)
+    result = engine.match(image, captions, graphs)
+    if args.json:
+        print(json.dumps(result.to_dict(embeddings=args.debug_embeddings)))
+    else:
+        print(format_scores(result))
+    return 0
+
+
+def format_scores(result: Any) -> str:
+    """A readable table: caption, CLIP, ComCLIP, delta; the best under each marked with *."""
+    width = min(max(len(c.caption) for c in result.captions), 60)
+    lines = [f"image: {result.image_path} ({result.width}x{result.height})   preset: {result.preset}"]
+    if result.models.get("random_weights"):
+        lines.append("note: this preset has random weights - the scores are meaningless")
+    lines.append(f"  #  {'caption':<{width}}  {'CLIP':>8}   {'ComCLIP':>8}   {'delta':>8}")
+    for i, c in enumerate(result.captions):
+        cap = c.caption if len(c.caption) <= width else c.caption[: width - 3] + "..."
+        mark_a = "*" if i == result.best_clip else " "
+        mark_b = "*" if i == result.best_comclip else " "
+        lines.append(f"{i + 1:>3}  {cap:<{width}}  {c.clip_score:8.4f}{mark_a}  {c.comclip_score:8.4f}{mark_b}  "
+                     f"{c.delta:+8.4f}")
+        ungrounded = [comp.text for comp in c.components if comp.kind == "entity" and not comp.grounded]
+        if not c.components:
+            lines.append(f"     {'':<{width}}  (no entities parsed: ComCLIP = CLIP)")
+        elif ungrounded:
+            lines.append(f"     {'':<{width}}  (not found in the image, whole image used: {', '.join(ungrounded)})")
+        if c.truncated:
+            lines.append(f"     {'':<{width}}  (caption longer than the text encoder reads: truncated)")
+    lines.append("* best under each method")
+    return "\n".join(lines)

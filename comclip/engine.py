@@ -1,0 +1,397 @@
+"""The ComCLIP engine: parse → ground → sub-images → one batched encoder pass → compose.
+
+``ComCLIP.match(image, captions)`` scores one image against several captions;
+``ComCLIP.match_batch(items)`` scores many (image, captions) items with one image-encoder pass
+and one text-encoder pass for all of them. Every stage is a function over plain values; this
+module only orchestrates, batches and caches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from comclip import parse as parsing
+from comclip import subimage
+from comclip.encoders import Encoder
+from comclip.errors import InputError
+from comclip.formula import WEIGHTINGS, compose
+from comclip.graph import SceneGraph
+from comclip.ground import Detector, PhraseBoxes
+from comclip.images import LoadedImage, load_image
+from comclip.models import Preset, describe, get_preset, load_detector, load_encoder, resolve_device
+
+RELATION_TEXTS = ("predicate", "triple")
+TEXT_CACHE_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class Options:
+    """How ComCLIP is computed. Defaults follow the paper."""
+
+    weighting: str = "softmax"  # softmax (paper) | sum (official code)
+    relation_text: str = "predicate"  # predicate (paper) | triple ("subject predicate object")
+    subimage: str = "blackout"  # blackout (paper) | crop
+    relations: bool = True  # include relation components
+    parser: str = "auto"  # auto | rules | spacy | llm
+    box_threshold: float | None = None  # None: the preset's
+    text_threshold: float | None = None  # None: the preset's
+    boxes_per_entity: int = 1
+
+    def validate(self) -> Options:
+        if self.weighting not in WEIGHTINGS:
+            raise InputError(f"unknown weighting {self.weighting!r}; choose one of: {', '.join(WEIGHTINGS)}")
+        if self.relation_text not in RELATION_TEXTS:
+            raise InputError(f"unknown relation text {self.relation_text!r}; choose one of: "
+                             f"{', '.join(RELATION_TEXTS)}")
+        if self.subimage not in subimage.SUBIMAGE_MODES:
+            raise InputError(f"unknown sub-image mode {self.subimage!r}; choose one of: "
+                             f"{', '.join(subimage.SUBIMAGE_MODES)}")
+        if self.parser not in parsing.PARSERS:
+            raise InputError(f"unknown parser {self.parser!r}; choose one of: {', '.join(parsing.PARSERS)}")
+        for name in ("box_threshold", "text_threshold"):
+            v = getattr(self, name)
+            if v is not None and not (0.0 <= float(v) <= 1.0):
+                raise InputError(f"{name.replace('_', ' ')} must be between 0 and 1, got {v}")
+        if not isinstance(self.boxes_per_entity, int) or self.boxes_per_entity < 1:
+            raise InputError(f"boxes per entity must be a whole number >= 1, got {self.boxes_per_entity}")
+        return self
+
+    def updated(self, **changes: Any) -> Options:
+        unknown = set(changes) - set(self.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return replace(self, **{k: v for k, v in changes.items() if v is not None}).validate()
+
+
+# -- results ------------------------------------------------------------------------------------
+
+@dataclass
+class Component:
+    kind: str  # "entity" | "relation"
+    ref: str  # entity id ("e0") or relation index ("r0")
+    text: str  # what was encoded as t_i
+    boxes: list[list[float]]
+    box_scores: list[float]
+    grounded: bool
+    similarity: float  # cos(t_i, v_i)
+    weight: float
+    loo_score: float  # ComCLIP score without this component
+    image_embedding: np.ndarray | None = field(default=None, repr=False)
+    text_embedding: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self, embeddings: bool = False) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in ("kind", "ref", "text", "boxes", "box_scores", "grounded",
+                                           "similarity", "weight", "loo_score")}
+        if embeddings:
+            d["image_embedding"] = _as_list(self.image_embedding)
+            d["text_embedding"] = _as_list(self.text_embedding)
+        return d
+
+
+@dataclass
+class CaptionResult:
+    caption: str
+    clip_score: float
+    comclip_score: float
+    graph: SceneGraph
+    components: list[Component]
+    truncated: bool = False  # longer than the text encoder reads
+    text_embedding: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def delta(self) -> float:
+        return self.comclip_score - self.clip_score
+
+    def to_dict(self, embeddings: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {"caption": self.caption, "clip_score": self.clip_score,
+                             "comclip_score": self.comclip_score, "truncated": self.truncated,
+                             "graph": self.graph.to_dict(),
+                             "components": [c.to_dict(embeddings) for c in self.components]}
+        if embeddings:
+            d["text_embedding"] = _as_list(self.text_embedding)
+        return d
+
+
+@dataclass
+class MatchResult:
+    image_path: str | None
+    width: int
+    height: int
+    captions: list[CaptionResult]
+    preset: str
+    models: dict[str, Any]
+    options: Options
+    logit_scale: float
+    timings_ms: dict[str, float]
+    global_image_embedding: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def best_clip(self) -> int:
+        return int(np.argmax([c.clip_score for c in self.captions]))
+
+    @property
+    def best_comclip(self) -> int:
+        return int(np.argmax([c.comclip_score for c in self.captions]))
+
+    def to_dict(self, embeddings: bool = False) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "image": {"path": self.image_path, "width": self.width, "height": self.height},
+            "preset": self.preset,
+            "models": self.models,
+            "options": asdict(self.options),
+            "captions": [c.to_dict(embeddings) for c in self.captions],
+            "best": {"clip": self.best_clip, "comclip": self.best_comclip},
+            "timings_ms": self.timings_ms,
+        }
+        if embeddings:
+            d["logit_scale"] = self.logit_scale
+            d["global_image_embedding"] = _as_list(self.global_image_embedding)
+        return d
+
+
+def _as_list(x: np.ndarray | None) -> list[float] | None:
+    return None if x is None else [float(v) for v in x]
+
+
+# -- pure planning ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    """One component before encoding: what text to encode and which entities' boxes it covers."""
+
+    kind: str
+    ref: str
+    text: str
+    entity_ids: tuple[str, ...]
+
+
+def plan_components(graph: SceneGraph, options: Options) -> list[ComponentPlan]:
+    """Entities first (in graph order), then relations (if enabled)."""
+    plans = [ComponentPlan("entity", e.id, e.phrase, (e.id,)) for e in graph.entities]
+    if options.relations:
+        for i, r in enumerate(graph.relations):
+            text = r.predicate if options.relation_text == "predicate" else graph.triple_text(r)
+            ids = (r.subject,) if r.object is None else (r.subject, r.object)
+            plans.append(ComponentPlan("relation", f"r{i}", text, ids))
+    return plans
+
+
+def component_region(plan: ComponentPlan, graph: SceneGraph, detections: dict[str, PhraseBoxes]
+                     ) -> tuple[subimage.Region, bool, list[float]]:
+    """The component's region, whether it is grounded (every entity it covers has a box), and the
+    detector scores of its boxes. An ungrounded component is the whole image, with no boxes."""
+    found = [detections.get(graph.entity(eid).phrase) for eid in plan.entity_ids]
+    if not all(f is not None and f.grounded for f in found):
+        return subimage.Region(), False, []
+    region = subimage.union(subimage.Region(f.boxes) for f in found)  # type: ignore[union-attr]
+    return region, True, [s for f in found for s in f.scores]  # type: ignore[union-attr]
+
+
+def check_captions(captions: Sequence[str]) -> list[str]:
+    if isinstance(captions, str):
+        captions = [captions]
+    if not captions:
+        raise InputError("no captions given")
+    out = []
+    for i, c in enumerate(captions):
+        if not isinstance(c, str):
+            raise InputError(f"caption {i + 1} is not text")
+        if not c.strip():
+            raise InputError(f"caption {i + 1} is empty")
+        out.append(" ".join(c.split()))
+    return out
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+ImageInput = str | bytes | Image.Image | LoadedImage
+
+
+@dataclass
+class _Item:
+    image: LoadedImage
+    captions: list[str]
+    graphs: list[SceneGraph]
+    detections: dict[str, PhraseBoxes] = field(default_factory=dict)
+
+
+class ComCLIP:
+    """Frozen image–text model + open-vocabulary detector + the ComCLIP composition."""
+
+    def __init__(self, encoder: Encoder, detector: Detector, options: Options | None = None, *,
+                 preset: Preset | None = None) -> None:
+        self.encoder = encoder
+        self.detector = detector
+        self.options = (options or Options()).validate()
+        self.preset = preset
+        self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._parse_cache: OrderedDict[tuple[str, str], SceneGraph] = OrderedDict()
+
+    @classmethod
+    def from_preset(cls, name: str = "default", *, device: str | torch.device | None = "auto",
+                    **options: Any) -> ComCLIP:
+        """Load a preset's models (``default``, ``large``, ``tiny``) on a device."""
+        preset = get_preset(name)
+        opts = Options().updated(**options)
+        dev = resolve_device(device)
+        encoder = load_encoder(preset.encoder, dev, preset)
+        detector = load_detector(preset.detector, dev, preset)
+        return cls(encoder, detector, opts, preset=preset)
+
+    @property
+    def preset_name(self) -> str:
+        return self.preset.name if self.preset else "custom"
+
+    def models(self) -> dict[str, Any]:
+        if self.preset is not None:
+            return describe(self.preset)
+        return {"encoder": self.encoder.name, "detector": getattr(self.detector, "name", type(self.detector).__name__)}
+
+    # -- caches -------------------------------------------------------------------------------
+    def parse(self, caption: str, parser: str | None = None) -> SceneGraph:
+        key = (parser or self.options.parser, caption)
+        graph = self._parse_cache.get(key)
+        if graph is None:
+            graph = parsing.parse(caption, key[0])
+            self._parse_cache[key] = graph
+            if len(self._parse_cache) > TEXT_CACHE_SIZE:
+                self._parse_cache.popitem(last=False)
+        return graph
+
+    def encode_texts(self, texts: Iterable[str]) -> dict[str, torch.Tensor]:
+        """Embeddings of texts: cached ones from the LRU cache, the rest in ONE encoder pass."""
+        wanted = list(dict.fromkeys(texts))
+        missing = [t for t in wanted if t not in self._text_cache]
+        if missing:
+            for t, v in zip(missing, self.encoder.encode_texts(missing), strict=True):
+                self._text_cache[t] = v
+        out = {}
+        for t in wanted:
+            self._text_cache.move_to_end(t)
+            out[t] = self._text_cache[t]
+        while len(self._text_cache) > TEXT_CACHE_SIZE:
+            self._text_cache.popitem(last=False)
+        return out
+
+    # -- public API ---------------------------------------------------------------------------
+    def match(self, image: ImageInput, captions: Sequence[str], graphs: Sequence[SceneGraph | None] | None = None,
+              **options: Any) -> MatchResult:
+        """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing."""
+        return self.match_batch([(image, captions, graphs)], **options)[0]
+
+    def match_batch(self, items: Sequence[tuple[ImageInput, Sequence[str]] |
+                                          tuple[ImageInput, Sequence[str], Sequence[SceneGraph | None] | None]],
+                    **options: Any) -> list[MatchResult]:
+        """Score many (image, captions[, graphs]) items with one image pass and one text pass."""
+        opts = self.options.updated(**options) if options else self.options
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = timings.get(stage, 0.0) + (now - clock) * 1000.0
+            clock = now
+
+        prepared = [self._prepare(item, opts) for item in items]
+        lap("parse")
+        for it in prepared:
+            phrases = [e.phrase for g in it.graphs for e in g.entities]
+            it.detections = self._detect(it.image.image, phrases, opts) if phrases else {}
+        lap("ground")
+
+        # Sub-images, de-duplicated per image; key None is the global image itself.
+        pixel_index: dict[tuple[int, Any], int] = {}
+        to_render: list[tuple[int, subimage.Region]] = []
+        for i in range(len(prepared)):
+            pixel_index[(i, None)] = len(to_render)
+            to_render.append((i, subimage.Region()))
+        plans_per_caption: list[list[list[tuple[ComponentPlan, subimage.Region, bool, list[float], int]]]] = []
+        for i, it in enumerate(prepared):
+            w, h = it.image.width, it.image.height
+            per_caption = []
+            for g in it.graphs:
+                rows = []
+                for plan in plan_components(g, opts):
+                    region, grounded, scores = component_region(plan, g, it.detections)
+                    key = (i, region.key(w, h))
+                    if key not in pixel_index:
+                        pixel_index[key] = len(to_render)
+                        to_render.append((i, region))
+                    rows.append((plan, region, grounded, scores, pixel_index[key]))
+                per_caption.append(rows)
+            plans_per_caption.append(per_caption)
+        images = [subimage.render(prepared[i].image.image, region, opts.subimage) for i, region in to_render]
+        lap("subimages")
+        image_emb = self.encoder.encode_images(images)
+        lap("encode_images")
+        texts = [c for it in prepared for c in it.captions]
+        texts += [plan.text for pc in plans_per_caption for rows in pc for plan, *_ in rows]
+        text_emb = self.encode_texts(texts)
+        lap("encode_texts")
+
+        results = []
+        scale = float(self.encoder.logit_scale)
+        image_np = image_emb.float().cpu().numpy()
+        for i, it in enumerate(prepared):
+            g_idx = pixel_index[(i, None)]
+            caption_results = []
+            for caption, graph, rows in zip(it.captions, it.graphs, plans_per_caption[i], strict=True):
+                t = text_emb[caption]
+                idx = [r[4] for r in rows]
+                t_i = torch.stack([text_emb[r[0].text] for r in rows]) if rows else t.new_zeros(0, t.shape[-1])
+                comp = compose(t, image_emb[g_idx], t_i, image_emb[idx], scale, opts.weighting)
+                components = []
+                for k, (plan, region, grounded, scores, pix) in enumerate(rows):
+                    components.append(Component(
+                        kind=plan.kind, ref=plan.ref, text=plan.text,
+                        boxes=[list(b) for b in region.boxes], box_scores=scores,
+                        grounded=grounded, similarity=comp.similarities[k], weight=comp.weights[k],
+                        loo_score=comp.loo_scores[k], image_embedding=image_np[pix],
+                        text_embedding=t_i[k].float().cpu().numpy()))
+                caption_results.append(CaptionResult(
+                    caption=caption, clip_score=comp.clip_score, comclip_score=comp.comclip_score, graph=graph,
+                    components=components, truncated=self.encoder.count_tokens(caption) > self.encoder.context_length,
+                    text_embedding=t.float().cpu().numpy()))
+            results.append(MatchResult(
+                image_path=it.image.path, width=it.image.width, height=it.image.height, captions=caption_results,
+                preset=self.preset_name, models=self.models(), options=opts, logit_scale=scale, timings_ms={},
+                global_image_embedding=image_np[g_idx]))
+        lap("compose")
+        timings["total"] = sum(timings.values())
+        for r in results:
+            r.timings_ms = {k: round(v, 3) for k, v in timings.items()}
+        return results
+
+    # -- stages -------------------------------------------------------------------------------
+    def _prepare(self, item: tuple, opts: Options) -> _Item:
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+            raise InputError("each item must be (image, captions) or (image, captions, graphs)")
+        image, captions = item[0], check_captions(item[1])
+        graphs_in = item[2] if len(item) == 3 else None
+        loaded = image if isinstance(image, LoadedImage) else load_image(image)
+        if graphs_in is None:
+            graphs_in = [None] * len(captions)
+        if len(graphs_in) != len(captions):
+            raise InputError(f"{len(graphs_in)} graphs given for {len(captions)} captions")
+        graphs = []
+        for caption, g in zip(captions, graphs_in, strict=True):
+            if g is None:
+                graphs.append(self.parse(caption, opts.parser))
+            elif isinstance(g, SceneGraph):
+                graphs.append(g)
+            else:
+                graphs.append(SceneGraph.from_dict(g, caption=caption))
+        return _Item(loaded, captions, graphs)
+
+    def _detect(self, image: Image.Image, phrases: list[str], opts: Options) -> dict[str, PhraseBoxes]:
+        return self.detector.detect(image, phrases, box_threshold=opts.box_threshold,
+                                    text_threshold=opts.text_threshold, boxes_per_entity=opts.boxes_per_entity)

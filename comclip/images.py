@@ -1,0 +1,123 @@
+"""Loading user images robustly: odd colour modes, EXIF rotation, animation, size limits.
+
+Every failure is one :class:`~comclip.errors.InputError` with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from comclip.errors import InputError
+
+#: Images with more pixels than this are refused (about 100 megapixels, e.g. 10000 x 10000).
+MAX_PIXELS = 100_000_000
+#: Files larger than this are refused before decoding.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+# We do our own, clearer size check; PIL's bomb check would otherwise fire first with its own text.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An RGB image ready for the engine, with where it came from."""
+
+    image: Image.Image
+    path: str | None = None
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+def _describe(source: object) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else "the image"
+
+
+def _open(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        fp: object = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"image file not found: {path}")
+        if path.is_dir():
+            raise InputError(f"{path} is a folder, not an image file")
+        size = path.stat().st_size
+        if size == 0:
+            raise InputError(f"image file is empty: {path}")
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"image file is too large: {path} ({size / 2**20:.0f} MiB; limit "
+                             f"{MAX_FILE_BYTES / 2**20:.0f} MiB)")
+        fp = path
+    try:
+        return Image.open(fp)  # type: ignore[arg-type]
+    except UnidentifiedImageError:
+        raise InputError(f"not an image file (format not recognised): {_describe(source)}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read image {_describe(source)}: {exc}") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; transparency is composited on white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            arr = arr / 257.0
+        else:
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: int | None = None) -> LoadedImage:
+    """Open, size-check, decode, EXIF-rotate and convert an image to RGB.
+
+    Accepts a path, raw bytes or a PIL image. Animated images give their first frame.
+    ``max_pixels`` defaults to :data:`MAX_PIXELS`.
+    """
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    path = str(source) if isinstance(source, (str, os.PathLike)) else None
+    img = _open(source)
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise InputError(f"image has no pixels: {_describe(source)}")
+    if w * h > max_pixels:
+        raise InputError(f"image is too large: {_describe(source)} is {w}x{h} = {w * h / 1e6:.0f} megapixels "
+                         f"(limit {max_pixels / 1e6:.0f} megapixels); downscale it first")
+    try:
+        if getattr(img, "is_animated", False):
+            img.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+        rgb = to_rgb(img)
+        rgb.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cannot decode image {_describe(source)} (truncated or corrupt?): {exc}") from None
+    if rgb is img and not isinstance(source, Image.Image):
+        rgb = rgb.copy()
+    return LoadedImage(rgb, path)

@@ -1,0 +1,343 @@
+"""Presets (names → models), device choice, and loading with clear failures.
+
+=========  =========================================  ==================================
+preset     image–text model                           detector
+=========  =========================================  ==================================
+default    open_clip ``ViT-B-32-quickgelu``/``openai``  ``IDEA-Research/grounding-dino-tiny``
+large      open_clip ``ViT-L-14-quickgelu``/``openai``  ``IDEA-Research/grounding-dino-base``
+tiny       seeded random tiny CLIP (built offline)    seeded random tiny Grounding DINO
+=========  =========================================  ==================================
+
+Real weights come from the Hugging Face hub and are cached there (``HF_HOME``). Without network
+and without a cached copy, loading fails at once with one :class:`ModelUnavailableError` naming the
+model and the remedy — never a traceback, never a silent fallback.
+
+The ``tiny`` preset is for tests and for trying the UI offline: its weights are random, so its
+scores mean nothing. Its models are built from configs in code with a fixed seed, saved once to
+``~/.cache/comclip/`` and loaded back through the same ``from_pretrained`` path as real ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import string
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+
+from comclip.encoders import Encoder, HFCLIPEncoder, OpenCLIPEncoder
+from comclip.errors import InputError, ModelUnavailableError
+from comclip.ground import GroundingDINO
+
+TINY_SEED = 1234
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    backend: str  # "open_clip" | "hf_clip"
+    model: str
+    pretrained: str | None = None
+    #: A model config registered with open_clip before building (for offline architectures).
+    config: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}:{self.model}" + (f"/{self.pretrained}" if self.pretrained else " (random)")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    model: str  # hub id, or "tiny" for the offline random model
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    #: Image size the processor resizes to (None: the model's own setting).
+    size: dict[str, int] | None = None
+    config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    encoder: EncoderSpec
+    detector: DetectorSpec
+    downloads: str
+    random_weights: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+TINY_CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 32,
+    "quick_gelu": True,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+TINY_DETECTOR_CONFIG: dict[str, Any] = {
+    "backbone": {"image_size": 128, "patch_size": 4, "embed_dim": 16, "depths": [1, 1, 1, 1],
+                 "num_heads": [1, 1, 1, 1], "window_size": 4, "out_features": ["stage2", "stage3", "stage4"]},
+    "text": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+             "max_position_embeddings": 256},
+    "model": {"d_model": 32, "encoder_layers": 1, "decoder_layers": 2, "encoder_ffn_dim": 64,
+              "decoder_ffn_dim": 64, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
+              "num_queries": 30, "num_feature_levels": 3, "max_text_len": 256, "encoder_n_points": 2,
+              "decoder_n_points": 2},
+}
+
+PRESETS: dict[str, Preset] = {
+    "default": Preset(
+        "default", "CLIP ViT-B/32 (OpenAI) + Grounding DINO tiny — the paper's setting",
+        EncoderSpec("open_clip", "ViT-B-32-quickgelu", "openai"),
+        DetectorSpec("IDEA-Research/grounding-dino-tiny"),
+        downloads="about 1.3 GB: open_clip ViT-B-32 OpenAI weights (605 MB, timm/vit_base_patch32_clip_224.openai) "
+                  "+ IDEA-Research/grounding-dino-tiny (689 MB)",
+    ),
+    "large": Preset(
+        "large", "CLIP ViT-L/14 (OpenAI) + Grounding DINO base",
+        EncoderSpec("open_clip", "ViT-L-14-quickgelu", "openai"),
+        DetectorSpec("IDEA-Research/grounding-dino-base"),
+        downloads="about 2.6 GB: open_clip ViT-L-14 OpenAI weights (1.7 GB, timm/vit_large_patch14_clip_224.openai) "
+                  "+ IDEA-Research/grounding-dino-base (933 MB)",
+    ),
+    "tiny": Preset(
+        "tiny", "tiny seeded random models built offline — for tests and trying the UI; scores are meaningless",
+        EncoderSpec("open_clip", "comclip-tiny", None, TINY_CLIP_CONFIG),
+        DetectorSpec("tiny", box_threshold=0.3, text_threshold=0.25,
+                     size={"shortest_edge": 128, "longest_edge": 256}, config=TINY_DETECTOR_CONFIG),
+        downloads="nothing (built from configs in code, cached under ~/.cache/comclip)",
+        random_weights=True,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+# -- device -------------------------------------------------------------------------------------
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` → cuda, else mps, else cpu; an explicit device must exist."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError("device 'mps' was asked for but is not available; use --device cpu")
+    return dev
+
+
+# -- hub access ---------------------------------------------------------------------------------
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP check of the hub endpoint, so offline machines fail in seconds, not minutes."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hub_mode(local: bool = False) -> Iterator[bool]:
+    """Use the network if the hub answers, else the local cache only (no retry loops).
+
+    Library log lines and weight-loading progress bars are silenced meanwhile (our own error says
+    what failed); download progress bars stay.
+    """
+    import huggingface_hub.constants as hub_constants
+    from transformers.utils import logging as hf_logging
+
+    online = False if local else _hub_reachable()
+    logging.disable(logging.ERROR)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    old_env = os.environ.get("HF_HUB_OFFLINE")
+    old_const = hub_constants.HF_HUB_OFFLINE
+    if not online:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield online
+    finally:
+        logging.disable(logging.NOTSET)
+        if bars:
+            hf_logging.enable_progress_bar()
+        hub_constants.HF_HUB_OFFLINE = old_const
+        if old_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old_env
+
+
+def _unavailable(what: str, online: bool, preset: Preset | None, exc: BaseException) -> ModelUnavailableError:
+    reason = " ".join(str(exc).split())[:200]
+    if online:
+        msg = f"could not load {what}: {reason}"
+    else:
+        msg = (f"could not load {what}: it is not in the local Hugging Face cache and the hub cannot be "
+               f"reached (offline). Connect once so it can be downloaded"
+               + (f" ({preset.downloads})" if preset else "")
+               + ", or point HF_HOME at a cache that has it; `--preset tiny` runs offline with random weights")
+    return ModelUnavailableError(msg)
+
+
+# -- tiny models ----------------------------------------------------------------------------------
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("COMCLIP_CACHE", Path.home() / ".cache" / "comclip"))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _register_open_clip_config(name: str, config: dict[str, Any]) -> None:
+    import open_clip
+
+    folder = _cache_root() / "open_clip_configs" / _digest(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config))
+        tmp.replace(path)
+    open_clip.add_model_config(folder)
+
+
+def _tiny_detector_dir(spec: DetectorSpec) -> Path:
+    """Build (once) and save the seeded tiny Grounding DINO; return its folder."""
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    cfg = spec.config or TINY_DETECTOR_CONFIG
+    folder = _cache_root() / f"tiny-grounding-dino-{_digest([cfg, spec.size, TINY_SEED, TINY_VOCAB])}"
+    if (folder / "config.json").exists() and (folder / "done").exists():
+        return folder
+    vocab = {w: i for i, w in enumerate(TINY_VOCAB)}
+    tokenizer = BertTokenizer(vocab=vocab)
+    config = GroundingDinoConfig(backbone_config=SwinConfig(**cfg["backbone"]),
+                                 text_config=BertConfig(vocab_size=len(vocab), **cfg["text"]), **cfg["model"])
+    with _seeded(TINY_SEED):
+        model = GroundingDinoForObjectDetection(config).eval()
+    image_processor = GroundingDinoImageProcessor(size=spec.size or {"shortest_edge": 128, "longest_edge": 256})
+    processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    (tmp / "done").write_text("ok")
+    if not folder.exists():
+        tmp.replace(folder)
+    return folder
+
+
+#: Word-piece vocabulary of the tiny detector: every letter and digit (so no word is [UNK]) plus
+#: common caption words.
+TINY_VOCAB: list[str] = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list(".,;:!?'\"-()/&")
+    + list(string.ascii_lowercase) + list(string.digits)
+    + ["##" + c for c in string.ascii_lowercase + string.digits]
+    + ("a an the some dog dogs cat cats person people man woman child girl boy mug cup grass table chair "
+       "car truck fire bus bike horse bench tree sky water plate bowl ball hat shirt red blue green yellow "
+       "black white brown small large big young old wooden two three on in under next to of top front "
+       "behind near left right holding riding sitting standing").split()
+)
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def load_encoder(spec: EncoderSpec, device: torch.device, preset: Preset | None = None) -> Encoder:
+    """Build the image–text model of a spec on a device."""
+    if spec.backend == "open_clip":
+        import open_clip
+
+        if spec.config is not None:
+            _register_open_clip_config(spec.model, spec.config)
+        with _hub_mode(local=spec.pretrained is None) as online:
+            try:
+                with _seeded(TINY_SEED):
+                    model, _, preprocess = open_clip.create_model_and_transforms(
+                        spec.model, pretrained=spec.pretrained, device="cpu")
+                tokenizer = open_clip.get_tokenizer(spec.model)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise _unavailable(f"open_clip model {spec.model!r} (pretrained {spec.pretrained!r})",
+                                   online, preset, exc) from None
+        return OpenCLIPEncoder(model, preprocess, tokenizer, name=spec.label, device=device)
+    if spec.backend == "hf_clip":
+        from transformers import CLIPModel, CLIPProcessor
+
+        with _hub_mode() as online:
+            try:
+                model = CLIPModel.from_pretrained(spec.model)
+                processor = CLIPProcessor.from_pretrained(spec.model)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise _unavailable(f"Hugging Face CLIP {spec.model!r}", online, preset, exc) from None
+        return HFCLIPEncoder(model, processor, name=spec.label, device=device)
+    raise InputError(f"unknown encoder backend {spec.backend!r}; choose open_clip or hf_clip")
+
+
+def load_detector(spec: DetectorSpec, device: torch.device, preset: Preset | None = None, *,
+                  box_threshold: float | None = None, text_threshold: float | None = None,
+                  boxes_per_entity: int = 1) -> GroundingDINO:
+    """Load Grounding DINO (hub id or the offline tiny one) as a Detector."""
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+    with _hub_mode(local=spec.model == "tiny") as online:
+        source = str(_tiny_detector_dir(spec)) if spec.model == "tiny" else spec.model
+        try:
+            model = AutoModelForZeroShotObjectDetection.from_pretrained(source)
+            processor = AutoProcessor.from_pretrained(source)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise _unavailable(f"Grounding DINO {spec.model!r}", online, preset, exc) from None
+    if spec.size is not None and spec.model != "tiny":
+        processor.image_processor.size = dict(spec.size)
+    return GroundingDINO(
+        model, processor, device=device, name=spec.model,
+        box_threshold=spec.box_threshold if box_threshold is None else box_threshold,
+        text_threshold=spec.text_threshold if text_threshold is None else text_threshold,
+        boxes_per_entity=boxes_per_entity)
+
+
+def describe(preset: Preset) -> dict[str, Any]:
+    """What a result records about the models that produced it."""
+    return {"encoder": preset.encoder.label, "detector": preset.detector.model,
+            "random_weights": preset.random_weights, "detector_spec": asdict(preset.detector) | {"config": None}}

@@ -1,0 +1,38 @@
+"""Shared fixtures: the seeded tiny engine (built once per session) and small images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+EXAMPLE_IMAGE = ASSETS / "examples" / "mug_in_grass.png"
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("comclip-cache")
+    os.environ["COMCLIP_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(cache_dir: Path):
+    from comclip.engine import ComCLIP
+
+    return ComCLIP.from_preset("tiny", device="cpu", parser="rules")
+
+
+@pytest.fixture
+def noise_image() -> Image.Image:
+    rng = np.random.RandomState(0)
+    return Image.fromarray((rng.rand(240, 320, 3) * 255).astype(np.uint8), "RGB")

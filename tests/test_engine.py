@@ -1,0 +1,171 @@
+"""The engine on the seeded tiny preset: batching, caching, grounding paths, determinism."""
+
+import numpy as np
+import pytest
+
+from comclip.engine import ComCLIP, Options, plan_components
+from comclip.errors import InputError
+from comclip.graph import Entity, Relation, SceneGraph
+from comclip.images import load_image
+
+from .conftest import ASSETS, EXAMPLE_IMAGE
+
+MUG = SceneGraph("a mug in some grass", (Entity("e0", "mug"), Entity("e1", "grass")), (Relation("e0", "in", "e1"),))
+GRASS = SceneGraph("some grass in a mug", (Entity("e0", "grass"), Entity("e1", "mug")), (Relation("e0", "in", "e1"),))
+CAPTIONS = [MUG.caption, GRASS.caption]
+
+
+def _scores(result):
+    return [(c.clip_score, c.comclip_score, [(k.similarity, k.weight, k.loo_score) for k in c.components])
+            for c in result.captions]
+
+
+def test_result_shape_and_components(tiny_engine):
+    r = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
+    assert (r.width, r.height) == (640, 480)
+    assert len(r.captions) == 2
+    kinds = [(c.kind, c.ref, c.text) for c in r.captions[0].components]
+    assert kinds == [("entity", "e0", "mug"), ("entity", "e1", "grass"), ("relation", "r0", "in")]
+    for cap in r.captions:
+        assert sum(c.weight for c in cap.components) == pytest.approx(1.0, abs=1e-5)
+        assert all(c.grounded and c.boxes for c in cap.components)  # the tiny preset does find boxes
+        rel = cap.components[2]
+        assert sorted(map(tuple, rel.boxes)) == sorted(map(tuple, cap.components[0].boxes + cap.components[1].boxes))
+    assert r.best_clip in (0, 1) and r.best_comclip in (0, 1)
+    assert set(r.timings_ms) >= {"parse", "ground", "subimages", "encode_images", "encode_texts", "compose", "total"}
+
+
+def test_match_batch_equals_individual_matches(tiny_engine, noise_image):
+    items = [(EXAMPLE_IMAGE, CAPTIONS), (noise_image, ["a red mug on a table", "two dogs"]),
+             (ASSETS / "examples" / "cat_on_box.png", ["a cat sitting on a box", "a box sitting on a cat"])]
+    batch = tiny_engine.match_batch(items)
+    for item, got in zip(items, batch, strict=True):
+        alone = tiny_engine.match(*item)
+        np.testing.assert_allclose(np.array([s[:2] for s in _scores(got)]), np.array([s[:2] for s in _scores(alone)]),
+                                   atol=1e-5)
+        for a, b in zip(_scores(got), _scores(alone), strict=True):
+            np.testing.assert_allclose(np.array(a[2]), np.array(b[2]), atol=1e-5)
+
+
+def test_one_detector_pass_per_image_and_one_encoder_pass(tiny_engine, noise_image, monkeypatch):
+    calls = {"images": 0, "n": 0}
+    original = tiny_engine.encoder.encode_images
+
+    def counting(images):
+        calls["images"] += 1
+        calls["n"] += len(images)
+        return original(images)
+
+    monkeypatch.setattr(tiny_engine.encoder, "encode_images", counting)
+    before = tiny_engine.detector.forward_passes
+    tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS), (noise_image, CAPTIONS)], parser="rules")
+    assert tiny_engine.detector.forward_passes - before == 2
+    assert calls["images"] == 1
+    # per image: global + mug + grass + union(mug, grass) shared by both captions' relations = 4 at most
+    assert calls["n"] <= 8
+
+
+def test_text_embeddings_are_cached(tiny_engine, monkeypatch):
+    tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
+    seen = []
+    original = tiny_engine.encoder.encode_texts
+    monkeypatch.setattr(tiny_engine.encoder, "encode_texts", lambda texts: seen.append(list(texts)) or original(texts))
+    tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
+    assert seen == []
+
+
+def test_no_components_equals_clip(tiny_engine):
+    empty = SceneGraph("hello there", (), ())
+    r = tiny_engine.match(EXAMPLE_IMAGE, ["hello there"], [empty])
+    assert r.captions[0].components == []
+    assert r.captions[0].comclip_score == r.captions[0].clip_score
+
+
+def test_ungrounded_components_use_the_whole_image(tiny_engine):
+    r = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], box_threshold=1.0)
+    for cap in r.captions:
+        for comp in cap.components:
+            assert not comp.grounded and comp.boxes == [] and comp.box_scores == []
+            np.testing.assert_allclose(comp.image_embedding, r.global_image_embedding, atol=1e-6)
+
+
+def test_softmax_and_sum_give_different_weights(tiny_engine):
+    a = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], weighting="softmax")
+    b = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], weighting="sum")
+    wa = [c.weight for c in a.captions[0].components]
+    wb = [c.weight for c in b.captions[0].components]
+    sims = np.array([c.similarity for c in b.captions[0].components])
+    np.testing.assert_allclose(wb, sims / sims.sum(), atol=1e-5)
+    assert not np.allclose(wa, wb)
+
+
+def test_relation_text_triple_and_no_relations(tiny_engine):
+    r = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], relation_text="triple")
+    assert r.captions[0].components[2].text == "mug in grass"
+    r = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], relations=False)
+    assert [c.kind for c in r.captions[0].components] == ["entity", "entity"]
+
+
+def test_crop_mode_changes_subimage_embeddings(tiny_engine):
+    a = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], subimage="blackout")
+    b = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], subimage="crop")
+    assert a.captions[0].clip_score == pytest.approx(b.captions[0].clip_score)
+    assert not np.allclose(a.captions[0].components[0].image_embedding, b.captions[0].components[0].image_embedding)
+
+
+def test_determinism_across_fresh_engines(tiny_engine):
+    other = ComCLIP.from_preset("tiny", device="cpu", parser="rules")
+    a = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
+    b = other.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
+    assert _scores(a) == _scores(b)
+
+
+def test_graph_dicts_are_accepted_and_validated(tiny_engine):
+    r = tiny_engine.match(EXAMPLE_IMAGE, [MUG.caption], [MUG.to_dict()])
+    assert r.captions[0].graph == MUG
+    bad = {"caption": "x", "entities": [{"id": "e0", "name": "mug"}],
+           "relations": [{"subject": "e0", "predicate": "in", "object": "e9"}]}
+    with pytest.raises(InputError, match="e9"):
+        tiny_engine.match(EXAMPLE_IMAGE, ["x"], [bad])
+
+
+@pytest.mark.parametrize("captions, message", [([], "no captions"), (["ok", "  "], "caption 2 is empty")])
+def test_bad_captions(tiny_engine, captions, message):
+    with pytest.raises(InputError, match=message):
+        tiny_engine.match(EXAMPLE_IMAGE, captions)
+
+
+def test_bad_options(tiny_engine):
+    with pytest.raises(InputError, match="weighting"):
+        tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, weighting="max")
+    with pytest.raises(InputError, match="unknown option"):
+        tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, colour="red")
+    with pytest.raises(InputError, match="between 0 and 1"):
+        Options(box_threshold=2.0).validate()
+
+
+def test_overlong_caption_is_flagged(tiny_engine):
+    long = "a mug in some grass " * 30
+    r = tiny_engine.match(EXAMPLE_IMAGE, [long], [SceneGraph(long.strip(), (Entity("e0", "mug"),), ())])
+    assert r.captions[0].truncated
+
+
+def test_plan_components_order():
+    plans = plan_components(MUG, Options(relation_text="triple"))
+    assert [(p.kind, p.text, p.entity_ids) for p in plans] == [
+        ("entity", "mug", ("e0",)), ("entity", "grass", ("e1",)), ("relation", "mug in grass", ("e0", "e1"))]
+
+
+def test_intransitive_relation_uses_subject_region(tiny_engine):
+    g = SceneGraph("a person sits", (Entity("e0", "person"),), (Relation("e0", "sit", None),))
+    r = tiny_engine.match(EXAMPLE_IMAGE, [g.caption], [g])
+    ent, rel = r.captions[0].components
+    assert rel.boxes == ent.boxes and rel.grounded
+    np.testing.assert_allclose(rel.image_embedding, ent.image_embedding)
+
+
+def test_parsed_captions_flow_through(tiny_engine):
+    r = tiny_engine.match(load_image(EXAMPLE_IMAGE), ["a red mug in the green grass"])
+    g = r.captions[0].graph
+    assert [e.name for e in g.entities] == ["mug", "grass"]
+    assert [c.text for c in r.captions[0].components][:2] == ["red mug", "green grass"]

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from comclip.subimage import Region, blackout, crop, pixel_box, region_mask, render, union
+
+
+def _ramp(w: int = 10, h: int = 8) -> Image.Image:
+    arr = np.arange(w * h * 3, dtype=np.uint32).reshape(h, w, 3) % 251 + 1  # no zero pixel
+    return Image.fromarray(arr.astype(np.uint8), "RGB")
+
+
+def test_pixel_box_floor_ceil_and_clip():
+    assert pixel_box((1.2, 2.7, 4.1, 5.0), 10, 8) == (1, 2, 5, 5)
+    assert pixel_box((-3, -1, 20, 30), 10, 8) == (0, 0, 10, 8)
+    assert pixel_box((5, 5, 4, 4), 10, 8) == (5, 5, 5, 5)  # inverted -> empty
+
+
+def test_blackout_is_pixel_exact():
+    img = _ramp()
+    out = np.asarray(blackout(img, Region(((1.2, 2.7, 4.1, 5.0),))))
+    src = np.asarray(img)
+    expected = np.zeros_like(src)
+    expected[2:5, 1:5] = src[2:5, 1:5]
+    assert out.shape == src.shape
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_blackout_two_boxes_keeps_both_and_nothing_else():
+    img = _ramp()
+    out = np.asarray(blackout(img, Region(((0, 0, 2, 2), (7, 5, 10, 8)))))
+    mask = np.zeros((8, 10), bool)
+    mask[0:2, 0:2] = True
+    mask[5:8, 7:10] = True
+    src = np.asarray(img)
+    np.testing.assert_array_equal(out[mask], src[mask])
+    assert (out[~mask] == 0).all()
+
+
+def test_union_mask_is_or_of_masks():
+    a, b = Region(((0, 0, 3, 3),)), Region(((2, 2, 6, 5),))
+    np.testing.assert_array_equal(region_mask(union([a, b]), 10, 8), region_mask(a, 10, 8) | region_mask(b, 10, 8))
+
+
+def test_union_with_whole_is_whole():
+    assert union([Region(((0, 0, 3, 3),)), Region()]).whole
+
+
+def test_whole_region_returns_image_itself():
+    img = _ramp()
+    assert blackout(img, Region()) is img
+    assert crop(img, Region()) is img
+    assert Region(((0, 0, 10, 8),)).key(10, 8) is None  # a box covering everything is the whole image
+
+
+def test_crop_is_bounding_rectangle_of_boxes():
+    img = _ramp()
+    out = crop(img, Region(((1, 1, 3, 2), (5.5, 4, 7, 6.2))))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(img)[1:7, 1:7])
+
+
+def test_render_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="blackout, crop"):
+        render(_ramp(), Region(((0, 0, 1, 1),)), "blur")
+
+
+def test_key_dedupes_equivalent_boxes():
+    a = Region(((1.2, 2.7, 4.1, 5.0), (1.0, 2.0, 4.5, 4.9)))
+    b = Region(((1.0, 2.0, 5.0, 5.0),))
+    assert a.key(10, 8) == b.key(10, 8)
