@@ -56,12 +56,15 @@ class EncoderSpec:
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    model: str  # hub id, or "tiny" for the offline random model
+    model: str  # hub id, or a name for a random model built offline from ``config``
     box_threshold: float = 0.35
     text_threshold: float = 0.25
     #: Image size the processor resizes to (None: the model's own setting).
     size: dict[str, int] | None = None
+    #: Build a seeded random model from this config instead of loading ``model`` from the hub.
     config: dict[str, Any] | None = None
+    #: With ``config``: save the built model once and load it back through ``from_pretrained``.
+    roundtrip: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,18 @@ TINY_DETECTOR_CONFIG: dict[str, Any] = {
               "decoder_n_points": 2},
 }
 
+_BERT_BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+              "max_position_embeddings": 512}
+#: The geometry of IDEA-Research/grounding-dino-tiny and -base (transformers' defaults are -tiny's).
+ARCH_DETECTOR_CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny": {"backbone": {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "window_size": 7,
+                          "out_features": ["stage2", "stage3", "stage4"]},
+             "text": _BERT_BASE, "model": {}},
+    "base": {"backbone": {"image_size": 384, "embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32],
+                          "window_size": 12, "out_features": ["stage2", "stage3", "stage4"]},
+             "text": _BERT_BASE, "model": {}},
+}
+
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         "default", "CLIP ViT-B/32 (OpenAI) + Grounding DINO tiny — the paper's setting",
@@ -111,10 +126,26 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny", "tiny seeded random models built offline — for tests and trying the UI; scores are meaningless",
         EncoderSpec("open_clip", "comclip-tiny", None, TINY_CLIP_CONFIG),
-        DetectorSpec("tiny", box_threshold=0.3, text_threshold=0.25,
+        DetectorSpec("tiny-grounding-dino", box_threshold=0.3, text_threshold=0.25,
                      size={"shortest_edge": 128, "longest_edge": 256}, config=TINY_DETECTOR_CONFIG),
         downloads="nothing (built from configs in code, cached under ~/.cache/comclip)",
         random_weights=True,
+    ),
+    "arch-b32": Preset(
+        "arch-b32", "real-size ViT-B/32 + Grounding DINO tiny geometry (Swin-T, BERT-base) with random weights — "
+        "for speed benchmarks",
+        EncoderSpec("open_clip", "ViT-B-32-quickgelu", None),
+        DetectorSpec("random-grounding-dino-tiny", box_threshold=0.0, text_threshold=0.0,
+                     config=ARCH_DETECTOR_CONFIGS["tiny"], roundtrip=False),
+        downloads="nothing (random weights)", random_weights=True,
+    ),
+    "arch-l14": Preset(
+        "arch-l14", "real-size ViT-L/14 + Grounding DINO base geometry (Swin-B, BERT-base) with random weights — "
+        "for speed benchmarks",
+        EncoderSpec("open_clip", "ViT-L-14-quickgelu", None),
+        DetectorSpec("random-grounding-dino-base", box_threshold=0.0, text_threshold=0.0,
+                     config=ARCH_DETECTOR_CONFIGS["base"], roundtrip=False),
+        downloads="nothing (random weights)", random_weights=True,
     ),
 }
 
@@ -236,8 +267,8 @@ def _register_open_clip_config(name: str, config: dict[str, Any]) -> None:
     open_clip.add_model_config(folder)
 
 
-def _tiny_detector_dir(spec: DetectorSpec) -> Path:
-    """Build (once) and save the seeded tiny Grounding DINO; return its folder."""
+def _build_random_detector(spec: DetectorSpec) -> tuple[Any, Any]:
+    """A seeded random Grounding DINO (model, processor) from ``spec.config``."""
     from transformers import (
         BertConfig,
         BertTokenizer,
@@ -249,17 +280,22 @@ def _tiny_detector_dir(spec: DetectorSpec) -> Path:
     )
 
     cfg = spec.config or TINY_DETECTOR_CONFIG
-    folder = _cache_root() / f"tiny-grounding-dino-{_digest([cfg, spec.size, TINY_SEED, TINY_VOCAB])}"
-    if (folder / "config.json").exists() and (folder / "done").exists():
-        return folder
     vocab = {w: i for i, w in enumerate(TINY_VOCAB)}
     tokenizer = BertTokenizer(vocab=vocab)
     config = GroundingDinoConfig(backbone_config=SwinConfig(**cfg["backbone"]),
                                  text_config=BertConfig(vocab_size=len(vocab), **cfg["text"]), **cfg["model"])
     with _seeded(TINY_SEED):
         model = GroundingDinoForObjectDetection(config).eval()
-    image_processor = GroundingDinoImageProcessor(size=spec.size or {"shortest_edge": 128, "longest_edge": 256})
-    processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    image_processor = GroundingDinoImageProcessor(**({"size": spec.size} if spec.size else {}))
+    return model, GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+
+
+def _random_detector_dir(spec: DetectorSpec) -> Path:
+    """Build (once) and save a seeded random Grounding DINO; return its folder."""
+    folder = _cache_root() / f"{spec.model}-{_digest([spec.config, spec.size, TINY_SEED, TINY_VOCAB])}"
+    if (folder / "done").exists():
+        return folder
+    model, processor = _build_random_detector(spec)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
@@ -318,17 +354,21 @@ def load_encoder(spec: EncoderSpec, device: torch.device, preset: Preset | None 
 def load_detector(spec: DetectorSpec, device: torch.device, preset: Preset | None = None, *,
                   box_threshold: float | None = None, text_threshold: float | None = None,
                   boxes_per_entity: int = 1) -> GroundingDINO:
-    """Load Grounding DINO (hub id or the offline tiny one) as a Detector."""
+    """Load Grounding DINO (hub id, or a seeded random one built from ``spec.config``) as a Detector."""
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-    with _hub_mode(local=spec.model == "tiny") as online:
-        source = str(_tiny_detector_dir(spec)) if spec.model == "tiny" else spec.model
-        try:
-            model = AutoModelForZeroShotObjectDetection.from_pretrained(source)
-            processor = AutoProcessor.from_pretrained(source)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise _unavailable(f"Grounding DINO {spec.model!r}", online, preset, exc) from None
-    if spec.size is not None and spec.model != "tiny":
+    local = spec.config is not None
+    with _hub_mode(local=local) as online:
+        if local and not spec.roundtrip:
+            model, processor = _build_random_detector(spec)
+        else:
+            source = str(_random_detector_dir(spec)) if local else spec.model
+            try:
+                model = AutoModelForZeroShotObjectDetection.from_pretrained(source)
+                processor = AutoProcessor.from_pretrained(source)
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise _unavailable(f"Grounding DINO {spec.model!r}", online, preset, exc) from None
+    if spec.size is not None and not local:
         processor.image_processor.size = dict(spec.size)
     return GroundingDINO(
         model, processor, device=device, name=spec.model,
