@@ -65,13 +65,14 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_engine(args: argparse.Namespace):  # -> ComCLIP (imported lazily: torch is slow to import)
     from comclip.engine import ComCLIP, Options
-    from comclip.models import get_preset
+    from comclip.models import get_preset, resolve_device
 
     preset = get_preset(args.preset)
     options = Options().updated(**engine_options(args))  # validate before loading anything heavy
-    if not getattr(args, "json", False):
-        print(f"loading preset '{preset.name}': {preset.description}", file=sys.stderr)
-    return ComCLIP.from_preset(preset.name, device=args.device, **vars(options))
+    device = resolve_device(args.device)
+    if sys.stderr.isatty():  # progress for people; scripts get a clean stderr (errors only)
+        print(f"loading preset '{preset.name}' on {device}: {preset.description}", file=sys.stderr)
+    return ComCLIP.from_preset(preset.name, device=device, **vars(options))
 
 
 def build_parser() -> argparse.ArgumentParser:

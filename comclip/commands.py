@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from comclip.cli import add_model_options, load_engine, read_json_file
-from comclip.errors import InputError
+from comclip.errors import GraphError, InputError
 from comclip.graph import SceneGraph
 
 
@@ -64,14 +64,18 @@ def load_graphs(path: str, captions: list[str]) -> tuple[list[str], list[SceneGr
     """Graphs from a file, one per caption; with no captions given, the graphs' captions are used."""
     data = read_json_file(path, "graph file")
     items: list[Any] = data if isinstance(data, list) else [data]
-    graphs = [None if d is None else SceneGraph.from_dict(d, caption=captions[i] if i < len(captions) else None)
-              for i, d in enumerate(items)]
+    if captions and len(items) != len(captions):
+        raise InputError(f"graph file {path} has {len(items)} graph(s) but {len(captions)} caption(s) were given")
+    graphs: list[SceneGraph | None] = []
+    for i, d in enumerate(items):
+        try:
+            graphs.append(None if d is None else SceneGraph.from_dict(d, caption=captions[i] if captions else None))
+        except GraphError as exc:
+            raise GraphError(f"graph file {path}, graph {i + 1}: {exc}") from None
     if not captions:
         if any(g is None for g in graphs):
             raise InputError("graph file has null entries but no captions were given")
         captions = [g.caption for g in graphs if g is not None]
-    if len(graphs) != len(captions):
-        raise InputError(f"graph file has {len(graphs)} graph(s) but {len(captions)} caption(s) were given")
     return captions, graphs
 
 
