@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from PIL import Image
 
+from comclip.subimage import PixelGeometry
+
 
 @runtime_checkable
 class Encoder(Protocol):
@@ -63,6 +65,8 @@ class _BatchedEncoder(ABC):
     device: torch.device
     dtype: torch.dtype
     batch_size: int = 64
+    #: Preprocessing geometry, when known: lets the engine build blackout sub-images on the device.
+    pixel_geometry: PixelGeometry | None = None
 
     @abstractmethod
     def _images_to_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -115,6 +119,7 @@ class OpenCLIPEncoder(_BatchedEncoder):
         self.logit_scale = float(model.logit_scale.detach().float().exp().item())
         self.context_length = int(getattr(tokenizer, "context_length", 77))
         self.embed_dim = int(self._probe_dim())
+        self.pixel_geometry = _open_clip_geometry(model, preprocess)
 
     def _probe_dim(self) -> int:
         proj = getattr(self.model, "text_projection", None)
@@ -139,6 +144,28 @@ class OpenCLIPEncoder(_BatchedEncoder):
             return len(encode(text)) + 2  # start and end tokens
         ids = self.tokenizer([text])[0]
         return int((ids != 0).sum().item())
+
+
+def _open_clip_geometry(model: torch.nn.Module, preprocess: Any) -> PixelGeometry | None:
+    """The resize/crop/normalise geometry of an open_clip ``Resize(shortest) + CenterCrop`` pipeline,
+    or None when the preprocessing is anything else (then sub-images take the PIL path)."""
+    from torchvision import transforms as T
+
+    cfg = getattr(getattr(model, "visual", None), "preprocess_cfg", None) or {}
+    steps = getattr(preprocess, "transforms", None)
+    if cfg.get("resize_mode", "shortest") != "shortest" or not steps:
+        return None
+    resize = next((t for t in steps if isinstance(t, T.Resize)), None)
+    crop = next((t for t in steps if isinstance(t, T.CenterCrop)), None)
+    norm = next((t for t in steps if isinstance(t, T.Normalize)), None)
+    if resize is None or crop is None or norm is None:
+        return None
+    size = resize.size if isinstance(resize.size, int) else (resize.size[0] if len(resize.size) == 1 else None)
+    if size is None or resize.max_size is not None:
+        return None
+    ch, cw = (crop.size, crop.size) if isinstance(crop.size, int) else tuple(crop.size)
+    return PixelGeometry(int(size), (int(ch), int(cw)), tuple(float(m) for m in norm.mean),  # type: ignore[arg-type]
+                         tuple(float(s) for s in norm.std))  # type: ignore[arg-type]
 
 
 class HFCLIPEncoder(_BatchedEncoder):

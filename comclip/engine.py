@@ -22,7 +22,7 @@ from comclip import parse as parsing
 from comclip import subimage
 from comclip.encoders import Encoder
 from comclip.errors import InputError
-from comclip.formula import WEIGHTINGS, compose
+from comclip.formula import WEIGHTINGS, compose_batch
 from comclip.graph import SceneGraph
 from comclip.ground import Detector, PhraseBoxes
 from comclip.images import LoadedImage, load_image
@@ -44,6 +44,9 @@ class Options:
     box_threshold: float | None = None  # None: the preset's
     text_threshold: float | None = None  # None: the preset's
     boxes_per_entity: int = 1
+    #: Build blackout sub-images from the preprocessed whole image (fast; equal to the PIL path
+    #: within a tested tolerance). False: render every sub-image with PIL, pixel-exact.
+    fast_subimages: bool = True
 
     def validate(self) -> Options:
         if self.weighting not in WEIGHTINGS:
@@ -223,6 +226,17 @@ class _Item:
     detections: dict[str, PhraseBoxes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _Row:
+    """One component of one caption, resolved: its plan, region and row in the pixel batch."""
+
+    plan: ComponentPlan
+    region: subimage.Region
+    grounded: bool
+    scores: list[float]
+    pixel_row: int
+
+
 class ComCLIP:
     """Frozen image–text model + open-vocabulary detector + the ComCLIP composition."""
 
@@ -308,17 +322,13 @@ class ComCLIP:
             it.detections = self._detect(it.image.image, phrases, opts) if phrases else {}
         lap("ground")
 
-        # Sub-images, de-duplicated per image; key None is the global image itself.
-        pixel_index: dict[tuple[int, Any], int] = {}
-        to_render: list[tuple[int, subimage.Region]] = []
-        for i in range(len(prepared)):
-            pixel_index[(i, None)] = len(to_render)
-            to_render.append((i, subimage.Region()))
-        plans_per_caption: list[list[list[tuple[ComponentPlan, subimage.Region, bool, list[float], int]]]] = []
+        # Sub-images, de-duplicated per image; key None is the global image itself (rows 0..I-1).
+        pixel_index: dict[tuple[int, Any], int] = {(i, None): i for i in range(len(prepared))}
+        to_render: list[tuple[int, subimage.Region]] = [(i, subimage.Region()) for i in range(len(prepared))]
+        captions: list[tuple[int, str, SceneGraph, list[_Row]]] = []
         for i, it in enumerate(prepared):
             w, h = it.image.width, it.image.height
-            per_caption = []
-            for g in it.graphs:
+            for caption, g in zip(it.captions, it.graphs, strict=True):
                 rows = []
                 for plan in plan_components(g, opts):
                     region, grounded, scores = component_region(plan, g, it.detections)
@@ -326,45 +336,54 @@ class ComCLIP:
                     if key not in pixel_index:
                         pixel_index[key] = len(to_render)
                         to_render.append((i, region))
-                    rows.append((plan, region, grounded, scores, pixel_index[key]))
-                per_caption.append(rows)
-            plans_per_caption.append(per_caption)
-        images = [subimage.render(prepared[i].image.image, region, opts.subimage) for i, region in to_render]
+                    rows.append(_Row(plan, region, grounded, scores, pixel_index[key]))
+                captions.append((i, caption, g, rows))
+        pixels = self._subimage_pixels(prepared, to_render, opts)
         lap("subimages")
-        image_emb = self.encoder.encode_images(images)
+        image_emb = self.encoder.encode_pixels(pixels)
         lap("encode_images")
-        texts = [c for it in prepared for c in it.captions]
-        texts += [plan.text for pc in plans_per_caption for rows in pc for plan, *_ in rows]
-        text_emb = self.encode_texts(texts)
+        texts = list(dict.fromkeys([c[1] for c in captions] + [r.plan.text for c in captions for r in c[3]]))
+        cached = self.encode_texts(texts)
+        text_emb = torch.stack([cached[t] for t in texts])
+        text_row = {t: k for k, t in enumerate(texts)}
         lap("encode_texts")
 
-        results = []
+        # All captions composed at once on the device; one transfer to the host at the end.
+        n = max((len(c[3]) for c in captions), default=0)
+        comp_text = torch.zeros(len(captions), n, dtype=torch.long)
+        comp_image = torch.zeros(len(captions), n, dtype=torch.long)
+        valid = torch.zeros(len(captions), n, dtype=torch.bool)
+        for k, (_, _, _, rows) in enumerate(captions):
+            for j, r in enumerate(rows):
+                comp_text[k, j], comp_image[k, j], valid[k, j] = text_row[r.plan.text], r.pixel_row, True
+        dev = image_emb.device
+        cap_text = torch.tensor([text_row[c[1]] for c in captions], dtype=torch.long, device=dev)
+        cap_image = torch.tensor([c[0] for c in captions], dtype=torch.long, device=dev)
+        comp_text, comp_image, valid = comp_text.to(dev), comp_image.to(dev), valid.to(dev)
         scale = float(self.encoder.logit_scale)
+        out = compose_batch(text_emb[cap_text], image_emb[cap_image], text_emb[comp_text], image_emb[comp_image],
+                            valid, scale, opts.weighting)
+        host = {k: v.float().cpu().numpy() for k, v in out.items()}
         image_np = image_emb.float().cpu().numpy()
-        for i, it in enumerate(prepared):
-            g_idx = pixel_index[(i, None)]
-            caption_results = []
-            for caption, graph, rows in zip(it.captions, it.graphs, plans_per_caption[i], strict=True):
-                t = text_emb[caption]
-                idx = [r[4] for r in rows]
-                t_i = torch.stack([text_emb[r[0].text] for r in rows]) if rows else t.new_zeros(0, t.shape[-1])
-                comp = compose(t, image_emb[g_idx], t_i, image_emb[idx], scale, opts.weighting)
-                components = []
-                for k, (plan, region, grounded, scores, pix) in enumerate(rows):
-                    components.append(Component(
-                        kind=plan.kind, ref=plan.ref, text=plan.text,
-                        boxes=[list(b) for b in region.boxes], box_scores=scores,
-                        grounded=grounded, similarity=comp.similarities[k], weight=comp.weights[k],
-                        loo_score=comp.loo_scores[k], image_embedding=image_np[pix],
-                        text_embedding=t_i[k].float().cpu().numpy()))
-                caption_results.append(CaptionResult(
-                    caption=caption, clip_score=comp.clip_score, comclip_score=comp.comclip_score, graph=graph,
-                    components=components, truncated=self.encoder.count_tokens(caption) > self.encoder.context_length,
-                    text_embedding=t.float().cpu().numpy()))
-            results.append(MatchResult(
-                image_path=it.image.path, width=it.image.width, height=it.image.height, captions=caption_results,
-                preset=self.preset_name, models=self.models(), options=opts, logit_scale=scale, timings_ms={},
-                global_image_embedding=image_np[g_idx]))
+        text_np = text_emb.float().cpu().numpy()
+
+        per_image: list[list[CaptionResult]] = [[] for _ in prepared]
+        for k, (i, caption, graph, rows) in enumerate(captions):
+            components = [Component(
+                kind=r.plan.kind, ref=r.plan.ref, text=r.plan.text, boxes=[list(b) for b in r.region.boxes],
+                box_scores=r.scores, grounded=r.grounded, similarity=float(host["similarity"][k, j]),
+                weight=float(host["weight"][k, j]), loo_score=float(host["loo"][k, j]),
+                image_embedding=image_np[r.pixel_row], text_embedding=text_np[text_row[r.plan.text]])
+                for j, r in enumerate(rows)]
+            per_image[i].append(CaptionResult(
+                caption=caption, clip_score=float(host["clip"][k]), comclip_score=float(host["comclip"][k]),
+                graph=graph, components=components,
+                truncated=self.encoder.count_tokens(caption) > self.encoder.context_length,
+                text_embedding=text_np[text_row[caption]]))
+        results = [MatchResult(
+            image_path=it.image.path, width=it.image.width, height=it.image.height, captions=per_image[i],
+            preset=self.preset_name, models=self.models(), options=opts, logit_scale=scale, timings_ms={},
+            global_image_embedding=image_np[i]) for i, it in enumerate(prepared)]
         lap("compose")
         timings["total"] = sum(timings.values())
         for r in results:
@@ -391,6 +410,28 @@ class ComCLIP:
             else:
                 graphs.append(SceneGraph.from_dict(g, caption=caption))
         return _Item(loaded, captions, graphs)
+
+    def _subimage_pixels(self, prepared: list[_Item], to_render: list[tuple[int, subimage.Region]],
+                         opts: Options) -> torch.Tensor:
+        """Model pixels for every unique (sub-)image: globals first, in ``to_render`` order.
+
+        Blackout sub-images are made from the already-preprocessed whole image when the encoder
+        tells its pixel geometry (one preprocessing per image, masks applied on the device);
+        otherwise, and for ``crop``, each sub-image is rendered with PIL and preprocessed.
+        """
+        geometry = getattr(self.encoder, "pixel_geometry", None)
+        if opts.subimage != "blackout" or geometry is None or not opts.fast_subimages:
+            return self.encoder.preprocess(
+                [subimage.render(prepared[i].image.image, region, opts.subimage) for i, region in to_render])
+        global_px = self.encoder.preprocess([it.image.image for it in prepared])
+        subs = to_render[len(prepared):]
+        if not subs:
+            return global_px
+        masks = torch.stack([subimage.model_space_mask(region, prepared[i].image.width, prepared[i].image.height,
+                                                       geometry) for i, region in subs])
+        owners = torch.tensor([i for i, _ in subs], device=global_px.device)
+        sub_px = subimage.blackout_pixels(global_px[owners], masks.to(global_px.device), geometry)
+        return torch.cat([global_px, sub_px])
 
     def _detect(self, image: Image.Image, phrases: list[str], opts: Options) -> dict[str, PhraseBoxes]:
         return self.detector.detect(image, phrases, box_threshold=opts.box_threshold,

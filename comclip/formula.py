@@ -56,25 +56,39 @@ class Composition:
     loo_scores: list[float]
 
 
+def compose_batch(t: torch.Tensor, v0: torch.Tensor, t_i: torch.Tensor, v_i: torch.Tensor, valid: torch.Tensor,
+                  logit_scale: float, weighting: str = "softmax") -> dict[str, torch.Tensor]:
+    """Many captions at once, on the tensors' device, with no host round-trip.
+
+    ``t``, ``v0``: ``(C, D)``; ``t_i``, ``v_i``: ``(C, n, D)`` padded to the longest caption's
+    ``n`` components; ``valid``: ``(C, n)`` bool marks real components. Returns tensors:
+    ``clip (C,)``, ``comclip (C,)``, ``similarity (C, n)``, ``weight (C, n)``, ``loo (C, n)``
+    (padding positions hold 0). A caption with no component has ``comclip == clip``.
+    """
+    t, v0, t_i, v_i = (x.float() for x in (t, v0, t_i, v_i))
+    c, n = valid.shape
+    clip = cosine(t, v0)
+    cos_i = cosine(t_i, v_i) if n else t.new_zeros(c, 0)
+    s = logit_scale * cos_i
+    # masks[:, 0]: every valid component; masks[:, 1 + j]: all valid components but j.
+    masks = valid[:, None, :].expand(c, n + 1, n).clone()
+    masks[:, 1:] &= ~torch.eye(n, dtype=torch.bool, device=valid.device)
+    w = component_weights(s[:, None, :].expand(c, n + 1, n), weighting, masks)
+    v_star = v0[:, None, :] + w @ v_i  # (C, n + 1, D)
+    scores = cosine(t[:, None, :].expand_as(v_star), v_star)
+    zero = torch.zeros((), device=s.device)
+    return {"clip": clip, "comclip": scores[:, 0], "similarity": torch.where(valid, cos_i, zero),
+            "weight": torch.where(valid, w[:, 0], zero), "loo": torch.where(valid, scores[:, 1:], zero)}
+
+
 def compose(t: torch.Tensor, v0: torch.Tensor, t_i: torch.Tensor, v_i: torch.Tensor, logit_scale: float,
             weighting: str = "softmax") -> Composition:
     """The ComCLIP score of one caption, its parts, and every leave-one-out score.
 
     ``t``, ``v0``: ``(D,)``; ``t_i``, ``v_i``: ``(n, D)`` with ``n >= 0``.
     """
-    t, v0, t_i, v_i = (x.float() for x in (t, v0, t_i, v_i))
-    clip = cosine(t, v0)
     n = t_i.shape[0]
-    if n == 0:
-        c = float(clip)
-        return Composition(c, c, [], [], [])
-    cos_i = cosine(t_i, v_i)
-    s = logit_scale * cos_i
-    # Row 0: every component; row 1 + j: all but component j.
-    masks = torch.ones(n + 1, n, dtype=torch.bool, device=s.device)
-    masks[1:] &= ~torch.eye(n, dtype=torch.bool, device=s.device)
-    w = component_weights(s.expand(n + 1, n), weighting, masks)
-    v_star = v0 + w @ v_i
-    scores = cosine(t.expand_as(v_star), v_star)
-    values = scores.tolist()
-    return Composition(float(clip), values[0], cos_i.tolist(), w[0].tolist(), values[1:])
+    out = compose_batch(t[None], v0[None], t_i[None], v_i[None], torch.ones(1, n, dtype=torch.bool, device=t.device),
+                        logit_scale, weighting)
+    vals = {k: v[0].tolist() for k, v in out.items()}
+    return Composition(vals["clip"], vals["comclip"], vals["similarity"], vals["weight"], vals["loo"])

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image
 
 Box = tuple[float, float, float, float]
@@ -111,3 +112,64 @@ def render(image: Image.Image, region: Region, mode: str = "blackout") -> Image.
     if mode == "crop":
         return crop(image, region)
     raise ValueError(f"unknown sub-image mode {mode!r}; choose one of: {', '.join(SUBIMAGE_MODES)}")
+
+
+# -- sub-images as tensors from the already-preprocessed image -----------------------------------
+
+@dataclass(frozen=True)
+class PixelGeometry:
+    """How an encoder's preprocessing maps an image to model pixels: resize the shorter side to
+    ``resize`` (torchvision's rule), centre-crop ``crop`` (h, w), normalise with mean/std."""
+
+    resize: int
+    crop: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        short, long = (width, height) if width <= height else (height, width)
+        new_short, new_long = self.resize, int(self.resize * long / short)
+        return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def _coverage(lo: int, hi: int, src: int, dst: int, offset: int, out: int, device: torch.device) -> torch.Tensor:
+    """Fraction of each output pixel's footprint (in source pixels) that lies inside [lo, hi)."""
+    j = torch.arange(out, device=device, dtype=torch.float64) + offset
+    scale = src / dst
+    a, b = j * scale, (j + 1) * scale
+    return ((torch.minimum(b, torch.tensor(float(hi), dtype=torch.float64, device=device))
+             - torch.maximum(a, torch.tensor(float(lo), dtype=torch.float64, device=device))).clamp_min(0) / scale)
+
+
+def model_space_mask(region: Region, width: int, height: int, geometry: PixelGeometry,
+                     device: torch.device | str = "cpu") -> torch.Tensor:
+    """The blackout mask of ``region`` as the encoder sees it: ``(crop_h, crop_w)`` floats in [0, 1].
+
+    Each model pixel holds the fraction of its source footprint inside the region's boxes (the
+    union of boxes is taken as the per-pixel maximum), i.e. an area-average resize of the
+    pixel-exact mask followed by the same centre crop as the encoder's preprocessing.
+    """
+    device = torch.device(device)
+    new_w, new_h = geometry.resized_size(width, height)
+    ch, cw = geometry.crop
+    top, left = int(round((new_h - ch) / 2.0)), int(round((new_w - cw) / 2.0))
+    mask = torch.zeros(ch, cw, dtype=torch.float64, device=device)
+    for x0, y0, x1, y1 in region.pixel_boxes(width, height) if not region.whole else ((0, 0, width, height),):
+        cy = _coverage(y0, y1, height, new_h, top, ch, device)
+        cx = _coverage(x0, x1, width, new_w, left, cw, device)
+        mask = torch.maximum(mask, cy[:, None] * cx[None, :])
+    return mask.float()
+
+
+def blackout_pixels(global_pixels: torch.Tensor, masks: torch.Tensor, geometry: PixelGeometry) -> torch.Tensor:
+    """Blacked-out model pixels from the preprocessed whole image: ``black + m * (x - black)``.
+
+    ``global_pixels``: ``(3, h, w)`` or ``(N, 3, h, w)`` normalised; ``masks``: ``(N, h, w)``;
+    returns ``(N, 3, h, w)`` in the pixels' dtype. Black is pixel value 0 after normalisation, ``-mean / std``.
+    """
+    mean = torch.tensor(geometry.mean, device=global_pixels.device, dtype=torch.float32)
+    std = torch.tensor(geometry.std, device=global_pixels.device, dtype=torch.float32)
+    black = (-mean / std)[:, None, None]
+    x = global_pixels.float()
+    out = black + masks[:, None].to(x.device) * (x - black)
+    return out.to(global_pixels.dtype)

@@ -49,14 +49,14 @@ def test_match_batch_equals_individual_matches(tiny_engine, noise_image):
 
 def test_one_detector_pass_per_image_and_one_encoder_pass(tiny_engine, noise_image, monkeypatch):
     calls = {"images": 0, "n": 0}
-    original = tiny_engine.encoder.encode_images
+    original = tiny_engine.encoder.encode_pixels
 
-    def counting(images):
+    def counting(pixels):
         calls["images"] += 1
-        calls["n"] += len(images)
-        return original(images)
+        calls["n"] += len(pixels)
+        return original(pixels)
 
-    monkeypatch.setattr(tiny_engine.encoder, "encode_images", counting)
+    monkeypatch.setattr(tiny_engine.encoder, "encode_pixels", counting)
     before = tiny_engine.detector.forward_passes
     tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS), (noise_image, CAPTIONS)], parser="rules")
     assert tiny_engine.detector.forward_passes - before == 2
@@ -169,3 +169,29 @@ def test_parsed_captions_flow_through(tiny_engine):
     g = r.captions[0].graph
     assert [e.name for e in g.entities] == ["mug", "grass"]
     assert [c.text for c in r.captions[0].components][:2] == ["red mug", "green grass"]
+
+
+def test_fast_subimages_match_the_pil_path_within_tolerance(tiny_engine):
+    assert tiny_engine.encoder.pixel_geometry is not None
+    fast = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], fast_subimages=True)
+    exact = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], fast_subimages=False)
+    for a, b in zip(fast.captions, exact.captions, strict=True):
+        assert a.clip_score == pytest.approx(b.clip_score, abs=1e-6)  # the global image is not touched
+        assert a.comclip_score == pytest.approx(b.comclip_score, abs=2e-3)
+        for ca, cb in zip(a.components, b.components, strict=True):
+            cos = float(ca.image_embedding @ cb.image_embedding)
+            assert cos > 0.995, (ca.text, cos)
+
+
+def test_fast_and_exact_paths_agree_on_model_pixels(tiny_engine):
+    from comclip import subimage
+
+    enc = tiny_engine.encoder
+    image = load_image(EXAMPLE_IMAGE).image
+    region = subimage.Region(((250.4, 205.0, 415.2, 372.9), (20, 30, 90, 100)))
+    exact = enc.preprocess([subimage.blackout(image, region)])[0]
+    mask = subimage.model_space_mask(region, image.width, image.height, enc.pixel_geometry)
+    fast = subimage.blackout_pixels(enc.preprocess([image])[0], mask[None], enc.pixel_geometry)[0]
+    diff = (exact - fast).abs()
+    assert float(diff.mean()) < 0.01
+    assert float((diff > 0.25).float().mean()) < 0.02  # only pixels on box borders differ noticeably

@@ -68,3 +68,35 @@ def test_key_dedupes_equivalent_boxes():
     a = Region(((1.2, 2.7, 4.1, 5.0), (1.0, 2.0, 4.5, 4.9)))
     b = Region(((1.0, 2.0, 5.0, 5.0),))
     assert a.key(10, 8) == b.key(10, 8)
+
+
+def test_model_space_mask_geometry():
+    import torch
+
+    from comclip.subimage import PixelGeometry, model_space_mask
+
+    g = PixelGeometry(4, (4, 4), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    # 16x8 image: resized to 8x4 (scale 0.5), centre crop 4x4 starts at x=2 (source x=4)
+    assert g.resized_size(16, 8) == (8, 4)
+    whole = model_space_mask(Region(), 16, 8, g)
+    assert torch.equal(whole, torch.ones(4, 4))
+    m = model_space_mask(Region(((4, 0, 8, 4),)), 16, 8, g)  # covers model pixels x 0-1, y 0-1 exactly
+    expected = torch.zeros(4, 4)
+    expected[0:2, 0:2] = 1
+    assert torch.equal(m, expected)
+    half = model_space_mask(Region(((5, 0, 8, 4),)), 16, 8, g)  # first model column half covered
+    assert half[0, 0] == 0.5 and half[0, 1] == 1.0 and half[2, 0] == 0.0
+
+
+def test_blackout_pixels_is_black_outside_and_unchanged_inside():
+    import torch
+
+    from comclip.subimage import PixelGeometry, blackout_pixels
+
+    g = PixelGeometry(2, (2, 2), (0.25, 0.5, 0.75), (0.5, 0.5, 0.5))
+    x = torch.randn(3, 2, 2)
+    mask = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    out = blackout_pixels(x, mask, g)[0]
+    black = torch.tensor([-0.5, -1.0, -1.5])
+    assert torch.allclose(out[:, 0, 0], x[:, 0, 0]) and torch.allclose(out[:, 1, 1], x[:, 1, 1])
+    assert torch.allclose(out[:, 0, 1], black) and torch.allclose(out[:, 1, 0], black)
