@@ -8,6 +8,7 @@ module only orchestrates, batches and caches.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ from comclip.models import Preset, describe, get_preset, load_detector, load_enc
 
 RELATION_TEXTS = ("predicate", "triple")
 TEXT_CACHE_SIZE = 8192
+DETECTION_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,13 @@ class ComCLIP:
         self.preset = preset
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._parse_cache: OrderedDict[tuple[str, str], SceneGraph] = OrderedDict()
+        self._detection_cache: OrderedDict[tuple, dict[str, PhraseBoxes]] = OrderedDict()
+
+    def clear_caches(self) -> None:
+        """Forget cached parses, text embeddings and detections (benchmarks call this between runs)."""
+        self._text_cache.clear()
+        self._parse_cache.clear()
+        self._detection_cache.clear()
 
     @classmethod
     def from_preset(cls, name: str = "default", *, device: str | torch.device | None = "auto",
@@ -434,5 +443,22 @@ class ComCLIP:
         return torch.cat([global_px, sub_px])
 
     def _detect(self, image: Image.Image, phrases: list[str], opts: Options) -> dict[str, PhraseBoxes]:
-        return self.detector.detect(image, phrases, box_threshold=opts.box_threshold,
-                                    text_threshold=opts.text_threshold, boxes_per_entity=opts.boxes_per_entity)
+        """One detector call for all phrases of an image; repeated identical calls (the app
+        re-scoring an edited graph) are served from a small cache keyed by the image's pixels."""
+        phrases = list(dict.fromkeys(phrases))
+        key = (image_digest(image), tuple(phrases), opts.box_threshold, opts.text_threshold, opts.boxes_per_entity)
+        found = self._detection_cache.get(key)
+        if found is None:
+            found = self.detector.detect(image, phrases, box_threshold=opts.box_threshold,
+                                         text_threshold=opts.text_threshold, boxes_per_entity=opts.boxes_per_entity)
+            self._detection_cache[key] = found
+            if len(self._detection_cache) > DETECTION_CACHE_SIZE:
+                self._detection_cache.popitem(last=False)
+        else:
+            self._detection_cache.move_to_end(key)
+        return found
+
+
+def image_digest(image: Image.Image) -> str:
+    """A content hash of an image's pixels."""
+    return hashlib.sha1(image.tobytes() + f"{image.size}{image.mode}".encode()).hexdigest()

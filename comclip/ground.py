@@ -7,9 +7,10 @@ character offsets fall inside it in the prompt, so no fuzzy matching of label st
 
 Per query ``q`` and phrase ``p``: ``score(q, p) = max_{t in p} sigmoid(logit[q, t])``. A query is
 kept when its best token score over the whole prompt exceeds ``box_threshold`` (Grounding DINO's
-rule); it is then given to the phrase with the highest ``score(q, p)`` among phrases scoring above
-``text_threshold``. Each phrase keeps its ``boxes_per_entity`` best boxes after non-maximum
-suppression. A phrase with no box is *ungrounded*.
+rule); it belongs to every phrase whose ``score(q, p)`` exceeds ``text_threshold`` (as Grounding
+DINO labels a box with every token above that threshold). Each phrase keeps its
+``boxes_per_entity`` best boxes by ``score(q, p)`` after non-maximum suppression. A phrase with no
+box is *ungrounded*.
 """
 
 from __future__ import annotations
@@ -92,21 +93,15 @@ def select_boxes(probs: torch.Tensor, boxes: torch.Tensor, token_indices: Sequen
     if n == 0 or probs.shape[0] == 0:
         return [([], []) for _ in range(n)]
     probs = probs.float()
-    per_phrase = torch.full((probs.shape[0], n), -1.0)
-    for j, idx in enumerate(token_indices):
-        if idx:
-            per_phrase[:, j] = probs[:, list(idx)].max(dim=1).values
     query_ok = probs.max(dim=1).values > box_threshold
-    eligible = per_phrase.masked_fill(per_phrase <= text_threshold, -1.0)
-    best_score, best_phrase = eligible.max(dim=1)
-    query_ok &= best_score > text_threshold
     result: list[tuple[list[Box], list[float]]] = []
-    for j in range(n):
-        sel = torch.nonzero(query_ok & (best_phrase == j)).flatten()
+    for idx in token_indices:
+        score = probs[:, list(idx)].max(dim=1).values if idx else torch.zeros(probs.shape[0])
+        sel = torch.nonzero(query_ok & (score > text_threshold)).flatten()
         if sel.numel() == 0:
             result.append(([], []))
             continue
-        b, s = boxes[sel].float(), best_score[sel]
+        b, s = boxes[sel].float(), score[sel]
         keep = nms(b, s, NMS_IOU)[:boxes_per_entity]
         result.append(([tuple(float(v) for v in b[k].tolist()) for k in keep],  # type: ignore[misc]
                        [float(s[k]) for k in keep]))

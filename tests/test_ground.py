@@ -30,18 +30,24 @@ def _probs(rows):
     return torch.tensor(rows, dtype=torch.float32)
 
 
-def test_select_boxes_assigns_each_query_to_its_best_phrase():
+def test_select_boxes_ranks_queries_per_phrase_by_its_own_tokens():
     # tokens: 0 CLS, 1-2 phrase A, 3 ".", 4 phrase B
     probs = _probs([
         [0.0, 0.9, 0.2, 0.1, 0.3],   # query 0 -> A (0.9)
         [0.0, 0.1, 0.1, 0.0, 0.8],   # query 1 -> B (0.8)
         [0.0, 0.6, 0.0, 0.0, 0.1],   # query 2 -> A (0.6), weaker
         [0.0, 0.1, 0.1, 0.9, 0.1],   # query 3 -> only the "." token is high: no phrase above text threshold
+        [0.0, 0.3, 0.0, 0.0, 0.32],  # query 4 -> both phrases, weakly (max token 0.32 < box threshold): dropped
     ])
-    boxes = torch.tensor([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60], [70, 70, 80, 80]], dtype=torch.float32)
+    boxes = torch.tensor([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60], [70, 70, 80, 80], [90, 90, 99, 99]],
+                         dtype=torch.float32)
     out = select_boxes(probs, boxes, [[1, 2], [4]], box_threshold=0.35, text_threshold=0.25, boxes_per_entity=1)
     assert out[0] == ([(0.0, 0.0, 10.0, 10.0)], [pytest.approx(0.9)])
     assert out[1] == ([(20.0, 20.0, 30.0, 30.0)], [pytest.approx(0.8)])
+    out = select_boxes(probs, boxes, [[1, 2], [4]], box_threshold=0.35, text_threshold=0.25, boxes_per_entity=3)
+    assert out[0][0] == [(0.0, 0.0, 10.0, 10.0), (50.0, 50.0, 60.0, 60.0)]  # query 0 (0.9) then query 2 (0.6)
+    # query 0 also scores 0.3 on B (> text threshold): a box can belong to two phrases, as in Grounding DINO
+    assert out[1][0] == [(20.0, 20.0, 30.0, 30.0), (0.0, 0.0, 10.0, 10.0)]
 
 
 def test_select_boxes_top_k_with_nms():
