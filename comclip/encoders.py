@@ -47,6 +47,10 @@ class Encoder(Protocol):
         """Tokens the text takes, start/end tokens included (compare with context_length)."""
         ...
 
+    def compile(self) -> None:
+        """Optionally ``torch.compile`` the hot path."""
+        ...
+
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
     x = x.float()
@@ -138,6 +142,10 @@ class OpenCLIPEncoder(_BatchedEncoder):
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         return self.model.encode_text(self.tokenizer(list(texts)).to(self.device))
 
+    def compile(self) -> None:
+        """``torch.compile`` the image tower (the hot path); text embeddings are cached anyway."""
+        self.model.visual = torch.compile(self.model.visual)
+
     def count_tokens(self, text: str) -> int:
         encode = getattr(self.tokenizer, "encode", None)
         if encode is not None:
@@ -197,6 +205,10 @@ class HFCLIPEncoder(_BatchedEncoder):
                                        max_length=self.context_length, return_tensors="pt").to(self.device)
         out = self.model.get_text_features(**enc)
         return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+    def compile(self) -> None:
+        """``torch.compile`` the image tower."""
+        self.model.vision_model = torch.compile(self.model.vision_model)
 
     def count_tokens(self, text: str) -> int:
         return len(self.processor.tokenizer(text)["input_ids"])

@@ -260,13 +260,18 @@ class ComCLIP:
 
     @classmethod
     def from_preset(cls, name: str = "default", *, device: str | torch.device | None = "auto",
-                    **options: Any) -> ComCLIP:
-        """Load a preset's models (``default``, ``large``, ``tiny``) on a device."""
+                    compile: bool = False, **options: Any) -> ComCLIP:
+        """Load a preset's models (``default``, ``large``, ``tiny``, ``arch-*``) on a device.
+
+        ``compile=True`` wraps the image tower in ``torch.compile`` (worth it for long GPU runs).
+        """
         preset = get_preset(name)
         opts = Options().updated(**options)
         dev = resolve_device(device)
         encoder = load_encoder(preset.encoder, dev, preset)
         detector = load_detector(preset.detector, dev, preset)
+        if compile:
+            encoder.compile()
         return cls(encoder, detector, opts, preset=preset)
 
     @property
@@ -315,6 +320,11 @@ class ComCLIP:
                     **options: Any) -> list[MatchResult]:
         """Score many (image, captions[, graphs]) items with one image pass and one text pass."""
         opts = self.options.updated(**options) if options else self.options
+        # Record the thresholds actually used (None means the detector's own).
+        opts = replace(opts, box_threshold=self.detector.box_threshold if opts.box_threshold is None
+                       else opts.box_threshold,
+                       text_threshold=self.detector.text_threshold if opts.text_threshold is None
+                       else opts.text_threshold)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 

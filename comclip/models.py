@@ -27,7 +27,7 @@ import os
 import socket
 import string
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -380,4 +380,4 @@ def load_detector(spec: DetectorSpec, device: torch.device, preset: Preset | Non
 def describe(preset: Preset) -> dict[str, Any]:
     """What a result records about the models that produced it."""
     return {"encoder": preset.encoder.label, "detector": preset.detector.model,
-            "random_weights": preset.random_weights, "detector_spec": asdict(preset.detector) | {"config": None}}
+            "random_weights": preset.random_weights}
