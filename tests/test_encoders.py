@@ -1,0 +1,68 @@
+"""Encoder backends behind one protocol: normalised float32 rows, batching, token counts."""
+
+import string
+
+import pytest
+import torch
+from PIL import Image
+
+from comclip.encoders import Encoder, HFCLIPEncoder
+
+
+class _Processor:
+    """A CLIP processor stand-in: the real image processor + a small offline BERT tokenizer."""
+
+    def __init__(self):
+        from transformers import BertTokenizer, CLIPImageProcessor
+
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase) + \
+            ["##" + c for c in string.ascii_lowercase]
+        self.tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, model_max_length=32)
+        self.image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+
+    def __call__(self, images, return_tensors):
+        return self.image_processor(images=images, return_tensors=return_tensors)
+
+
+@pytest.fixture(scope="module")
+def hf_encoder():
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "max_position_embeddings": 32},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    return HFCLIPEncoder(CLIPModel(config), _Processor(), name="hf-tiny", device=torch.device("cpu"), batch_size=2)
+
+
+def test_hf_clip_backend_follows_the_protocol(hf_encoder):
+    assert isinstance(hf_encoder, Encoder)
+    images = [Image.new("RGB", (40, 30), c) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
+    v = hf_encoder.encode_images(images)  # 3 images in batches of 2
+    t = hf_encoder.encode_texts(["a red thing", "green", "blue box"])
+    assert v.shape == (3, 16) and t.shape == (3, 16)
+    assert v.dtype == torch.float32 and t.dtype == torch.float32
+    torch.testing.assert_close(v.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(t.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(hf_encoder.encode_images(images[2:]), v[2:], atol=1e-5, rtol=0)
+    assert hf_encoder.context_length == 32
+    assert hf_encoder.count_tokens("ab") == 4  # [CLS] a ##b [SEP]
+    assert hf_encoder.logit_scale > 0
+
+
+def test_open_clip_backend_batches_consistently(tiny_engine):
+    enc = tiny_engine.encoder
+    assert isinstance(enc, Encoder)
+    texts = [f"caption number {i}" for i in range(5)]
+    old = enc.batch_size
+    try:
+        enc.batch_size = 2
+        small = enc.encode_texts(texts)
+    finally:
+        enc.batch_size = old
+    torch.testing.assert_close(small, enc.encode_texts(texts), atol=1e-5, rtol=0)
+    assert enc.count_tokens("a mug") == 4
+    assert enc.count_tokens("word " * 100) > enc.context_length
