@@ -1,0 +1,60 @@
+"""A small mutable accumulator that the parse backends fill and freeze into a SceneGraph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from comclip.graph import Entity, Relation, SceneGraph
+
+__all__ = ["GraphBuilder"]
+
+
+@dataclass
+class _Draft:
+    name: str
+    attributes: list[str] = field(default_factory=list)
+
+
+class GraphBuilder:
+    """Collects entities (ids "e0", "e1", ... in order of creation) and relations.
+
+    Attributes and relations are de-duplicated; a relation from an entity to itself is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._drafts: list[_Draft] = []
+        self._relations: list[Relation] = []
+
+    def add_entity(self, name: str, attributes: list[str] | tuple[str, ...] = ()) -> str:
+        """Create an entity and return its id."""
+        draft = _Draft(name.strip())
+        self._drafts.append(draft)
+        eid = f"e{len(self._drafts) - 1}"
+        for attr in attributes:
+            self.add_attribute(eid, attr)
+        return eid
+
+    def add_attribute(self, entity_id: str, attribute: str) -> None:
+        """Append an attribute to an entity unless it already has it."""
+        draft = self._drafts[int(entity_id[1:])]
+        attr = attribute.strip()
+        if attr and attr not in draft.attributes:
+            draft.attributes.append(attr)
+
+    def add_relation(self, subject: str, predicate: str, obj: str | None) -> None:
+        """Record ``subject predicate obj``; exact duplicates and self-loops are ignored."""
+        pred = " ".join(predicate.split())
+        if not pred or subject == obj:
+            return
+        rel = Relation(subject, pred, obj)
+        if rel not in self._relations:
+            self._relations.append(rel)
+
+    @property
+    def entity_count(self) -> int:
+        return len(self._drafts)
+
+    def build(self, caption: str) -> SceneGraph:
+        """Freeze into a validated SceneGraph."""
+        entities = tuple(Entity(f"e{i}", d.name, tuple(d.attributes)) for i, d in enumerate(self._drafts))
+        return SceneGraph(caption, entities, tuple(self._relations))
