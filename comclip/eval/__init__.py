@@ -1,0 +1,8 @@
+"""Benchmark harness: loaders for each dataset's own on-disk format, metrics, a resumable runner
+and reports (CLIP vs ComCLIP, with counts and every failure's reason).
+
+``python -m comclip eval DATASET --data PATH``; from Python::
+
+    from comclip.eval.runner import run
+    report = run(engine, "winoground", "path/to/winoground", "runs/eval/winoground")
+"""

@@ -1,0 +1,80 @@
+"""``python -m comclip eval DATASET --data PATH``: run a benchmark, CLIP vs ComCLIP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from comclip.cli import add_model_options, load_engine
+from comclip.errors import InputError
+
+DATASET_NAMES = ("winoground", "comvg", "svo", "vl-checklist", "flickr30k", "coco")
+
+EPILOG = """\
+data folders (see docs/datasets.md):
+  winoground    examples.jsonl + images/ (facebook/winoground), or --data hf with the datasets library
+  comvg         ComVG.csv + Visual Genome images ({image_id}.jpg in images/, VG_100K/ or VG_100K_2/)
+  svo           svo_probes.csv + images/ (file named by image id or by the URL's file name)
+  vl-checklist  data/{Attribute,Object,Relation}/**/*.json + images/ (root of the JSON image paths)
+  flickr30k     dataset_flickr30k.json + flickr30k-images/ (or images/)
+  coco          dataset_coco.json + images/ (or the folder itself) holding val2014/ ...
+
+results: OUT/examples.jsonl (streamed; a rerun with the same --out resumes), OUT/report.json,
+OUT/report.md, OUT/report.png; --json also prints the report as the last line of stdout.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="run a benchmark: CLIP vs ComCLIP",
+                       description="Evaluate CLIP and ComCLIP on a compositional benchmark or a retrieval test "
+                                   "split. Every example is counted: failures are reported with their reason.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", choices=DATASET_NAMES, metavar="DATASET", help=", ".join(DATASET_NAMES))
+    p.add_argument("--data", required=True, metavar="PATH", help="the dataset's folder (or its annotation file)")
+    p.add_argument("--images", metavar="DIR", default=None, help="images folder, if not the expected one under PATH")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N examples (queries)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="results folder; a rerun with the same folder resumes [runs/eval/DATASET-PRESET]")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line (the last on stdout)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N",
+                   help="examples (retrieval: queries) per engine call [16]")
+    p.add_argument("--topk", type=int, default=10, metavar="K",
+                   help="retrieval: ComCLIP re-ranks CLIP's top K images [10]")
+    p.add_argument("--split", default="test", help="retrieval: Karpathy split to evaluate [test]")
+    p.add_argument("--graphs", choices=("triplet", "parse"), default="triplet",
+                   help="comvg, svo: build each sentence's graph from its triplet (paper) or parse it [triplet]")
+    p.add_argument("--retry-failed", action="store_true", help="on resume, score failed examples again")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (shown on stderr only when it is a terminal)")
+    add_model_options(p)
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from comclip.eval import report as reporting
+    from comclip.eval import runner
+    from comclip.eval.store import ResultStore
+    from comclip.models import get_preset
+
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size), ("--topk", args.topk)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be a whole number >= 1, got {value}")
+    preset = get_preset(args.preset)  # an unknown preset is refused before reading any data
+    # The data folder is checked first: a bad one fails at once, before any model is loaded.
+    loaded = runner.load(args.dataset, args.data, args.images, split=args.split, graphs=args.graphs)
+    out = Path(args.out) if args.out else Path("runs") / "eval" / f"{args.dataset}-{preset.name}"
+    ResultStore.precheck(out, runner.data_signature(loaded, args.topk) | {"preset": preset.name})
+    engine = load_engine(args)
+    report = runner.evaluate(engine, loaded, out, limit=args.limit, batch_size=args.batch_size, topk=args.topk,
+                             retry_failed=args.retry_failed,
+                             # progress bars for people; scripts get a clean stderr (as every command)
+                             progress=not args.no_progress and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(reporting.table(report))
+        print(f"\n{report['n_total']} examples: {report['n_scored']} scored, {report['n_failed']} failed; "
+              f"report in {out}/report.md")
+    return 0

@@ -1,0 +1,98 @@
+"""Benchmark metrics: pure functions over score tables. No I/O, no models.
+
+Conventions, the same for every benchmark:
+
+* a comparison is won only with a strict ``>``: a tie is a loss (a model that gives every
+  caption the same score scores zero, never 50 %);
+* a rank is pessimistic: ``1 + the number of OTHER candidates scoring >= the target``, so a tie
+  with the target ranks the target below it;
+* an aggregate over no examples is ``None`` (shown as "—"), never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+WINOGROUND_KEYS = ("c0_i0", "c0_i1", "c1_i0", "c1_i1")
+WINOGROUND_METRICS = ("text_score", "image_score", "group_score")
+RECALL_KS = (1, 5, 10)
+
+
+def mean(flags: Iterable[bool | float]) -> float | None:
+    """Mean of booleans (a fraction in [0, 1]) or numbers; ``None`` for no values."""
+    values = [float(f) for f in flags]
+    return sum(values) / len(values) if values else None
+
+
+# -- Winoground ---------------------------------------------------------------------------------
+
+def winoground_text(s: Mapping[str, float]) -> bool:
+    """Text score of one example: for each image, its own caption scores strictly higher."""
+    return s["c0_i0"] > s["c1_i0"] and s["c1_i1"] > s["c0_i1"]
+
+
+def winoground_image(s: Mapping[str, float]) -> bool:
+    """Image score of one example: for each caption, its own image scores strictly higher."""
+    return s["c0_i0"] > s["c0_i1"] and s["c1_i1"] > s["c1_i0"]
+
+
+def winoground_group(s: Mapping[str, float]) -> bool:
+    """Group score of one example: both the text and the image score are won."""
+    return winoground_text(s) and winoground_image(s)
+
+
+def winoground(tables: Sequence[Mapping[str, float]]) -> dict[str, float | None]:
+    """Text, image and group score (fractions) over examples given as ``{c0_i0, c0_i1, c1_i0, c1_i1}``."""
+    return {
+        "text_score": mean(winoground_text(s) for s in tables),
+        "image_score": mean(winoground_image(s) for s in tables),
+        "group_score": mean(winoground_group(s) for s in tables),
+    }
+
+
+# -- positive vs negative -----------------------------------------------------------------------
+
+def pair_correct(s: Mapping[str, float]) -> bool:
+    """One positive/negative pair ``{pos, neg}`` is right when the positive scores strictly higher."""
+    return s["pos"] > s["neg"]
+
+
+def pair_accuracy(tables: Sequence[Mapping[str, float]]) -> float | None:
+    """Fraction of ``{pos, neg}`` pairs where the positive scores strictly higher."""
+    return mean(pair_correct(s) for s in tables)
+
+
+# -- retrieval ----------------------------------------------------------------------------------
+
+def rank_of(scores: Sequence[float], target: int) -> int:
+    """1-based rank of ``scores[target]``: 1 + the number of other entries scoring >= it."""
+    t = scores[target]
+    return 1 + sum(1 for j, s in enumerate(scores) if j != target and s >= t)
+
+
+def top_k(scores: Sequence[float], k: int) -> list[int]:
+    """Indices of the ``k`` highest scores, highest first; ties keep the lower index first."""
+    order = sorted(range(len(scores)), key=lambda j: (-scores[j], j))
+    return order[:k]
+
+
+def rerank(candidates: Sequence[int], scores: Sequence[float]) -> list[int]:
+    """``candidates`` re-ordered by ``scores`` (one per candidate), highest first; ties keep order."""
+    order = sorted(range(len(candidates)), key=lambda j: (-scores[j], j))
+    return [candidates[j] for j in order]
+
+
+def reranked_rank(candidates: Sequence[int], scores: Sequence[float], target: int, first_stage_rank: int) -> int:
+    """Rank of ``target`` after re-ranking the first stage's ``candidates`` with ``scores``.
+
+    A target among the candidates gets its (pessimistic) rank among them; a target outside them
+    keeps its first-stage rank — re-ranking only permutes the top-k.
+    """
+    if target not in candidates:
+        return first_stage_rank
+    return rank_of(scores, list(candidates).index(target))
+
+
+def recall_at(ranks: Sequence[int], ks: Sequence[int] = RECALL_KS) -> dict[str, float | None]:
+    """Recall@K: the fraction of queries whose target ranks at K or better."""
+    return {f"R@{k}": mean(r <= k for r in ranks) for k in ks}

@@ -1,0 +1,159 @@
+"""``OUT/examples.jsonl``: per-example results streamed as they are computed, and resumed.
+
+Each line is one example: ``{"id", "status": "ok"|"failed", "reason"?, "clip": {...},
+"comclip": {...}, ...}``. Lines are appended and flushed to disk after every batch, so an
+interrupted run loses nothing it computed; a rerun with the same ``--out`` reads them back and
+computes only what is missing. ``OUT/run.json`` records what produced the results (dataset,
+data, preset, models, options); a rerun that differs is refused instead of mixing results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from comclip.errors import InputError
+
+EXAMPLES = "examples.jsonl"
+RUN = "run.json"
+
+
+class ResultStore:
+    def __init__(self, out: str | Path, signature: dict[str, Any]) -> None:
+        self.out = Path(out).expanduser()
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create output folder {self.out}: {exc.strerror or exc}") from None
+        self.path = self.out / EXAMPLES
+        self._check_signature(signature)
+        self.records: dict[str, dict[str, Any]] = self._read()
+        self._fh = None
+
+    # -- run.json -----------------------------------------------------------------------------
+    @staticmethod
+    def precheck(out: str | Path, partial: dict[str, Any]) -> None:
+        """Refuse early (before loading any model) an ``out`` made by a run that differs in the
+        given keys; the full check happens when the store is opened."""
+        _compare(Path(out).expanduser(), partial, only_given=True)
+
+    def _check_signature(self, signature: dict[str, Any]) -> None:
+        run = self.out / RUN
+        if run.is_file():
+            _compare(self.out, signature)
+        elif self.path.exists():
+            raise InputError(f"{self.path} exists but {run} does not, so it cannot be resumed safely; "
+                             "use another --out or delete that folder")
+        else:
+            _write_atomic(run, json.dumps(_as_json(signature), indent=2) + "\n")
+
+    # -- examples.jsonl -----------------------------------------------------------------------
+    def _read(self) -> dict[str, dict[str, Any]]:
+        if not self.path.exists():
+            return {}
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        records: dict[str, dict[str, Any]] = {}
+        bad = 0
+        pos = 0
+        good_end = 0
+        for raw in data.split(b"\n"):
+            end = pos + len(raw) + 1
+            complete = end <= len(data)  # the last piece has no newline: a write cut short
+            pos = end
+            if not raw.strip():
+                if complete:
+                    good_end = end
+                continue
+            rec = _parse(raw)
+            if rec is None:
+                bad += 1
+            else:
+                records[rec["id"]] = rec  # the last line for an id wins
+            if complete:
+                good_end = end
+        if good_end < len(data):  # drop a torn last line so new lines start cleanly
+            with self.path.open("r+b") as f:
+                f.truncate(good_end)
+        if bad:
+            print(f"warning: {self.path}: {bad} unreadable line(s) ignored; those examples are recomputed",
+                  file=sys.stderr)
+        return records
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Append and flush to disk at once: an interruption keeps every finished batch."""
+        if not records:
+            return
+        if self._fh is None:
+            self._fh = self.path.open("a", encoding="utf-8")
+        self._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        for r in records:
+            self.records[r["id"]] = r
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))  # tuples become lists etc., as they read back
+
+
+def _compare(out: Path, signature: dict[str, Any], only_given: bool = False) -> None:
+    run = out / RUN
+    if not run.is_file():
+        return
+    try:
+        old = json.loads(run.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{run} is unreadable ({exc}); use another --out or delete it") from None
+    if not isinstance(old, dict):
+        raise InputError(f"{run} is not a run record; use another --out or delete it")
+    signature = _as_json(signature)
+    keys = set(signature) if only_given else set(old) | set(signature)
+    for key in sorted(keys):
+        if old.get(key) != signature.get(key):
+            raise InputError(f"{out} holds results of a different run ({key}: {_short(old.get(key))} there, "
+                             f"{_short(signature.get(key))} now); use another --out or delete that folder")
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("id"), str) or rec.get("status") not in ("ok", "failed"):
+        return None
+    return rec
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def has_scores(record: dict[str, Any] | None, keys: tuple[str, ...] | list[str]) -> bool:
+    """An ``ok`` record holding every named score for both methods."""
+    return (record is not None and record.get("status") == "ok"
+            and all(isinstance(record.get(m), dict)
+                    and all(isinstance(record[m].get(k), (int, float)) for k in keys) for m in ("clip", "comclip")))

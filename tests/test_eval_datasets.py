@@ -1,0 +1,355 @@
+"""Each benchmark end to end on a tiny synthetic copy in its exact on-disk format (tiny preset),
+plus the loaders' checks: a missing image fails that example with its reason, a missing or
+malformed data folder fails the run at once."""
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from comclip.cli import main
+from comclip.errors import DatasetError
+from comclip.eval import metrics
+from comclip.eval.datasets import MissingImage, load_comvg, load_svo, load_vl_checklist, load_winoground, vl_subtype
+from comclip.eval.runner import load, run
+from comclip.eval.triplets import restore_predicate, triplet_graph
+from comclip.graph import Relation
+
+from . import eval_synth as synth
+
+
+def read_records(out):
+    return [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+
+
+def check_common(report, out, n_total, n_failed):
+    assert (report["n_total"], report["n_failed"]) == (n_total, n_failed)
+    assert report["n_scored"] + report["n_failed"] == report["n_total"]
+    assert len(report["failures"]) == n_failed
+    for name in ("examples.jsonl", "report.json", "report.md", "report.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+    md = (out / "report.md").read_text()
+    assert "| metric | scored | failed | CLIP | ComCLIP | Δ |" in md
+    assert f"{n_total} examples: {n_total - n_failed} scored, {n_failed} failed" in md
+    records = read_records(out)
+    assert len(records) == n_total
+    assert sum(r["status"] == "failed" for r in records) == n_failed
+    assert all(set(r) >= {"id", "status"} for r in records)
+    assert all(r["reason"] for r in records if r["status"] == "failed")
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return records
+
+
+# -- Winoground ---------------------------------------------------------------------------------
+
+def test_winoground_end_to_end(tiny_engine, tmp_path):
+    data = synth.write_winoground(tmp_path / "winoground", n=5, missing=(3,))
+    out = tmp_path / "out"
+    report = run(tiny_engine, "winoground", data, out, batch_size=2, progress=False)
+    records = check_common(report, out, n_total=5, n_failed=1)
+    assert report["failures"][0]["id"] == "3"
+    assert "ex_3_img_1.png" in report["failures"][0]["reason"] and "not found" in report["failures"][0]["reason"]
+    ok = [r for r in records if r["status"] == "ok"]
+    for m in ("clip", "comclip"):
+        assert set(ok[0][m]) == set(metrics.WINOGROUND_KEYS)
+        expected = metrics.winoground([r[m] for r in ok])
+        assert {k: report["metrics"][m][k] for k in expected} == expected
+    assert report["metrics"]["clip"]["text_score[Object]"] == metrics.winoground(
+        [r["clip"] for r in ok if r["meta"]["collapsed_tag"] == "Object"])["text_score"]
+    assert ok[0]["meta"] == {"tag": "Noun", "secondary_tag": "", "num_main_preds": 1, "collapsed_tag": "Object"}
+
+    # c{caption}_i{image}: check the mapping against the engine called directly
+    row = ok[1]
+    c0, c1 = synth.WINOGROUND_ROWS[1][:2]
+    i0 = tiny_engine.match(data / "images" / "ex_1_img_0.png", [c0, c1])
+    i1 = tiny_engine.match(data / "images" / "ex_1_img_1.png", [c0, c1])
+    direct = {"c0_i0": i0.captions[0], "c1_i0": i0.captions[1], "c0_i1": i1.captions[0], "c1_i1": i1.captions[1]}
+    for key, cap in direct.items():
+        assert row["clip"][key] == pytest.approx(cap.clip_score, abs=1e-5)
+        assert row["comclip"][key] == pytest.approx(cap.comclip_score, abs=1e-5)
+
+
+def test_winoground_bad_rows_fail_alone(tiny_engine, tmp_path):
+    data = synth.write_winoground(tmp_path / "w", n=2)
+    with (data / "examples.jsonl").open("a") as f:
+        f.write('{"id": 7, "caption_0": "a cat", "image_0": "ex_0_img_0", "image_1": "ex_0_img_1"}\n')
+        f.write("{not json\n")
+        f.write('{"id": 9, "caption_0": "", "caption_1": "b", "image_0": "ex_0_img_0", "image_1": "ex_0_img_1"}\n')
+    report = run(tiny_engine, "winoground", data, tmp_path / "out", progress=False)
+    reasons = {f["id"]: f["reason"] for f in report["failures"]}
+    assert (report["n_total"], report["n_scored"]) == (5, 2)
+    assert "lacks key(s) caption_1" in reasons["7"]
+    assert "line 4 is not valid JSON" in reasons["line4"]
+    assert "caption_0 is empty" in reasons["9"]
+
+
+def test_winoground_malformed_folders(tmp_path):
+    with pytest.raises(DatasetError, match="data folder not found"):
+        load_winoground(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no examples.jsonl"):
+        load_winoground(tmp_path / "empty")
+    data = synth.write_winoground(tmp_path / "w", n=1)
+    (data / "examples.jsonl").write_text("id,caption\n1,2\n")
+    with pytest.raises(DatasetError, match="does not look like Winoground"):
+        load_winoground(data)
+    data = synth.write_winoground(tmp_path / "w2", n=1)
+    for p in (data / "images").iterdir():
+        p.unlink()
+    (data / "images").rmdir()
+    with pytest.raises(DatasetError, match="images folder not found"):
+        load_winoground(data)
+
+
+def test_winoground_through_datasets_library(monkeypatch, tmp_path):
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "datasets", None)  # not installed
+        with pytest.raises(DatasetError, match="needs the `datasets` library"):
+            load_winoground("hf")
+    data = synth.write_winoground(tmp_path / "w", n=2)
+    rows = [json.loads(line) for line in (data / "examples.jsonl").read_text().splitlines()]
+    from PIL import Image
+
+    class FakeDataset:
+        column_names = [*rows[0], "image_0", "image_1"]
+
+        def select_columns(self, columns):
+            return types.SimpleNamespace(to_list=lambda: [{c: r[c] for c in columns} for r in rows])
+
+        def __getitem__(self, i):
+            return {**rows[i], "image_0": Image.open(data / "images" / f"ex_{i}_img_0.png"),
+                    "image_1": Image.open(data / "images" / f"ex_{i}_img_1.png")}
+
+    fake = types.SimpleNamespace(load_dataset=lambda name, split: FakeDataset())
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    loaded = load_winoground("hf:facebook/winoground")
+    assert [e.id for e in loaded.examples] == ["0", "1"]
+    assert loaded.examples[1].probes[1].image().size == (160, 128)
+    assert loaded.source == "datasets:facebook/winoground"
+
+
+# -- ComVG --------------------------------------------------------------------------------------
+
+def test_restore_predicate():
+    assert restore_predicate("nextto") == "next to"
+    assert restore_predicate("layingin") == "laying in"
+    assert restore_predicate("leaningagainst") == "leaning against"
+    assert restore_predicate("infrontof") == "in front of"
+    assert restore_predicate("sittingontopof") == "sitting on top of"
+    assert restore_predicate("standing_on") == "standing on"
+    assert restore_predicate("attached to") == "attached to"
+    for word in ("on", "sit", "eat", "wearing", "within", "onto", "behind", "holding", "cover"):
+        assert restore_predicate(word) == word
+
+
+def test_triplet_graph():
+    g = triplet_graph("cat next to dog", "cat,nextto,dog")
+    assert [e.name for e in g.entities] == ["cat", "dog"]
+    assert g.relations == (Relation("e0", "next to", "e1"),)
+    g = triplet_graph("a tennis racket leaning", "tennis_racket,leaning")
+    assert [e.name for e in g.entities] == ["tennis racket"] and g.relations == (Relation("e0", "leaning", None),)
+
+
+def test_comvg_end_to_end_with_triplet_graphs(tiny_engine, tmp_path):
+    data = synth.write_comvg(tmp_path / "comvg", n=5, missing_ids=(1005,),
+                             extra_rows=[[99, "a dog", "dog", "cat", 1, 2, "subject", 3]])  # 1-part triplet
+    spy = synth.SpyEngine(tiny_engine)
+    out = tmp_path / "out"
+    report = run(spy, "comvg", data, out, progress=False)
+    records = check_common(report, out, n_total=6, n_failed=2)
+    reasons = {f["id"]: f["reason"] for f in report["failures"]}
+    assert "image not found: neg_image_id 1005" in reasons["2"] and "1005.jpg" in reasons["2"]
+    assert "not 'subject,predicate,object'" in reasons["99"]
+    assert len(spy.calls) == 1  # all examples in one engine call (batch size 16)
+    graphs = {cap[0]: g[0] for _, cap, g in spy.calls[0]}
+    assert graphs["cat next to dog"].relations[0].predicate == "next to"
+    assert graphs["bike leaning against wall"].relations[0].predicate == "leaning against"
+    ok = [r for r in records if r["status"] == "ok"]
+    for m in ("clip", "comclip"):
+        assert report["metrics"][m]["accuracy"] == metrics.pair_accuracy([r[m] for r in ok])
+        assert report["metrics"][m]["accuracy[object]"] == metrics.pair_accuracy(
+            [r[m] for r in ok if r["meta"]["neg_value"] == "object"])
+    assert report["counts"]["accuracy[subject]"] == {"n_scored": 2, "n_failed": 0}
+    assert report["counts"]["accuracy[object]"] == {"n_scored": 1, "n_failed": 1}
+
+
+def test_comvg_parse_option_and_bad_columns(tmp_path):
+    data = synth.write_comvg(tmp_path / "comvg", n=2)
+    loaded = load_comvg(data, graphs="parse")
+    assert loaded.examples[0].probes[0].graphs == [None]
+    (tmp_path / "noimg").mkdir()
+    (tmp_path / "noimg" / "ComVG.csv").write_text((data / "ComVG.csv").read_text())
+    with pytest.raises(DatasetError, match="no images folder"):
+        load_comvg(tmp_path / "noimg")
+    (data / "ComVG.csv").write_text("sentence,triplet\nman sit,man\n")
+    with pytest.raises(DatasetError, match=r"lacks column\(s\) pos_triplet.*columns found: sentence, triplet"):
+        load_comvg(data)
+
+
+# -- SVO-Probes ---------------------------------------------------------------------------------
+
+def test_svo_end_to_end(tiny_engine, tmp_path):
+    data = synth.write_svo(tmp_path / "svo", n=4, missing=(2,))
+    out = tmp_path / "out"
+    report = run(tiny_engine, "svo", data, out, progress=False)
+    records = check_common(report, out, n_total=4, n_failed=1)
+    assert report["failures"][0]["id"] == "row3"
+    assert "p002.jpg" in report["failures"][0]["reason"] and "p002_web.jpg" in report["failures"][0]["reason"]
+    ok = [r for r in records if r["status"] == "ok"]
+    assert {r["id"] for r in ok} == {"row1", "row2", "row4"}  # rows 2 and 4 found by the URL's file name
+    assert [r["meta"]["neg_type"] for r in ok] == [["subject"], ["verb"], ["verb"]]
+    for m in ("clip", "comclip"):
+        assert report["metrics"][m]["accuracy[verb]"] == metrics.pair_accuracy(
+            [r[m] for r in ok if r["meta"]["neg_type"] == ["verb"]])
+    assert report["metrics"]["clip"]["accuracy[object]"] is None  # its only row failed
+    assert report["counts"]["accuracy[object]"] == {"n_scored": 0, "n_failed": 1}
+
+
+def test_svo_column_mismatch_lists_columns(tmp_path):
+    cols = ["caption", "pos_triplet", "neg_triplet", "subj_neg", "verb_neg", "obj_neg", "pos_url", "neg_url",
+            "pos_image_id", "neg_image_id"]
+    data = synth.write_svo(tmp_path / "svo", n=1, columns=cols)
+    with pytest.raises(DatasetError) as err:
+        load_svo(data)
+    assert "lacks column(s) sentence" in str(err.value)
+    assert "columns found: caption, pos_triplet, neg_triplet, subj_neg" in str(err.value)
+
+
+# -- VL-Checklist -------------------------------------------------------------------------------
+
+def test_vl_subtype():
+    from pathlib import Path
+
+    assert vl_subtype(Path("vaw/color.json")) == "color"
+    assert vl_subtype(Path("Location/center.json")) == "location"
+    assert vl_subtype(Path("hake_action.json")) == "action"
+    assert vl_subtype(Path("vg/spatial.json")) == "spatial"
+    assert vl_subtype(Path("misc/odd.json")) == "odd"
+
+
+def test_vl_checklist_end_to_end(tiny_engine, tmp_path):
+    data = synth.write_vl_checklist(tmp_path / "vl", missing=("vg/VG_100K_2/14.jpg",), broken_entry=True)
+    out = tmp_path / "out"
+    report = run(tiny_engine, "vl-checklist", data, out, progress=False)
+    records = check_common(report, out, n_total=9, n_failed=2)
+    reasons = {f["id"]: f["reason"] for f in report["failures"]}
+    assert "no NEG captions" in reasons["Attribute/vg/material.json#1"]
+    assert "14.jpg" in reasons["Relation/vg/spatial.json#1"]
+    ids = [r["id"] for r in records]
+    assert "Object/Location/center.json#0.0" in ids and "Object/Location/center.json#0.1" in ids  # 1 POS, 2 NEG
+    assert report["groups"]["Attribute"] == {"n_total": 4, "n_scored": 3, "n_failed": 1}
+    assert report["groups"]["Relation/spatial"] == {"n_total": 2, "n_scored": 1, "n_failed": 1}
+    assert set(report["groups"]) == {"Attribute", "Attribute/color", "Attribute/material", "Object",
+                                     "Object/location", "Relation", "Relation/action", "Relation/spatial"}
+    ok = {r["id"]: r for r in records if r["status"] == "ok"}
+    attr = [ok[i]["comclip"] for i in ok if i.startswith("Attribute/")]
+    assert report["metrics"]["comclip"]["accuracy[Attribute]"] == metrics.pair_accuracy(attr)
+
+
+def test_vl_checklist_malformed(tmp_path):
+    (tmp_path / "x" / "data").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="none of the folders Attribute, Object, Relation"):
+        load_vl_checklist(tmp_path / "x")
+    data = synth.write_vl_checklist(tmp_path / "vl")
+    (data / "data" / "Attribute" / "vaw" / "color.json").write_text("[[broken")
+    with pytest.raises(DatasetError, match="cannot read annotation file"):
+        load_vl_checklist(data)
+
+
+# -- retrieval ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dataset", ["flickr30k", "coco"])
+def test_retrieval_end_to_end(tiny_engine, tmp_path, dataset):
+    data = synth.write_karpathy(tmp_path / dataset, dataset, n_test=6, missing=(2,))
+    out = tmp_path / "out"
+    topk = 3
+    report = run(tiny_engine, dataset, data, out, topk=topk, batch_size=4, progress=False)
+    records = check_common(report, out, n_total=12, n_failed=2)  # 6 test images x 2 captions; train left out
+    assert {f["id"] for f in report["failures"]} == {"s4", "s5"}  # the captions of the missing image
+    assert all("could not be read" in f["reason"] for f in report["failures"])
+    assert report["gallery"]["n_images"] == 6 and report["gallery"]["n_failed"] == 1
+    assert report["topk"] == topk
+
+    # CLIP ranks recomputed with the encoder directly over the 5 readable test images
+    loaded = load(dataset, data)
+    from comclip.images import load_image
+
+    keep = [i for i in range(6) if i != 2]
+    with torch.inference_mode():
+        v = tiny_engine.encoder.encode_images([load_image(loaded.paths[i]).image for i in keep]).float()
+    ok = [r for r in records if r["status"] == "ok"]
+    queries = {q.id: q for q in loaded.queries}
+    for r in ok:
+        q = queries[r["id"]]
+        with torch.inference_mode():
+            t = tiny_engine.encoder.encode_texts([q.caption]).float()
+        sims = (t @ v.T)[0].tolist()
+        assert r["clip"]["rank"] == metrics.rank_of(sims, keep.index(q.target))
+        assert len(r["comclip"]["top"]) == topk and sorted(r["comclip"]["top"]) == sorted(r["clip"]["top"])
+        if r["image"] not in r["clip"]["top"]:
+            assert r["comclip"]["rank"] == r["clip"]["rank"]
+        else:
+            assert r["comclip"]["rank"] == 1 + r["comclip"]["top"].index(r["image"])
+    for m in ("clip", "comclip"):
+        assert report["metrics"][m] == metrics.recall_at([r[m]["rank"] for r in ok])
+    # re-ranking only permutes CLIP's top-k: recall at K >= k cannot change
+    assert report["metrics"]["comclip"]["R@5"] == report["metrics"]["clip"]["R@5"]
+    assert report["metrics"]["comclip"]["R@10"] == report["metrics"]["clip"]["R@10"]
+
+
+def test_retrieval_malformed(tmp_path):
+    with pytest.raises(DatasetError, match="has no dataset_coco.json"):
+        load("coco", tmp_path)
+    (tmp_path / "dataset_flickr30k.json").write_text('{"annotations": []}')
+    with pytest.raises(DatasetError, match="not a Karpathy split file"):
+        load("flickr30k", tmp_path)
+    data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=1)
+    with pytest.raises(DatasetError, match=r"no images in split 'val' \(splits found: test, train\)"):
+        load("flickr30k", data, split="val")
+
+
+# -- command line -------------------------------------------------------------------------------
+
+def test_cli_eval_json_last_line(tiny_engine, tmp_path, capsys):
+    data = synth.write_comvg(tmp_path / "comvg", n=3, missing_ids=(1000,))
+    out = tmp_path / "out"
+    code = main(["eval", "comvg", "--data", str(data), "--preset", "tiny", "--device", "cpu", "--parser", "rules",
+                 "--out", str(out), "--json", "--limit", "2", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out.strip().splitlines()[-1])
+    assert report["dataset"] == "comvg" and report["limit"] == 2
+    assert (report["n_total"], report["n_scored"], report["n_failed"]) == (2, 1, 1)
+    assert report["failures"][0]["id"] == "0" and "1000" in report["failures"][0]["reason"]
+    assert set(report["metrics"]) == {"clip", "comclip"}
+    assert json.loads((out / "report.json").read_text())["n_total"] == 2
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["eval", "winoground", "--data", "{tmp}/missing"], "winoground data folder not found"),
+    (["eval", "svo", "--data", "{svo}"], "columns found: text, pos_triplet"),
+    (["eval", "coco", "--data", "{tmp}"], "has no dataset_coco.json"),
+    (["eval", "comvg", "--data", "{tmp}"], "has no ComVG.csv"),
+    (["eval", "comvg", "--data", "{tmp}", "--limit", "0"], "--limit must be a whole number >= 1, got 0"),
+    (["eval", "imagenet", "--data", "{tmp}"], "invalid choice: 'imagenet'"),
+])
+def test_cli_eval_errors_are_one_line(tmp_path, capsys, argv, message):
+    svo = synth.write_svo(tmp_path / "svo", n=1, columns=["text", *synth.SVO_COLUMNS[1:]])
+    argv = [a.format(tmp=tmp_path, svo=svo) for a in argv] + ["--preset", "tiny", "--out", str(tmp_path / "o")]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not (tmp_path / "o").exists()  # failed before anything ran
+
+
+def test_missing_image_source_is_reported(tiny_engine, tmp_path):
+    data = synth.write_comvg(tmp_path / "c", n=1, missing_ids=(1000, 1001))
+    probes = load_comvg(data).examples[0].probes
+    assert all(isinstance(p.image, MissingImage) for p in probes)
+    assert np.all([("1000.jpg" in probes[0].image.reason), ("1001.jpg" in probes[1].image.reason)])
