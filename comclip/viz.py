@@ -1,0 +1,285 @@
+"""Pictures of a ComCLIP result: entity graph, grounded boxes, score and weight charts, the method.
+
+Every chart is a :class:`matplotlib.figure.Figure` built without ``pyplot`` (no global figure
+registry, so nothing leaks in a long-running server); boxes are drawn with ``supervision``.
+Entity ``k`` of a graph has the same colour everywhere: its node in the graph figure, its boxes
+in the annotated image and its bar in the weights chart.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # a server backend; must precede any pyplot import elsewhere
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from comclip.graph import SceneGraph  # noqa: E402
+
+if TYPE_CHECKING:
+    from comclip.engine import CaptionResult, Component, MatchResult
+
+__all__ = ["CLIP_COLOUR", "COMCLIP_COLOUR", "annotate_boxes", "entity_colour", "graph_figure", "pipeline_diagram",
+           "score_chart", "weights_chart"]
+
+#: Colours of the two methods in every chart.
+CLIP_COLOUR = "#8c8c8c"
+COMCLIP_COLOUR = "#3b4cc0"
+#: Entity colours (hex), shared by the graph figure, the boxes and the weight bars.
+PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
+           "#469990", "#808000", "#000075", "#800000")
+RELATION_COLOUR = "#555555"
+
+
+def entity_colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width=width, break_long_words=True)) or text
+
+
+def _message_figure(message: str, size: tuple[float, float] = (6.0, 2.0)) -> Figure:
+    fig = Figure(figsize=size, dpi=100)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, _wrap(message, 60), ha="center", va="center", fontsize=11, color="#444444",
+            transform=ax.transAxes)
+    return fig
+
+
+# -- entity graph -------------------------------------------------------------------------------
+
+def _layout(n: int) -> list[tuple[float, float]]:
+    """Node centres in [0, 1]²: a row for up to three entities, a circle beyond."""
+    if n <= 3:
+        return [((i + 1) / (n + 1), 0.42) for i in range(n)]
+    return [(0.5 + 0.36 * math.cos(math.pi / 2 - 2 * math.pi * i / n),
+             0.5 + 0.36 * math.sin(math.pi / 2 - 2 * math.pi * i / n)) for i in range(n)]
+
+
+def graph_figure(graph: SceneGraph, components: Sequence[Component] | None = None) -> Figure:
+    """The parsed caption as a figure: entities (with their attributes) are nodes, relations are
+    labelled arrows from subject to object; a relation without an object is a label under its
+    subject. With ``components``, entities the detector did not find are drawn dashed."""
+    if not graph.entities:
+        return _message_figure(f"“{graph.caption}”: no entities parsed, so ComCLIP = CLIP for this caption.")
+    ungrounded = {c.ref for c in components or () if c.kind == "entity" and not c.grounded}
+    n = len(graph.entities)
+    fig = Figure(figsize=(6.4, 2.8 if n <= 3 else 4.8), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    ax.text(0.5, 0.97, _wrap(f"“{graph.caption}”", 80), ha="center", va="top", fontsize=10, style="italic",
+            color="#333333")
+    nodes = {}
+    for i, (e, (x, y)) in enumerate(zip(graph.entities, _layout(n), strict=True)):
+        label = e.name + (f"\n[{', '.join(e.attributes)}]" if e.attributes else "")
+        if e.id in ungrounded:
+            label += "\n(not found)"
+        nodes[e.id] = ax.text(
+            x, y, label, ha="center", va="center", fontsize=11, zorder=3, fontweight="bold",
+            bbox={"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": entity_colour(i),
+                  "linewidth": 2.5, "linestyle": "--" if e.id in ungrounded else "-"})
+    seen: dict[frozenset[str], int] = {}
+    below: dict[str, int] = {}
+    for r in graph.relations:
+        src = nodes[r.subject]
+        if r.object is None or r.object == r.subject:
+            k = below.get(r.subject, 0)
+            below[r.subject] = k + 1
+            x, y = src.get_position()
+            ax.text(x, y - 0.2 - 0.08 * k, f"— {r.predicate}" + (" (itself)" if r.object else ""), ha="center",
+                    va="center", fontsize=10, color=RELATION_COLOUR, style="italic")
+            continue
+        dst = nodes[r.object]
+        pair = frozenset((r.subject, r.object))
+        k = seen.get(pair, 0)
+        seen[pair] = k + 1
+        rad = 0.25 + 0.2 * k if n > 3 or k else 0.3
+        ax.annotate("", xy=(0.5, 0.5), xycoords=dst, xytext=(0.5, 0.5), textcoords=src, zorder=5,
+                    arrowprops={"arrowstyle": "-|>,head_length=0.6,head_width=0.35", "color": RELATION_COLOUR,
+                                "lw": 1.6, "connectionstyle": f"arc3,rad={-rad}", "shrinkA": 3, "shrinkB": 5,
+                                "patchA": src.get_bbox_patch(), "patchB": dst.get_bbox_patch()})
+        (x0, y0), (x1, y1) = src.get_position(), dst.get_position()
+        # the arc's midpoint: arc3 puts its control point at mid + r·(dy, −dx) in display units, and a
+        # quadratic Bézier passes half-way to it; convert back to data units with the figure's aspect
+        bend = -rad
+        fw, fh = fig.get_size_inches()
+        mx = (x0 + x1) / 2 + 0.5 * bend * (y1 - y0) * fh / fw
+        my = (y0 + y1) / 2 - 0.5 * bend * (x1 - x0) * fw / fh
+        ax.text(mx, my, r.predicate, ha="center", va="center", fontsize=10, color="#222222", zorder=6,
+                bbox={"boxstyle": "round,pad=0.25", "facecolor": "#f3f3f3", "edgecolor": "none"})
+    return fig
+
+
+# -- grounding ----------------------------------------------------------------------------------
+
+def annotate_boxes(image: Image.Image, caption: CaptionResult) -> Image.Image:
+    """The image with each grounded entity's boxes drawn and labelled "phrase score" (supervision).
+
+    Boxes take the entity's colour (its index in the caption's graph)."""
+    import supervision as sv
+
+    order = {e.id: i for i, e in enumerate(caption.graph.entities)}
+    xyxy, conf, cls, names, labels = [], [], [], [], []
+    for comp in caption.components:
+        if comp.kind != "entity" or not comp.boxes:
+            continue
+        scores = list(comp.box_scores) + [float("nan")] * (len(comp.boxes) - len(comp.box_scores))
+        for box, score in zip(comp.boxes, scores, strict=False):
+            xyxy.append([float(v) for v in box])
+            conf.append(score)
+            cls.append(order.get(comp.ref, 0))
+            names.append(comp.text)
+            labels.append(comp.text if math.isnan(score) else f"{comp.text} {score:.2f}")
+    if not xyxy:
+        return image.copy()
+    detections = sv.Detections(xyxy=np.asarray(xyxy, dtype=np.float32), confidence=np.asarray(conf, dtype=np.float32),
+                               class_id=np.asarray(cls, dtype=int), data={"class_name": np.asarray(names)})
+    palette = sv.ColorPalette.from_hex(list(PALETTE))
+    side = min(image.width, image.height)
+    thickness = max(2, round(side / 160))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # supervision's note that OpenCV is absent
+        boxes = sv.BoxAnnotator(color=palette, thickness=thickness)
+        text = sv.LabelAnnotator(color=palette, text_scale=max(0.45, side / 900), text_thickness=max(1, side // 500),
+                                 text_padding=max(4, side // 100), smart_position=True)
+        scene = image.convert("RGB")  # a PIL scene: supervision handles the channel order (numpy means BGR)
+        scene = boxes.annotate(scene=scene.copy(), detections=detections)
+        scene = text.annotate(scene=scene, detections=detections, labels=labels)
+    return scene
+
+
+# -- charts -------------------------------------------------------------------------------------
+
+def score_chart(result: MatchResult) -> Figure:
+    """Baseline (CLIP) vs ComCLIP score per caption: two dots joined by an arrow (the change);
+    each method's pick is a star."""
+    caps = result.captions
+    n = len(caps)
+    fig = Figure(figsize=(7.0, 1.1 + 0.55 * n), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ys = np.arange(n)[::-1]
+    clip = np.array([c.clip_score for c in caps])
+    com = np.array([c.comclip_score for c in caps])
+    for y, a, b in zip(ys, clip, com, strict=True):
+        ax.annotate("", xy=(b, y), xytext=(a, y),
+                    arrowprops={"arrowstyle": "-|>", "color": "#bbbbbb", "lw": 1.5, "shrinkA": 4, "shrinkB": 4})
+    for values, colour, label, best in ((clip, CLIP_COLOUR, "CLIP", result.best_clip),
+                                        (com, COMCLIP_COLOUR, "ComCLIP", result.best_comclip)):
+        ax.scatter(values, ys, s=60, color=colour, label=label, zorder=3)
+        ax.scatter([values[best]], [ys[best]], s=260, marker="*", color=colour, edgecolor="black", linewidth=0.6,
+                   zorder=4)
+    ax.set_yticks(ys, [f"{i + 1}. " + _wrap(c.caption, 38) for i, c in enumerate(caps)], fontsize=9)
+    lo, hi = float(min(clip.min(), com.min())), float(max(clip.max(), com.max()))
+    pad = max((hi - lo) * 0.12, 0.005)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel("cosine similarity (★ = the method's pick)", fontsize=9)
+    ax.grid(axis="x", color="#eeeeee")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=9)
+    return fig
+
+
+def _component_label(c: Component) -> str:
+    return f"{'entity' if c.kind == 'entity' else 'relation'}: {_wrap(c.text, 26)}"
+
+
+def weights_chart(caption: CaptionResult) -> Figure:
+    """Left: each component's weight w_i (bar) and similarity cos(t_i, v_i) (annotation).
+    Right: what each component does to this caption's ComCLIP score (ComCLIP − ComCLIP without it)."""
+    comps = caption.components
+    if not comps:
+        return _message_figure("No components: ComCLIP = CLIP for this caption.")
+    order = {e.id: i for i, e in enumerate(caption.graph.entities)}
+    colours = [entity_colour(order.get(c.ref, 0)) if c.kind == "entity" else RELATION_COLOUR for c in comps]
+    n = len(comps)
+    fig = Figure(figsize=(8.0, 1.2 + 0.5 * n), dpi=100, layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True, width_ratios=(1.2, 1.0))
+    ys = np.arange(n)[::-1]
+    weights = np.array([c.weight for c in comps])
+    bars = left.barh(ys, weights, color=colours)
+    for bar, c in zip(bars, comps, strict=True):
+        if not c.grounded:  # the whole image stood in for it
+            bar.set_alpha(0.45)
+            bar.set_hatch("//")
+    for y, c in zip(ys, comps, strict=True):
+        left.text(c.weight, y, f" {c.weight:.2f} (sim {c.similarity:+.3f})" + ("" if c.grounded else " ·whole image"),
+                  va="center", fontsize=8)
+    left.set_yticks(ys, [_component_label(c) for c in comps], fontsize=9)
+    left.set_xlim(min(0.0, float(weights.min()) * 1.1), max(1.0, float(weights.max())) * 1.45)
+    left.set_title(r"weight $w_i$ of each component", fontsize=10)
+    effect = np.array([caption.comclip_score - c.loo_score for c in comps])
+    right.barh(ys, effect, color=["#1a9850" if v >= 0 else "#d73027" for v in effect])
+    right.axvline(0, color="#666666", lw=0.8)
+    span = float(np.abs(effect).max()) or 1e-4
+    right.set_xlim(-span * 1.6, span * 1.6)
+    for y, v in zip(ys, effect, strict=True):
+        right.text(v, y, f" {v:+.4f} " if v >= 0 else f" {v:+.4f} ", va="center", ha="left" if v >= 0 else "right",
+                   fontsize=8)
+    right.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
+    right.set_title("ComCLIP − ComCLIP without it", fontsize=10)
+    for a in (left, right):
+        a.spines[["top", "right"]].set_visible(False)
+        a.tick_params(axis="x", labelsize=8)
+    return fig
+
+
+# -- the method ---------------------------------------------------------------------------------
+
+def pipeline_diagram() -> Figure:
+    """ComCLIP in one picture: parse and ground, encode the pieces, weight them, fold them back."""
+    fig = Figure(figsize=(10.0, 3.0), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 3)
+    ax.axis("off")
+
+    def box(x: float, y: float, w: float, h: float, text: str, colour: str) -> tuple[float, float, float, float]:
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05,rounding_size=0.12", facecolor=colour,
+                                    edgecolor="#555555", linewidth=1.0))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
+        return x, y, w, h
+
+    def arrow(a: tuple[float, float], b: tuple[float, float]) -> None:
+        ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.3})
+
+    box(0.1, 2.0, 1.7, 0.8, "caption c\n“a mug in some grass”", "#eef2ff")
+    box(0.1, 0.2, 1.7, 0.8, "image I", "#eef2ff")
+    box(2.3, 2.0, 1.9, 0.8, "parse → entities eₖ\n+ relations (s, p, o)", "#fff7e6")
+    box(2.3, 0.2, 1.9, 0.8, "ground eₖ (Grounding DINO)\n→ sub-images Iᵢ", "#fff7e6")
+    box(4.7, 1.1, 2.1, 0.8, "frozen CLIP f\nv₀=f(I), vᵢ=f(Iᵢ)\nt=f(c), tᵢ=f(textᵢ)", "#e9f7ef")
+    box(7.2, 2.0, 2.6, 0.8, "weights  sᵢ = τ·cos(tᵢ, vᵢ)\nw = softmax(s)", "#fdecea")
+    box(7.2, 0.2, 2.6, 0.8, "v* = v₀ + Σᵢ wᵢ vᵢ\nscore = cos(t, v*/‖v*‖)", "#fdecea")
+    arrow((1.8, 2.4), (2.3, 2.4))
+    arrow((1.8, 0.6), (2.3, 0.6))
+    arrow((3.25, 2.0), (3.25, 1.0))
+    arrow((4.2, 2.2), (4.7, 1.7))
+    arrow((4.2, 0.8), (4.7, 1.3))
+    arrow((6.8, 1.7), (7.2, 2.2))
+    arrow((8.5, 2.0), (8.5, 1.0))
+    arrow((6.8, 1.3), (7.2, 0.8))
+    return fig
+
+
+def figure_to_image(fig: Figure, dpi: int | None = None) -> Image.Image:
+    """Render a figure to an RGB PIL image (for files and tests)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi or fig.dpi)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")

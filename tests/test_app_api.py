@@ -1,0 +1,265 @@
+"""The app's named API endpoint `/match`, through gradio_client, against the app on loopback.
+
+The app runs in-process on 127.0.0.1 with the shared tiny engine; every result is compared with
+the engine's own numbers, and every bad input must come back as one clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from comclip import service
+
+from .conftest import ASSETS, EXAMPLE_IMAGE
+
+MUG = ["a mug in some grass", "some grass in a mug"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(engine) -> Iterator[str]:
+    """The app built around ``engine``, launched on loopback; yields its URL and closes it."""
+    import app
+
+    demo = app.build_demo(engine)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **app.launch_options())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(tiny_engine):
+    from gradio_client import Client
+
+    with serve(tiny_engine) as url:
+        yield Client(url, verbose=False)
+
+
+def _match(client, image, captions, options=None):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(image)), captions, options or {}, api_name="/match")
+
+
+def _app_error(client, image, captions, options=None) -> str:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as info:
+        _match(client, image, captions, options)
+    return str(info.value)
+
+
+def _without_timings(d: dict) -> dict:
+    d = copy.deepcopy(d)
+    d.pop("timings_ms")
+    return d
+
+
+# -- results ------------------------------------------------------------------------------------
+
+def test_match_equals_the_engine(client, tiny_engine):
+    got = _match(client, EXAMPLE_IMAGE, MUG)
+    assert list(got) == ["image", "preset", "models", "options", "captions", "best", "timings_ms"]
+    assert [c["caption"] for c in got["captions"]] == MUG  # one result per caption, in order
+    want = tiny_engine.match(Image.open(EXAMPLE_IMAGE), MUG).to_dict()
+    assert _without_timings(got) == _without_timings(want)
+    assert got["image"] == {"path": None, "width": 640, "height": 480}
+    assert got["preset"] == "tiny" and got["models"]["random_weights"] is True
+    from gradio_client import handle_file
+
+    plain = client.predict(handle_file(str(EXAMPLE_IMAGE)), MUG, api_name="/match")  # options are optional
+    assert _without_timings(plain) == _without_timings(want)
+    named = _match(client, EXAMPLE_IMAGE, MUG, {"preset": "tiny", "weighting": None})
+    assert _without_timings(named) == _without_timings(want)
+
+
+def test_match_with_options_and_graphs(client, tiny_engine):
+    path = ASSETS / "examples" / "red_ball_blue_box.png"
+    captions = ["a red ball next to a blue box", "a blue ball next to a red box", "a ball"]
+    graph = {"entities": [{"id": "e0", "name": "ball", "attributes": ["red"]},
+                          {"id": "e1", "name": "box", "attributes": ["blue"]}],
+             "relations": [{"subject": "e1", "predicate": "beside", "object": "e0"}]}
+    options = {"weighting": "sum", "relation_text": "triple", "subimage": "crop", "graphs": [graph, None, None]}
+    got = _match(client, path, captions, options)
+    assert len(got["captions"]) == 3
+    assert got["options"]["weighting"] == "sum" and got["options"]["subimage"] == "crop"
+    first = got["captions"][0]
+    assert first["graph"]["relations"] == [{"subject": "e1", "predicate": "beside", "object": "e0"}]
+    assert first["components"][-1]["text"] == "blue box beside red ball"  # triple relation text
+    from comclip.graph import SceneGraph
+
+    want = tiny_engine.match(Image.open(path), captions, [SceneGraph.from_dict(graph, caption=captions[0]), None, None],
+                             weighting="sum", relation_text="triple", subimage="crop").to_dict()
+    assert _without_timings(got) == _without_timings(want)
+
+
+def test_long_caption_is_truncated_with_a_flag(client):
+    long = "a mug in some grass " + " ".join(["next to a small red ball"] * 30)
+    got = _match(client, EXAMPLE_IMAGE, [long, MUG[1]])
+    assert got["captions"][0]["truncated"] is True
+    assert got["captions"][1]["truncated"] is False
+
+
+def test_caption_without_entities_scores_as_clip(client):
+    got = _match(client, EXAMPLE_IMAGE, ["very quickly", MUG[0]])
+    c = got["captions"][0]
+    assert c["graph"]["entities"] == [] and c["components"] == []
+    assert c["comclip_score"] == pytest.approx(c["clip_score"], abs=1e-6)
+
+
+def test_no_box_found_uses_the_whole_image(client):
+    got = _match(client, EXAMPLE_IMAGE, MUG, {"box_threshold": 1.0})
+    comps = [k for c in got["captions"] for k in c["components"]]
+    assert comps and all(not k["grounded"] and k["boxes"] == [] for k in comps)
+
+
+# -- bad input: one clear message each ------------------------------------------------------------
+
+def test_non_image_file(client, tmp_path: Path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    message = _app_error(client, bad, MUG)
+    assert "not an image file" in message and "“notes.png”" in message
+    assert "gradio" not in message  # no server temp path
+
+
+def test_broken_image(client, tmp_path: Path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(EXAMPLE_IMAGE.read_bytes()[:2000])
+    assert "truncated or corrupt" in _app_error(client, broken, MUG)
+
+
+@pytest.mark.parametrize(("captions", "message"), [
+    (["a mug in some grass"], "at least 2"),
+    ([], "at least 2"),
+    (["a mug in some grass", "   "], "caption 2 is empty"),
+    ([f"a mug number {i}" for i in range(9)], "At most 8"),
+    ("a mug in some grass", "at least 2"),
+])
+def test_bad_captions(client, captions, message):
+    assert message in _app_error(client, EXAMPLE_IMAGE, captions)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"weighting": "max"}, "unknown weighting"),
+    ({"colour": "red"}, "unknown option"),
+    ({"box_threshold": 2}, "between 0 and 1"),
+    ({"graphs": [{"entities": [{"id": "e0", "name": "mug"}],
+                  "relations": [{"subject": "e0", "predicate": "in", "object": "e9"}]}, None]}, "not valid"),
+    ({"graphs": [None]}, "1 graph(s) given for 2 caption(s)"),
+    ({"preset": "huge"}, "unknown preset"),
+    ("not json", "must be a JSON object"),
+    ([1, 2], "must be an object"),
+])
+def test_bad_options(client, options, message):
+    assert message in _app_error(client, EXAMPLE_IMAGE, MUG, options)
+
+
+# -- the app-side helpers (no server) ----------------------------------------------------------------
+
+def test_split_captions_skips_blank_lines_and_repeats():
+    caps, notes = service.split_captions("a mug in some grass\n\n  \nsome grass in a mug\na mug in some grass\n")
+    assert caps == MUG
+    assert notes == ["Skipped 2 empty lines.", "Dropped 1 repeated caption."]
+
+
+def test_large_image_is_downscaled_with_a_notice():
+    big = Image.new("RGB", (3000, 2000), "white")
+    loaded, notes = service.prepare_image(big, pixel_cap=1_000_000)
+    assert loaded.width * loaded.height <= 1_000_000
+    assert abs(loaded.width / loaded.height - 1.5) < 0.01
+    assert len(notes) == 1 and "downscaled" in notes[0] and "3000×2000" in notes[0]
+    same, none = service.prepare_image(Image.new("RGB", (100, 80)), pixel_cap=1_000_000)
+    assert (same.width, same.height, none) == (100, 80, [])
+
+
+def test_edited_graph_errors_are_plain():
+    from comclip.errors import GraphError
+
+    with pytest.raises(GraphError, match="not valid JSON"):
+        service.edited_graph("{'entities': }", "a mug")
+    with pytest.raises(GraphError, match="is empty"):
+        service.edited_graph("  ", "a mug")
+    g = service.edited_graph('{"caption": "ignored", "entities": [{"id": "e0", "name": "mug"}], "relations": []}',
+                             "a mug")
+    assert g.caption == "a mug" and [e.name for e in g.entities] == ["mug"]
+
+
+def test_score_rows_rank_and_mark_picks(tiny_engine):
+    r = tiny_engine.match(EXAMPLE_IMAGE, MUG + ["a dog"])
+    rows = service.score_rows(r)
+    assert [row[0] for row in rows] == [1, 2, 3]
+    assert rows[r.best_clip][5].startswith("★ 1") and rows[r.best_comclip][6].startswith("★ 1")
+    assert sum(str(row[5]).startswith("★") for row in rows) == 1
+    assert sorted(int(str(row[6]).lstrip("★ ")) for row in rows) == [1, 2, 3]
+    for row, c in zip(rows, r.captions, strict=True):
+        assert row[4] == pytest.approx(c.comclip_score - c.clip_score, abs=1e-4)
+
+
+def test_model_call_is_wrapped_by_spaces_gpu_when_available(monkeypatch):
+    """On Hugging Face ZeroGPU the model call goes through `spaces.GPU`; elsewhere it is a plain call."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    import app
+
+    wrapped = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda fn: wrapped.append(fn) or fn
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    try:
+        importlib.reload(app)
+        assert [f.__name__ for f in wrapped] == ["_run_match"]
+    finally:
+        monkeypatch.delitem(sys.modules, "spaces")
+        importlib.reload(app)
+    if importlib.util.find_spec("spaces") is None:
+        assert app.spaces is None
+
+
+def test_notices_for_truncated_captions_missing_entities_and_boxes(tiny_engine):
+    from comclip.images import load_image
+
+    long = "a mug in some grass " + " ".join(["next to a small red ball"] * 30)
+    image = load_image(EXAMPLE_IMAGE)
+    scored = service.score(tiny_engine, image, [long, "very quickly"], None, {"box_threshold": 1.0})
+    notes = scored.notices
+    assert any(n.startswith("Caption 1 is longer than the text encoder reads (77 tokens)") for n in notes)
+    assert any(n.startswith("Caption 2 (“very quickly”): no entity could be parsed") for n in notes)
+    assert any(n.startswith("Caption 1: not found in the image") and "“mug”" in n for n in notes)
+
+
+def test_result_cache_serves_repeats(tiny_engine):
+    from comclip.images import load_image
+
+    cache = service.ResultCache(size=2)
+    calls = []
+
+    def run(engine, *args, **kwargs):
+        calls.append(args[1])
+        return engine.match(*args, **kwargs)
+
+    image = load_image(EXAMPLE_IMAGE)
+    first = service.score(tiny_engine, image, MUG, None, {}, cache=cache, run=run)
+    again = service.score(tiny_engine, image, MUG, None, {}, cache=cache, run=run)
+    other = service.score(tiny_engine, image, MUG, None, {"weighting": "sum"}, cache=cache, run=run)
+    assert len(calls) == 2 and again.cached and not first.cached and not other.cached
+    assert again.result is first.result

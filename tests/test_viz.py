@@ -1,0 +1,116 @@
+"""Figures and annotated images: what each picture holds, checked on its artists and pixels."""
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from comclip import viz
+from comclip.engine import CaptionResult, Component, MatchResult, Options
+from comclip.graph import Entity, Relation, SceneGraph
+
+GRAPH = SceneGraph("a red ball next to a blue box", (Entity("e0", "ball", ("red",)), Entity("e1", "box", ("blue",))),
+                   (Relation("e0", "next to", "e1"),))
+
+
+def component(kind, ref, text, boxes=(), scores=(), weight=0.5, similarity=0.1, loo=0.2):
+    return Component(kind=kind, ref=ref, text=text, boxes=[list(b) for b in boxes], box_scores=list(scores),
+                     grounded=bool(boxes), similarity=similarity, weight=weight, loo_score=loo)
+
+
+def caption_result(components, clip=0.2, comclip=0.25, graph=GRAPH):
+    return CaptionResult(caption=graph.caption, clip_score=clip, comclip_score=comclip, graph=graph,
+                         components=list(components))
+
+
+def texts(fig: Figure) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_graph_figure_has_nodes_attributes_and_labelled_edges():
+    comps = [component("entity", "e0", "red ball", [(1, 1, 5, 5)]), component("entity", "e1", "blue box")]
+    fig = viz.graph_figure(GRAPH, comps)
+    labels = texts(fig)
+    assert "ball\n[red]" in labels
+    assert "box\n[blue]\n(not found)" in labels  # ungrounded entity is marked
+    assert "next to" in labels
+    arrows = [a for a in fig.axes[0].texts if getattr(a, "arrow_patch", None) is not None]
+    assert len(arrows) == 1
+    nodes = {t.get_text(): t.get_bbox_patch() for t in fig.axes[0].texts if t.get_bbox_patch() is not None}
+    assert nodes["box\n[blue]\n(not found)"].get_linestyle() not in ("-", "solid")
+    assert viz.figure_to_image(fig).size == (640, 280)
+
+
+def test_graph_figure_many_entities_and_intransitive_relations():
+    g = SceneGraph("x", tuple(Entity(f"e{i}", n) for i, n in enumerate(["dog", "cat", "man", "hat"])),
+                   (Relation("e0", "chase", "e1"), Relation("e1", "chase", "e0"), Relation("e2", "sleep")))
+    labels = texts(viz.graph_figure(g))
+    assert labels.count("chase") == 2 and "— sleep" in labels
+
+
+def test_graph_figure_without_entities_says_so():
+    fig = viz.graph_figure(SceneGraph("very quickly"))
+    assert any("no entities parsed" in t for t in texts(fig))
+
+
+def test_annotate_boxes_draws_each_entity_in_its_colour():
+    image = Image.new("RGB", (200, 160), "white")
+    comps = [component("entity", "e0", "red ball", [(20, 40, 80, 120)], [0.9]),
+             component("entity", "e1", "blue box"),  # not found: nothing drawn
+             component("relation", "r0", "next to", [(20, 40, 80, 120)], [0.9])]
+    out = np.asarray(viz.annotate_boxes(image, caption_result(comps)))
+    assert out.shape == (160, 200, 3)
+    colour = hex_rgb(viz.entity_colour(0))
+    assert tuple(out[100, 20]) == colour  # left edge of the box
+    assert tuple(out[100, 79]) == colour  # right edge
+    assert tuple(out[150, 150]) == (255, 255, 255)  # far from the box and its label
+    drawn = np.any(out != 255, axis=2)
+    assert drawn[:, 120:].sum() == 0  # nothing for the ungrounded entity, nothing for the relation
+    assert np.array_equal(np.asarray(image), np.full((160, 200, 3), 255, np.uint8))  # input untouched
+
+
+def test_annotate_boxes_without_boxes_is_a_copy():
+    image = Image.new("RGB", (64, 48), "gray")
+    out = viz.annotate_boxes(image, caption_result([component("entity", "e0", "red ball")]))
+    assert out is not image and np.array_equal(np.asarray(out), np.asarray(image))
+
+
+def match_result(scores):
+    caps = [CaptionResult(caption=f"caption {i}", clip_score=a, comclip_score=b, graph=SceneGraph(f"caption {i}"),
+                          components=[]) for i, (a, b) in enumerate(scores)]
+    return MatchResult(image_path=None, width=10, height=10, captions=caps, preset="tiny", models={},
+                       options=Options(), logit_scale=100.0, timings_ms={})
+
+
+def test_score_chart_plots_both_methods_and_stars_the_picks():
+    r = match_result([(0.30, 0.25), (0.28, 0.31), (0.10, 0.12)])
+    fig = viz.score_chart(r)
+    ax = fig.axes[0]
+    dots = [c for c in ax.collections if c.get_offsets().shape[0] == 3]
+    stars = [c for c in ax.collections if c.get_offsets().shape[0] == 1]
+    np.testing.assert_allclose(dots[0].get_offsets()[:, 0], [0.30, 0.28, 0.10])
+    np.testing.assert_allclose(dots[1].get_offsets()[:, 0], [0.25, 0.31, 0.12])
+    assert [tuple(s.get_offsets()[0]) for s in stars] == [(0.30, 2.0), (0.31, 1.0)]  # caption 1 is drawn on top
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1. caption 0", "2. caption 1", "3. caption 2"]
+
+
+def test_weights_chart_shows_weights_and_leave_one_out_effects():
+    comps = [component("entity", "e0", "red ball", [(0, 0, 1, 1)], [0.9], weight=0.7, loo=0.20),
+             component("entity", "e1", "blue box", weight=0.2, loo=0.26),
+             component("relation", "r0", "next to", weight=0.1, loo=0.25)]
+    fig = viz.weights_chart(caption_result(comps, comclip=0.25))
+    left, right = fig.axes
+    assert [p.get_width() for p in left.patches] == pytest.approx([0.7, 0.2, 0.1])
+    assert [p.get_width() for p in right.patches] == pytest.approx([0.05, -0.01, 0.0])
+    assert left.patches[1].get_hatch() == "//"  # not found: the whole image stood in
+    assert viz.weights_chart(caption_result([])).axes[0].texts[0].get_text().startswith("No components")
+
+
+def test_pipeline_diagram_renders():
+    img = viz.figure_to_image(viz.pipeline_diagram())
+    assert img.size == (1000, 300)
+    assert any("softmax" in t for t in texts(viz.pipeline_diagram()))
