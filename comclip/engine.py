@@ -8,7 +8,6 @@ module only orchestrates, batches and caches.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -26,7 +25,7 @@ from comclip.errors import InputError
 from comclip.formula import WEIGHTINGS, compose_batch
 from comclip.graph import SceneGraph
 from comclip.ground import Detector, PhraseBoxes
-from comclip.images import LoadedImage, load_image
+from comclip.images import LoadedImage, image_digest, load_image
 from comclip.models import Preset, describe, get_preset, load_detector, load_encoder, resolve_device
 
 RELATION_TEXTS = ("predicate", "triple")
@@ -467,8 +466,3 @@ class ComCLIP:
         else:
             self._detection_cache.move_to_end(key)
         return found
-
-
-def image_digest(image: Image.Image) -> str:
-    """A content hash of an image's pixels."""
-    return hashlib.sha1(image.tobytes() + f"{image.size}{image.mode}".encode()).hexdigest()

@@ -5,6 +5,7 @@ Every failure is one :class:`~comclip.errors.InputError` with a message naming t
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -121,3 +122,10 @@ def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: i
     if rgb is img and not isinstance(source, Image.Image):
         rgb = rgb.copy()
     return LoadedImage(rgb, path)
+
+
+def image_digest(image: Image.Image) -> str:
+    """A content hash of an image's pixels, mode and size (for caches keyed by pixels)."""
+    h = hashlib.sha1(f"{image.mode}{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()

@@ -23,7 +23,7 @@ from PIL import Image
 
 from comclip.errors import GraphError, InputError
 from comclip.graph import SceneGraph
-from comclip.images import LoadedImage, load_image
+from comclip.images import LoadedImage, image_digest, load_image
 
 MIN_CAPTIONS = 2
 MAX_CAPTIONS = 8
@@ -220,12 +220,6 @@ def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImag
     notice = (f"The image is {w}×{h} ({w * h / 1e6:.1f} megapixels); it was downscaled to {nw}×{nh} for scoring "
               f"(limit {cap / 1e6:.1f} megapixels).")
     return LoadedImage(small, None), [notice]
-
-
-def image_digest(image: Image.Image) -> str:
-    h = hashlib.sha1(f"{image.mode}{image.size}".encode())
-    h.update(image.tobytes())
-    return h.hexdigest()
 
 
 # -- the engines --------------------------------------------------------------------------------
