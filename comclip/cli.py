@@ -41,6 +41,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=os.environ.get("COMCLIP_PRESET", "default"),
                    help="model preset: default, large or tiny (offline, random weights) [default: %(default)s]")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--clip-model", default=None, metavar="NAME",
+                   help="replace the preset's image-text model: an open_clip name (with --clip-pretrained), an "
+                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id")
+    p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag, e.g. openai")
+    p.add_argument("--clip-backend", choices=("open_clip", "hf_clip"), default=None, help="[open_clip]")
+    p.add_argument("--detector", default=None, metavar="ID",
+                   help="replace the preset's detector: a transformers Grounding DINO id")
     p.add_argument("--parser", default=None, help="caption parser: auto, rules, spacy, llm [default: auto]")
     p.add_argument("--weighting", choices=("softmax", "sum"), default=None,
                    help="component weights: softmax (paper, default) or sum (official code)")
@@ -65,14 +72,15 @@ def engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_engine(args: argparse.Namespace):  # -> ComCLIP (imported lazily: torch is slow to import)
     from comclip.engine import ComCLIP, Options
-    from comclip.models import get_preset, resolve_device
+    from comclip.models import custom_preset, get_preset, resolve_device
 
-    preset = get_preset(args.preset)
+    preset = custom_preset(get_preset(args.preset), clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
+                           clip_backend=args.clip_backend, detector=args.detector)
     options = Options().updated(**engine_options(args))  # validate before loading anything heavy
     device = resolve_device(args.device)
     if sys.stderr.isatty():  # progress for people; scripts get a clean stderr (errors only)
         print(f"loading preset '{preset.name}' on {device}: {preset.description}", file=sys.stderr)
-    return ComCLIP.from_preset(preset.name, device=device, **vars(options))
+    return ComCLIP.from_preset(preset, device=device, **vars(options))
 
 
 def build_parser() -> argparse.ArgumentParser:

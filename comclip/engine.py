@@ -258,13 +258,14 @@ class ComCLIP:
         self._detection_cache.clear()
 
     @classmethod
-    def from_preset(cls, name: str = "default", *, device: str | torch.device | None = "auto",
+    def from_preset(cls, name: str | Preset = "default", *, device: str | torch.device | None = "auto",
                     compile: bool = False, **options: Any) -> ComCLIP:
-        """Load a preset's models (``default``, ``large``, ``tiny``, ``arch-*``) on a device.
+        """Load a preset's models (``default``, ``large``, ``tiny``, ``arch-*``, or a ``Preset``
+        such as :func:`comclip.models.custom_preset` builds) on a device.
 
         ``compile=True`` wraps the image tower in ``torch.compile`` (worth it for long GPU runs).
         """
-        preset = get_preset(name)
+        preset = name if isinstance(name, Preset) else get_preset(name)
         opts = Options().updated(**options)
         dev = resolve_device(device)
         encoder = load_encoder(preset.encoder, dev, preset)

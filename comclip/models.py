@@ -157,6 +157,36 @@ def get_preset(name: str) -> Preset:
         raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
 
 
+def custom_preset(base: Preset, *, clip_model: str | None = None, clip_pretrained: str | None = None,
+                  clip_backend: str | None = None, detector: str | None = None) -> Preset:
+    """``base`` with its image–text model and/or detector replaced by user-named ones.
+
+    open_clip models take a name and a pretrained tag (``ViT-B-16``/``laion2b_s34b_b88k``) or an
+    ``hf-hub:org/name`` id; ``hf_clip`` takes a transformers CLIP id (``openai/clip-vit-base-patch32``);
+    ``detector`` is a transformers Grounding DINO id.
+    """
+    if not any((clip_model, clip_pretrained, clip_backend, detector)):
+        return base
+    encoder = base.encoder
+    if clip_model or clip_pretrained or clip_backend:
+        backend = clip_backend or "open_clip"
+        if backend not in ("open_clip", "hf_clip"):
+            raise InputError(f"unknown CLIP backend {backend!r}; choose open_clip or hf_clip")
+        model = clip_model or (base.encoder.model if backend == base.encoder.backend else None)
+        if not model:
+            raise InputError("name the model with --clip-model")
+        pretrained = clip_pretrained
+        if backend == "open_clip" and model == base.encoder.model and pretrained is None:
+            pretrained = base.encoder.pretrained
+        if backend == "open_clip" and not model.startswith("hf-hub:") and not pretrained:
+            raise InputError(f"open_clip model {model!r} needs a pretrained tag (--clip-pretrained, e.g. openai or "
+                             "laion2b_s34b_b79k; open_clip.list_pretrained() lists them), or use an hf-hub: name")
+        encoder = EncoderSpec(backend, model, pretrained if backend == "open_clip" else None)
+    spec = base.detector if detector is None else DetectorSpec(detector)
+    return Preset(f"{base.name}+custom", f"{encoder.label} + {spec.model}", encoder, spec,
+                  downloads=f"the named models ({encoder.model}, {spec.model}) unless cached", random_weights=False)
+
+
 # -- device -------------------------------------------------------------------------------------
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -155,3 +155,30 @@ def test_real_subprocess_has_no_traceback(cache_dir):
     proc = subprocess.run([sys.executable, "-m", "comclip", "score", "nope.png", "x"], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--clip-model", "ViT-B-16"], "needs a pretrained tag"),
+    (["--clip-backend", "hf_clip"], "name the model"),
+    (["--clip-model", "hf-hub:nobody/no-such-model"], "hf-hub:nobody/no-such-model"),
+    (["--preset", "tiny", "--detector", "nobody/no-such-detector"], "nobody/no-such-detector"),
+])
+def test_model_overrides_fail_clearly_offline(capsys, tmp_path, monkeypatch, cache_dir, extra, needle):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    code, _, err = run(capsys, "score", str(EXAMPLE_IMAGE), "a dog", "--device", "cpu", *extra)
+    _assert_one_error_line(code, err)
+    assert needle in err
+
+
+def test_custom_preset_replaces_only_what_is_named():
+    from comclip.models import custom_preset, get_preset
+
+    base = get_preset("default")
+    assert custom_preset(base) is base
+    p = custom_preset(base, clip_model="ViT-B-16", clip_pretrained="laion2b_s34b_b88k")
+    assert (p.encoder.model, p.encoder.pretrained) == ("ViT-B-16", "laion2b_s34b_b88k")
+    assert p.detector == base.detector and p.name == "default+custom"
+    p = custom_preset(base, clip_backend="hf_clip", clip_model="openai/clip-vit-base-patch32", detector="x/y")
+    assert p.encoder.backend == "hf_clip" and p.encoder.pretrained is None and p.detector.model == "x/y"
+    assert custom_preset(base, clip_pretrained="openai").encoder.model == "ViT-B-32-quickgelu"

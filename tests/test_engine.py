@@ -199,3 +199,19 @@ def test_fast_and_exact_paths_agree_on_model_pixels(tiny_engine):
     diff = (exact - fast).abs()
     assert float(diff.mean()) < 0.01
     assert float((diff > 0.25).float().mean()) < 0.02  # only pixels on box borders differ noticeably
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "I;16", "P", "RGBA", "L", "LA"])
+def test_unusual_image_modes_score_end_to_end(tiny_engine, tmp_path, mode):
+    from PIL import Image
+
+    src = Image.open(EXAMPLE_IMAGE).convert("RGB").resize((160, 120))
+    if mode == "I;16":
+        img = Image.fromarray((np.asarray(src.convert("L"), dtype=np.uint16) * 257), "I;16")
+    else:
+        img = src.convert(mode)
+    path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
+    img.save(path)
+    r = tiny_engine.match(path, CAPTIONS, [MUG, GRASS])
+    assert (r.width, r.height) == (160, 120)
+    assert all(np.isfinite([c.clip_score, c.comclip_score]).all() for c in r.captions)
