@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from comclip.errors import ComCLIPError, InputError
 
-#: Subcommand modules; each exposes ``register(subparsers)``. Missing ones are skipped.
+#: Subcommand modules; each exposes ``register(subparsers)``.
 COMMAND_MODULES = ("comclip.commands", "comclip.eval.cli", "comclip.bench")
 
 
@@ -89,13 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue  # that command is not installed in this build
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -30,6 +30,7 @@ from comclip.models import Preset, describe, get_preset, load_detector, load_enc
 
 RELATION_TEXTS = ("predicate", "triple")
 TEXT_CACHE_SIZE = 8192
+PARSE_CACHE_SIZE = 8192
 DETECTION_CACHE_SIZE = 64
 
 
@@ -227,6 +228,29 @@ class _Item:
     detections: dict[str, PhraseBoxes] = field(default_factory=dict)
 
 
+def compose_captions(captions: Sequence[tuple[int, int, Sequence[tuple[int, int]]]], image_emb: torch.Tensor,
+                     text_emb: torch.Tensor, logit_scale: float, weighting: str) -> dict[str, np.ndarray]:
+    """Every caption's numbers at once, on the embeddings' device, with one transfer to the host.
+
+    Each caption is ``(global image row, caption text row, [(component text row, component image
+    row), ...])`` into ``image_emb`` / ``text_emb``. Returns :func:`compose_batch`'s arrays.
+    """
+    n = max((len(c[2]) for c in captions), default=0)
+    comp_text = torch.zeros(len(captions), n, dtype=torch.long)
+    comp_image = torch.zeros(len(captions), n, dtype=torch.long)
+    valid = torch.zeros(len(captions), n, dtype=torch.bool)
+    for k, (_, _, comps) in enumerate(captions):
+        for j, (t_row, i_row) in enumerate(comps):
+            comp_text[k, j], comp_image[k, j], valid[k, j] = t_row, i_row, True
+    dev = image_emb.device
+    cap_image = torch.tensor([c[0] for c in captions], dtype=torch.long, device=dev)
+    cap_text = torch.tensor([c[1] for c in captions], dtype=torch.long, device=dev)
+    comp_text, comp_image, valid = comp_text.to(dev), comp_image.to(dev), valid.to(dev)
+    out = compose_batch(text_emb[cap_text], image_emb[cap_image], text_emb[comp_text], image_emb[comp_image],
+                        valid, logit_scale, weighting)
+    return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+
 @dataclass(frozen=True)
 class _Row:
     """One component of one caption, resolved: its plan, region and row in the pixel batch."""
@@ -290,7 +314,7 @@ class ComCLIP:
         if graph is None:
             graph = parsing.parse(caption, key[0])
             self._parse_cache[key] = graph
-            if len(self._parse_cache) > TEXT_CACHE_SIZE:
+            if len(self._parse_cache) > PARSE_CACHE_SIZE:
                 self._parse_cache.popitem(last=False)
         return graph
 
@@ -367,22 +391,9 @@ class ComCLIP:
         text_row = {t: k for k, t in enumerate(texts)}
         lap("encode_texts")
 
-        # All captions composed at once on the device; one transfer to the host at the end.
-        n = max((len(c[3]) for c in captions), default=0)
-        comp_text = torch.zeros(len(captions), n, dtype=torch.long)
-        comp_image = torch.zeros(len(captions), n, dtype=torch.long)
-        valid = torch.zeros(len(captions), n, dtype=torch.bool)
-        for k, (_, _, _, rows) in enumerate(captions):
-            for j, r in enumerate(rows):
-                comp_text[k, j], comp_image[k, j], valid[k, j] = text_row[r.plan.text], r.pixel_row, True
-        dev = image_emb.device
-        cap_text = torch.tensor([text_row[c[1]] for c in captions], dtype=torch.long, device=dev)
-        cap_image = torch.tensor([c[0] for c in captions], dtype=torch.long, device=dev)
-        comp_text, comp_image, valid = comp_text.to(dev), comp_image.to(dev), valid.to(dev)
         scale = float(self.encoder.logit_scale)
-        out = compose_batch(text_emb[cap_text], image_emb[cap_image], text_emb[comp_text], image_emb[comp_image],
-                            valid, scale, opts.weighting)
-        host = {k: v.float().cpu().numpy() for k, v in out.items()}
+        host = compose_captions([(i, text_row[cap], [(text_row[r.plan.text], r.pixel_row) for r in rows])
+                                 for i, cap, _, rows in captions], image_emb, text_emb, scale, opts.weighting)
         image_np = image_emb.float().cpu().numpy()
         text_np = text_emb.float().cpu().numpy()
 

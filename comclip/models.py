@@ -27,7 +27,7 @@ import os
 import socket
 import string
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -75,7 +75,6 @@ class Preset:
     detector: DetectorSpec
     downloads: str
     random_weights: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 TINY_CLIP_CONFIG: dict[str, Any] = {
