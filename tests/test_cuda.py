@@ -33,3 +33,46 @@ def test_match_batch_equals_match_on_gpu(cache_dir):
         alone = gpu.match(*item)
         for x, y in zip(got.captions, alone.captions, strict=True):
             assert x.comclip_score == pytest.approx(y.comclip_score, abs=1e-3)
+
+
+def test_detector_bf16_agrees_with_fp32_on_cuda(cache_dir):
+    """bf16 autocast (the CUDA default) against fp32 on the same GPU: each phrase's 5 best query
+    probabilities within 0.05 (tolerance stated for bf16's ~3 significant digits; unmeasured here)."""
+    from PIL import Image
+
+    from .test_ground import bf16_agreement
+
+    gpu = ComCLIP.from_preset("tiny", device="cuda", parser="rules")
+    assert gpu.detector.autocast_dtype == torch.bfloat16
+    assert bf16_agreement(gpu.detector, Image.open(EXAMPLE_IMAGE).convert("RGB")) < 0.05
+
+
+def test_detector_preprocessing_on_cuda_matches_cpu(cache_dir):
+    from PIL import Image
+
+    from comclip.ground import preprocess_images
+
+    gpu = ComCLIP.from_preset("tiny", device="cuda", parser="rules")
+    ip = gpu.detector.processor.image_processor
+    image = Image.open(EXAMPLE_IMAGE).convert("RGB")
+    on_gpu = preprocess_images([image], ip, torch.device("cuda"))[0]
+    assert on_gpu.device.type == "cuda"
+    on_cpu = preprocess_images([image], ip, torch.device("cpu"))[0]
+    assert (on_gpu.cpu() - on_cpu).abs().max() <= 1 / 255 / min(ip.image_std) + 1e-4  # one uint8 level
+
+
+def test_detect_batch_is_batch_invariant_on_cuda(cache_dir):
+    """Batched vs alone on CUDA in bf16: the same boxes (within 1 px) and scores within 2e-2."""
+    import numpy as np
+    from PIL import Image
+
+    det = ComCLIP.from_preset("tiny", device="cuda", parser="rules").detector
+    image = Image.open(EXAMPLE_IMAGE).convert("RGB")
+    requests = [(image, ["mug", "grass"]), (image, ["cat"]), (image, ["grass", "young person", "mug"])]
+    kw = {"box_threshold": 0.0, "text_threshold": 0.0}
+    batched = det.detect_batch(requests, **kw)
+    for (im, phrases), got in zip(requests, batched, strict=True):
+        alone = det.detect(im, phrases, **kw)
+        for p in phrases:
+            np.testing.assert_allclose(got[p].scores, alone[p].scores, atol=2e-2)
+            np.testing.assert_allclose(got[p].boxes, alone[p].boxes, atol=1.0)

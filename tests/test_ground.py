@@ -1,15 +1,23 @@
 """Grounding: prompt building, token-span mapping and box selection on controlled outputs."""
 
+import random
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from comclip.errors import InputError
 from comclip.ground import (
     GroundingDINO,
     build_prompt,
+    canonical_phrases,
     chunk_phrases,
     cxcywh_to_xyxy,
     normalise_phrase,
     phrase_token_indices,
+    preprocess_images,
+    resized_size,
     select_boxes,
 )
 
@@ -88,50 +96,190 @@ def test_normalise_phrase():
     assert normalise_phrase("  Red   Mug. ") == "red mug"
 
 
+def test_canonical_phrases_are_unique_normalised_sorted():
+    assert canonical_phrases(["Red mug.", "grass", "red  mug", "", " . "]) == ["grass", "red mug"]
+
+
 class _FakeOutputs:
     def __init__(self, logits, pred_boxes):
         self.logits, self.pred_boxes = logits, pred_boxes
 
 
 class _ScriptedModel(torch.nn.Module):
-    """A detector whose every query looks at the token it is told to: controlled outputs."""
+    """A detector whose every query looks at the token it is told to: controlled outputs, per batch row."""
 
     def __init__(self, tokenizer, want: dict[str, tuple[float, float, float, float]]):
         super().__init__()
         self.config = type("C", (), {"max_text_len": 256})()
         self.tokenizer, self.want = tokenizer, want
-        self.calls = 0
+        self.calls, self.batch_sizes = 0, []
 
-    def forward(self, input_ids, **_):
+    def forward(self, input_ids, pixel_values, **_):
         self.calls += 1
-        ids = input_ids[0].tolist()
-        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        self.batch_sizes.append(input_ids.shape[0])
         q = len(self.want)
-        logits = torch.full((1, q, 256), -10.0)
-        boxes = torch.zeros(1, q, 4)
-        for k, (word, box) in enumerate(self.want.items()):
-            logits[0, k, tokens.index(word)] = 5.0
-            boxes[0, k] = torch.tensor(box)
+        logits = torch.full((input_ids.shape[0], q, 256), -10.0)
+        boxes = torch.zeros(input_ids.shape[0], q, 4)
+        for row, ids in enumerate(input_ids.tolist()):
+            tokens = self.tokenizer.convert_ids_to_tokens(ids)
+            for k, (word, box) in enumerate(self.want.items()):
+                if word in tokens:
+                    logits[row, k, tokens.index(word)] = 5.0
+                boxes[row, k] = torch.tensor(box)
         return _FakeOutputs(logits, boxes)
 
 
-def test_grounding_dino_wrapper_one_pass_and_span_mapping(tiny_engine, noise_image):
+def _scripted(tiny_engine, want, **kw):
     processor = tiny_engine.detector.processor
+    model = _ScriptedModel(processor.tokenizer, want)
+    return model, GroundingDINO(model, processor, device=torch.device("cpu"), name="scripted",
+                                box_threshold=0.5, text_threshold=0.5, **kw)
+
+
+def test_grounding_dino_wrapper_one_pass_and_span_mapping(tiny_engine, noise_image):
     # "grass" appears inside two phrases; the box for token "mug" must go to "red mug" only.
-    model = _ScriptedModel(processor.tokenizer, {"mug": (0.5, 0.5, 0.2, 0.2), "cat": (0.25, 0.25, 0.1, 0.1)})
-    det = GroundingDINO(model, processor, device=torch.device("cpu"), name="scripted",
-                        box_threshold=0.5, text_threshold=0.5)
+    model, det = _scripted(tiny_engine, {"mug": (0.5, 0.5, 0.2, 0.2), "cat": (0.25, 0.25, 0.1, 0.1)})
     found = det.detect(noise_image, ["red mug", "green grass", "cat", "Red Mug"])
     assert model.calls == 1
+    assert list(found) == ["red mug", "green grass", "cat", "Red Mug"]  # keys: the phrases as given
     assert found["red mug"].boxes == ((128.0, 96.0, 192.0, 144.0),)
     assert found["Red Mug"].boxes == found["red mug"].boxes  # same phrase after normalisation
     assert not found["green grass"].grounded
     assert found["cat"].boxes == ((64.0, 48.0, 96.0, 72.0),)
 
 
-def test_tiny_detector_finds_boxes(tiny_engine, noise_image):
-    found = tiny_engine.detector.detect(noise_image, ["mug", "grass"])
-    assert all(f.grounded for f in found.values())
-    for f in found.values():
-        x0, y0, x1, y1 = f.boxes[0]
-        assert 0 <= x0 <= x1 <= noise_image.width and 0 <= y0 <= y1 <= noise_image.height
+def test_detect_batch_shares_units_and_groups_images_by_size(tiny_engine, noise_image):
+    model, det = _scripted(tiny_engine, {"mug": (0.5, 0.5, 0.2, 0.2)}, batch_size=2)
+    other = Image.new("RGB", (100, 400), "white")  # another resized size: never padded into one forward
+    requests = [(noise_image, ["mug", "cat"]), (noise_image, ["cat", "Mug"]), (other, ["mug"]),
+                (noise_image, ["mug"]), (noise_image, ["bowl", "mug"]), (noise_image, [])]
+    out = det.detect_batch(requests)
+    # units: noise×(cat, mug) [shared by two requests], noise×(mug), noise×(bowl, mug), other×(mug)
+    assert det.units_detected == 4 and model.calls == 3 and sorted(model.batch_sizes) == [1, 1, 2]
+    assert [list(d) for d in out] == [["mug", "cat"], ["cat", "Mug"], ["mug"], ["mug"], ["bowl", "mug"], []]
+    np.testing.assert_allclose(out[2]["mug"].boxes, [(40.0, 160.0, 60.0, 240.0)], atol=1e-4)  # its own pixels
+    assert out[0]["mug"].boxes == out[1]["Mug"].boxes == out[3]["mug"].boxes == ((128.0, 96.0, 192.0, 144.0),)
+
+
+def _images():
+    rng = np.random.RandomState(1)
+    return [Image.fromarray((rng.rand(h, w, 3) * 255).astype(np.uint8), "RGB")
+            for w, h in ((320, 240), (320, 240), (240, 320), (300, 300))]
+
+
+PHRASE_SETS = [["mug", "grass"], ["red mug", "young person", "dog on a bench"], ["cat"], ["grass", "mug", "bowl"],
+               ["a very long phrase about a small brown dog", "tree"]]
+
+
+def test_detect_batch_is_batch_invariant(tiny_engine):
+    """Each request gets alone what it gets in any batch, in any order (CPU fp32): boxes identical,
+    scores within 1e-5 (text padding and batched matrix products change logits by float rounding)."""
+    det = tiny_engine.detector
+    images = _images()
+    requests = [(im, ps) for im in images for ps in PHRASE_SETS]
+    alone = [det.detect(im, ps, box_threshold=0.0, text_threshold=0.0, boxes_per_entity=2) for im, ps in requests]
+    rnd = random.Random(0)
+    for batch_size in (3, 16):
+        det.batch_size = batch_size
+        order = list(range(len(requests)))
+        rnd.shuffle(order)
+        subset = order[: len(order) // 2 + 3]
+        got = det.detect_batch([requests[k] for k in subset], box_threshold=0.0, text_threshold=0.0,
+                               boxes_per_entity=2)
+        for k, found in zip(subset, got, strict=True):
+            assert list(found) == list(alone[k])
+            for phrase, pb in found.items():
+                assert pb.grounded
+                np.testing.assert_allclose(pb.boxes, alone[k][phrase].boxes, atol=1e-3)
+                np.testing.assert_allclose(pb.scores, alone[k][phrase].scores, atol=1e-5)
+    det.batch_size = 4
+
+
+def test_phrase_order_does_not_change_the_prompt(tiny_engine, noise_image):
+    det = tiny_engine.detector
+    a = det.detect(noise_image, ["mug", "grass", "young person"])
+    b = det.detect(noise_image, ["young person", "Grass", "mug"])
+    assert a["mug"] == b["mug"] and a["young person"] == b["young person"]
+    assert a["grass"].boxes == b["Grass"].boxes
+
+
+def test_device_preprocessing_matches_the_processors(tiny_engine):
+    from transformers.models.grounding_dino.image_processing_pil_grounding_dino import GroundingDinoImageProcessorPil
+
+    ip = tiny_engine.detector.processor.image_processor
+    slow = GroundingDinoImageProcessorPil(size={"shortest_edge": ip.size.shortest_edge,
+                                                "longest_edge": ip.size.longest_edge})
+    images = _images() + [Image.new("L", (641, 479), 90), Image.new("RGBA", (100, 700), (10, 200, 30, 128))]
+    mine = preprocess_images(images, ip, torch.device("cpu"))
+    level = 1 / 255 / min(ip.image_std)  # one uint8 step after normalisation
+    for im, px in zip(images, mine, strict=True):
+        fast = ip(images=im.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+        assert px.shape == fast.shape
+        torch.testing.assert_close(px, fast, atol=1e-5, rtol=0)  # transformers' torchvision processor
+        pil = slow(images=im.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+        diff = (px - pil).abs()
+        assert diff.max() <= level + 1e-4 and diff.mean() < 1e-3  # PIL's resize: within one uint8 level
+
+
+def test_resized_size_follows_the_processor_rule():
+    size = {"shortest_edge": 800, "longest_edge": 1333}
+    assert resized_size(480, 640, size) == (800, 1066)
+    assert resized_size(2, 8000, size) == (1, 1333)  # the processor itself would ask for height 0
+    assert resized_size(8000, 2, size) == (1333, 1)
+    assert resized_size(100, 200, {"height": 64, "width": 32}) == (64, 32)
+    with pytest.raises(InputError):
+        resized_size(10, 10, {})
+
+
+@pytest.mark.parametrize("size", [(8000, 2), (2, 8000), (1, 1)])
+def test_extreme_aspect_ratios_are_detected(tiny_engine, size):
+    image = Image.new("RGB", size, "gray")
+    found = tiny_engine.detector.detect(image, ["mug"], box_threshold=0.0, text_threshold=0.0)
+    (x0, y0, x1, y1), = found["mug"].boxes
+    assert 0 <= x0 <= x1 <= size[0] and 0 <= y0 <= y1 <= size[1]
+
+
+def bf16_agreement(det: GroundingDINO, image: Image.Image) -> float:
+    """Largest difference between fp32 and bf16-autocast forwards in each phrase token's 5 best query
+    probabilities (order-free: bf16 may reorder the detector's query selection)."""
+    bf16 = GroundingDINO(det.model, det.processor, device=det.device, name="bf16", precision="bf16")
+    fp32 = GroundingDINO(det.model, det.processor, device=det.device, name="fp32", precision="fp32")
+    assert bf16.autocast_dtype == torch.bfloat16 and fp32.autocast_dtype is None
+    with torch.inference_mode():
+        pixels = fp32.preprocess([image])
+        p32, _, tokens = fp32._forward(pixels, [("grass", "mug")])
+        p16, _, _ = bf16._forward(pixels, [("grass", "mug")])
+    cols = [t for phrase in tokens[0] for t in phrase]
+    return float((p32[0][:, cols].topk(5, dim=0).values - p16[0][:, cols].topk(5, dim=0).values).abs().max())
+
+
+def test_bf16_agrees_with_fp32(tiny_engine, noise_image):
+    """bf16 autocast (CUDA's default; here on the CPU) against fp32 on the tiny random model: each
+    phrase's 5 best query probabilities within 0.03. (Random weights saturate many queries near 1,
+    so the single best box may differ between near-ties; tests/test_cuda.py checks CUDA.)"""
+    assert bf16_agreement(tiny_engine.detector, noise_image) < 0.03
+    with pytest.raises(InputError):
+        GroundingDINO(tiny_engine.detector.model, tiny_engine.detector.processor, device=torch.device("cpu"),
+                      name="x", precision="fp8")
+
+
+def test_tiny_detector_agrees_with_transformers_post_processing(tiny_engine, noise_image):
+    """Our box for a one-token phrase is the query transformers' own pipeline (its processor and
+    ``post_process_grounded_object_detection``) ranks best for that token."""
+    det = tiny_engine.detector
+    found = det.detect(noise_image, ["mug"], box_threshold=0.3, text_threshold=0.25, boxes_per_entity=1)
+    inputs = det.processor(images=noise_image, text="mug.", return_tensors="pt")
+    with torch.inference_mode():
+        outputs = det.model(**inputs)
+    post = det.processor.post_process_grounded_object_detection(
+        outputs, inputs["input_ids"], threshold=0.3, text_threshold=0.25,
+        target_sizes=[(noise_image.height, noise_image.width)])[0]
+    mug = inputs["input_ids"][0].tolist().index(det.processor.tokenizer.convert_tokens_to_ids("mug"))
+    probs = outputs.logits[0].sigmoid()[:, mug]
+    kept = outputs.logits[0].sigmoid().max(dim=1).values > 0.3
+    best = int(torch.where(kept & (probs > 0.25), probs, torch.tensor(-1.0)).argmax())
+    assert found["mug"].grounded and found["mug"].scores[0] == pytest.approx(float(probs[best]), abs=1e-5)
+    # transformers lists that query among its detections, with the same box in pixels
+    match = [i for i, b in enumerate(post["boxes"].tolist())
+             if np.allclose(b, found["mug"].boxes[0], atol=1e-2)]
+    assert match and "mug" in post["text_labels"][match[0]]
