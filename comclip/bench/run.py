@@ -1,0 +1,181 @@
+"""One bench run: reference, engine, floor and engine replay on the same inputs, interleaved.
+
+Timing: one untimed warm-up (a full engine run, which also records the engine's forward passes;
+one replay of them, checked against the engine's outputs; one run of the floor; the reference's
+first pair), then ``repeats`` rounds of reference → engine → floor → engine_replay. Medians and
+min–max are reported. On CUDA every timing is bracketed by ``torch.cuda.synchronize``. Process CPU
+time is recorded next to wall time (a cross-check on a CPU shared with other work). Finally the
+engine runs ``overhead_runs`` more times with every model forward answered instantly by its
+recorded output: what is left is the engine's own work besides the forwards, per stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from comclip.bench.floor import build_floor, necessary_units
+from comclip.bench.inputs import BenchInputs, check_counts, make_inputs
+from comclip.bench.record import record_forwards, stub_forwards, sync
+from comclip.bench.reference import Scores, run_reference
+from comclip.bench.report import VARIANTS, BenchResult, VariantTiming, hardware, rss_mb
+
+#: Runs of the engine with its forward passes stubbed out (they are cheap).
+OVERHEAD_RUNS = 5
+
+
+def engine_results(engine: Any, inputs: BenchInputs, **options: Any) -> list[Any]:
+    """``match_batch`` on every item at once, after emptying the engine's caches (the same work every run)."""
+    engine.clear_caches()
+    return engine.match_batch(inputs.items(), **options)
+
+
+def run_engine(engine: Any, inputs: BenchInputs, **options: Any) -> tuple[Scores, dict[str, float]]:
+    """The engine variant: its scores and its stage timings."""
+    results = engine_results(engine, inputs, **options)
+    scores = [(c.clip_score, c.comclip_score) for r in results for c in r.captions]
+    return scores, dict(results[0].timings_ms) if results else {}
+
+
+def timed(device: torch.device, fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter,
+          cpu_clock: Callable[[], float] = time.process_time) -> tuple[float, float, Any]:
+    """Wall seconds, this process's CPU seconds (all threads), and ``fn``'s result."""
+    sync(device)
+    start, cpu = clock(), cpu_clock()
+    out = fn()
+    sync(device)
+    return clock() - start, cpu_clock() - cpu, out
+
+
+def max_score_diff(x: Scores, y: Scores) -> float:
+    return max((abs(a - b) for p, q in zip(x, y, strict=True) for a, b in zip(p, q, strict=True)), default=0.0)
+
+
+def _resolved_options(options: Any, detector: Any) -> dict[str, Any]:
+    """The options as a dict, with the detector thresholds actually used (None means the detector's)."""
+    d = dataclasses.asdict(options)
+    for name in ("box_threshold", "text_threshold"):
+        if d.get(name) is None:
+            d[name] = getattr(detector, name, None)
+    return d
+
+
+def _median_dict(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return {k: round(statistics.median(r.get(k, 0.0) for r in rows), 3) for k in keys}
+
+
+def load_engine(preset: str, device: Any, compile: bool = False) -> Any:
+    from comclip.engine import ComCLIP
+
+    return ComCLIP.from_preset(preset, device=device, parser="rules", **({"compile": True} if compile else {}))
+
+
+def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "auto", pairs: int = 8,
+              captions_per_image: int = 4, repeats: int = 3, *, seed: int = 0, engine: Any = None,
+              compile: bool = False, overhead_runs: int = OVERHEAD_RUNS,
+              progress: Callable[[str], None] | None = None, **options: Any) -> BenchResult:
+    """Time reference, engine, floor and engine replay on the same seeded inputs.
+
+    ``engine`` reuses a loaded engine (its preset and device then win over ``preset`` and ``device``);
+    ``compile`` is passed to the loader; ``options`` (engine options such as ``fast_subimages=False``)
+    apply to the engine and, where they mean anything there, to the reference.
+    """
+    check_counts(pairs, captions_per_image, repeats)
+    say = progress or (lambda _msg: None)
+    if engine is None:
+        say(f"loading preset {preset} on {device}")
+        engine = load_engine(preset, device, compile)
+    effective = engine.options.updated(**options) if options else engine.options  # validates them early
+    dev = torch.device(engine.encoder.device)
+    cuda = dev.type == "cuda"
+    inputs = make_inputs(pairs, captions_per_image, seed=seed)
+    det = engine.detector
+
+    say("warm-up: engine (recording its forward passes)")
+    before = (det.forward_passes, det.units_detected)
+    with record_forwards(engine) as recording:
+        results = engine_results(engine, inputs, **options)
+    engine_calls = recording.counts()
+    engine_units = det.units_detected - before[1]
+    if engine_calls["detector"] != det.forward_passes - before[0]:
+        raise RuntimeError(f"bench: recorded {engine_calls['detector']} detector forwards but the detector counted "
+                           f"{det.forward_passes - before[0]}; update comclip/bench/record.py")
+    if engine_calls["image"] == 0 or engine_calls["text"] == 0:
+        raise RuntimeError("bench: recorded no encoder forward in the engine run; the encoder calls its model some "
+                           "other way — update comclip/bench/record.py")
+    say("warm-up: engine replay (checked against the engine's outputs)")
+    _, replay_diff = recording.replay(dev, compare=True)
+    say("warm-up: floor (the necessary forwards)")
+    floor = build_floor(engine, inputs, recording)
+    floor.run()
+    say("warm-up: reference (first pair)")
+    run_reference(engine, inputs.head(1), **options)
+
+    timings = {name: VariantTiming(name, inputs.pairs) for name in VARIANTS}
+    cuda_peaks = dict.fromkeys(VARIANTS, 0.0)
+    stages: list[dict[str, float]] = []
+    parts: dict[str, list[dict[str, float]]] = {"floor": [], "engine_replay": []}
+    ref_scores: Scores = []
+    eng_scores: Scores = []
+    for r in range(repeats):
+        for name in VARIANTS:
+            say(f"repeat {r + 1}/{repeats}: {name}")
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(dev)
+            before_passes = det.forward_passes
+            if name == "reference":
+                seconds, cpu_s, ref_scores = timed(dev, lambda: run_reference(engine, inputs, **options))
+            elif name == "engine":
+                seconds, cpu_s, (eng_scores, stage_ms) = timed(dev, lambda: run_engine(engine, inputs, **options))
+                stages.append(stage_ms)
+            else:
+                run = floor.run if name == "floor" else (lambda: recording.replay(dev)[0])
+                seconds, cpu_s, by_kind = timed(dev, run)
+                parts[name].append({k: v * 1000.0 for k, v in by_kind.items()})
+            timings[name].seconds.append(seconds)
+            timings[name].cpu_seconds.append(cpu_s)
+            timings[name].detector_passes = {"floor": floor.counts()["detector_forwards"],
+                                             "engine_replay": engine_calls["detector"]}.get(
+                                                 name, det.forward_passes - before_passes)
+            if cuda:
+                cuda_peaks[name] = max(cuda_peaks[name], torch.cuda.max_memory_allocated(dev) / 2**20)
+
+    say("engine without forward passes (recorded outputs stand in for the models)")
+    bare_s: list[float] = []
+    bare_stages: list[dict[str, float]] = []
+    bare_scores: Scores = []
+    for _ in range(max(1, overhead_runs)):
+        with stub_forwards(engine, recording):
+            seconds, _, (bare_scores, stage_ms) = timed(dev, lambda: run_engine(engine, inputs, **options))
+        bare_s.append(seconds)
+        bare_stages.append(stage_ms)
+    floor_s = timings["floor"].median_s
+    overhead = {"ms_per_run": round(statistics.median(bare_s) * 1000.0, 3),
+                "ms_per_pair": round(statistics.median(bare_s) * 1000.0 / inputs.pairs, 3),
+                "fraction_of_floor": round(statistics.median(bare_s) / floor_s, 5),
+                "stages_ms": _median_dict(bare_stages)}
+    memory: dict[str, Any] = {"cpu_rss": round(rss_mb(), 1),
+                              "cuda_max_allocated": round(max(cuda_peaks.values()), 1) if cuda else None}
+    if cuda:
+        memory["cuda_max_allocated_by_variant"] = {k: round(v, 1) for k, v in cuda_peaks.items()}
+    engine_image_rows = sum(int(c.args[0].shape[0]) for c in recording.calls if c.kind == "image" and c.args)
+    return BenchResult(
+        preset=engine.preset_name, device=str(dev), hardware=hardware(dev), images=len(inputs.images),
+        pairs=inputs.pairs, captions_per_image=captions_per_image, repeats=repeats, variants=timings,
+        engine_stages_ms=_median_dict(stages), floor_parts_ms=_median_dict(parts["floor"]),
+        replay_parts_ms=_median_dict(parts["engine_replay"]),
+        forward_calls={"floor": {**floor.counts(), "necessary_detector_units": len(necessary_units(inputs))},
+                       "engine": {"detector_forwards": engine_calls["detector"], "detector_units": engine_units,
+                                  "image_forwards": engine_calls["image"], "image_rows": engine_image_rows,
+                                  "text_forwards": engine_calls["text"],
+                                  "result_components": sum(len(c.components) for r in results for c in r.captions)}},
+        peak_memory_mb=memory, engine_overhead=overhead, options=_resolved_options(effective, det),
+        checks={"max_score_diff": max_score_diff(ref_scores, eng_scores), "replay_max_rel_diff": replay_diff,
+                "stubbed_run_max_score_diff": max_score_diff(bare_scores, eng_scores)},
+        reference_scores=ref_scores, engine_scores=eng_scores)
