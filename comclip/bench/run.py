@@ -1,8 +1,8 @@
 """One bench run: reference, engine, floor and engine replay on the same inputs, interleaved.
 
 Timing: one untimed warm-up (a full engine run, which also records the engine's forward passes;
-one replay of them, checked against the engine's outputs; one run of the floor; the reference's
-first pair), then ``repeats`` rounds of reference → engine → floor → engine_replay. Medians and
+one replay of them, checked against the engine's outputs; on CUDA one run of the floor; the
+reference's first pair), then ``repeats`` rounds of reference → engine → floor → engine_replay. Medians and
 min–max are reported. On CUDA every timing is bracketed by ``torch.cuda.synchronize``. Process CPU
 time is recorded next to wall time (a cross-check on a CPU shared with other work). Finally the
 engine runs ``overhead_runs`` more times with every model forward answered instantly by its
@@ -111,9 +111,10 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
                            "other way — update comclip/bench/record.py")
     say("warm-up: engine replay (checked against the engine's outputs)")
     _, replay_diff = recording.replay(dev, compare=True)
-    say("warm-up: floor (the necessary forwards)")
+    say("preparing the floor (the necessary forwards; on CUDA a warm-up run)")
     floor = build_floor(engine, inputs, recording)
-    floor.run()
+    if cuda:
+        floor.run()
     say("warm-up: reference (first pair)")
     run_reference(engine, inputs.head(1), **options)
 
