@@ -179,20 +179,23 @@ def test_detect_batch_is_batch_invariant(tiny_engine):
     requests = [(im, ps) for im in images for ps in PHRASE_SETS]
     alone = [det.detect(im, ps, box_threshold=0.0, text_threshold=0.0, boxes_per_entity=2) for im, ps in requests]
     rnd = random.Random(0)
-    for batch_size in (3, 16):
-        det.batch_size = batch_size
-        order = list(range(len(requests)))
-        rnd.shuffle(order)
-        subset = order[: len(order) // 2 + 3]
-        got = det.detect_batch([requests[k] for k in subset], box_threshold=0.0, text_threshold=0.0,
-                               boxes_per_entity=2)
-        for k, found in zip(subset, got, strict=True):
-            assert list(found) == list(alone[k])
-            for phrase, pb in found.items():
-                assert pb.grounded
-                np.testing.assert_allclose(pb.boxes, alone[k][phrase].boxes, atol=1e-3)
-                np.testing.assert_allclose(pb.scores, alone[k][phrase].scores, atol=1e-5)
-    det.batch_size = 4
+    default = det.batch_size
+    try:
+        for batch_size in (3, 16):
+            det.batch_size = batch_size
+            order = list(range(len(requests)))
+            rnd.shuffle(order)
+            subset = order[: len(order) // 2 + 3]
+            got = det.detect_batch([requests[k] for k in subset], box_threshold=0.0, text_threshold=0.0,
+                                   boxes_per_entity=2)
+            for k, found in zip(subset, got, strict=True):
+                assert list(found) == list(alone[k])
+                for phrase, pb in found.items():
+                    assert pb.grounded
+                    np.testing.assert_allclose(pb.boxes, alone[k][phrase].boxes, atol=1e-3)
+                    np.testing.assert_allclose(pb.scores, alone[k][phrase].scores, atol=1e-5)
+    finally:
+        det.batch_size = default
 
 
 def test_phrase_order_does_not_change_the_prompt(tiny_engine, noise_image):
