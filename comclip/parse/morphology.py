@@ -36,7 +36,7 @@ def strip_caption_frame(caption: str) -> str:
     return stripped if stripped.strip() else caption
 
 
-_VOWELS = set("aeiou")
+_VOWELS = "aeiou"
 
 
 def _candidates(word: str) -> list[str]:
