@@ -1,7 +1,8 @@
 """Every English word list the parse backends use, in one place (data only).
 
-Contract: module-level constants only (frozensets, tuples, one dict, one compiled pattern),
-built from literals here and nothing else; no function reads a model or the environment. The
+Contract: public names are constants only (frozensets, tuples, two dicts, one compiled
+pattern), built from literals here (``_graded`` derives the comparatives) and never mutated; no
+model, file or environment variable is read. The
 lists are deliberately short and aimed at image captions (people, animals, objects, colours,
 materials, spatial prepositions, visible actions). The rules that apply them to single words
 (lemmatising, verb forms, "adjective-like") live in :mod:`comclip.parse.morphology`; the sections
