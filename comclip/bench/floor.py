@@ -23,13 +23,16 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from comclip.bench.inputs import BenchInputs
 from comclip.bench.record import FORWARD_KINDS, ForwardCall, ForwardRecording, sync
 from comclip.ground import canonical_phrases
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 #: Most encoder rows in one forward on the CPU.
 CPU_ENCODER_ROWS = 256
@@ -192,7 +195,7 @@ def encoder_calls(kind: str, recorded: Sequence[ForwardCall], cuda: bool) -> lis
     return _largest_batch(make, rows if cuda else min(rows, CPU_ENCODER_ROWS), cuda)
 
 
-def build_floor(engine: Any, inputs: BenchInputs, recording: ForwardRecording) -> Floor:
+def build_floor(engine: ComCLIP, inputs: BenchInputs, recording: ForwardRecording) -> Floor:
     """The floor of one engine run on ``inputs``; ``recording`` holds that run's encoder forwards."""
     device = torch.device(engine.encoder.device)
     cuda = device.type == "cuda"

@@ -14,9 +14,12 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 
 def sync(device: torch.device) -> None:
@@ -107,7 +110,7 @@ class ForwardRecording:
         return seconds, worst
 
 
-def _encoder_targets(engine: Any) -> list[tuple[torch.nn.Module, str, str]]:
+def _encoder_targets(engine: ComCLIP) -> list[tuple[torch.nn.Module, str, str]]:
     targets = [(engine.detector.model, "forward", "detector")]
     model = getattr(engine.encoder, "model", None)
     for kind, names in ENCODER_FORWARDS.items():
@@ -120,7 +123,7 @@ def _encoder_targets(engine: Any) -> list[tuple[torch.nn.Module, str, str]]:
 
 
 @contextlib.contextmanager
-def _patched_forwards(engine: Any, replace: Callable[[torch.nn.Module, str, str], Callable[..., Any]]
+def _patched_forwards(engine: ComCLIP, replace: Callable[[torch.nn.Module, str, str], Callable[..., Any]]
                       ) -> Iterator[None]:
     """Shadow the detector's forward and the encoder's image/text forward methods by instance attributes."""
     patched: list[tuple[torch.nn.Module, str]] = []
@@ -135,7 +138,7 @@ def _patched_forwards(engine: Any, replace: Callable[[torch.nn.Module, str, str]
 
 
 @contextlib.contextmanager
-def record_forwards(engine: Any) -> Iterator[ForwardRecording]:
+def record_forwards(engine: ComCLIP) -> Iterator[ForwardRecording]:
     """While active, every detector forward and image/text encoder forward is recorded with its inputs."""
     recording = ForwardRecording()
 
@@ -157,7 +160,7 @@ def record_forwards(engine: Any) -> Iterator[ForwardRecording]:
 
 
 @contextlib.contextmanager
-def stub_forwards(engine: Any, recording: ForwardRecording) -> Iterator[None]:
+def stub_forwards(engine: ComCLIP, recording: ForwardRecording) -> Iterator[None]:
     """While active, the recorded forward passes return their recorded outputs instantly, in order: an
     engine run then costs only what the engine does besides the model forwards."""
     queues: dict[tuple[int, str], list[ForwardCall]] = {}

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from comclip.bench.inputs import BenchInputs
 from comclip.graph import SceneGraph
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 Scores = list[tuple[float, float]]  # (CLIP, ComCLIP) per pair, in input order
 Boxes = tuple[tuple[float, float, float, float], ...]
@@ -99,7 +102,7 @@ def comclip_score(t: np.ndarray, v0: np.ndarray, t_i: list[np.ndarray], v_i: lis
     return clip, cos(t, v)
 
 
-def run_reference(engine: Any, inputs: BenchInputs, **options: Any) -> Scores:
+def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Scores:
     """Every pair in turn: one detector call, one encoder call per image and per text.
 
     Uses the engine's models and option values (``options`` override them, as in ``match_batch``)."""

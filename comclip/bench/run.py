@@ -15,7 +15,7 @@ import dataclasses
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,17 +25,21 @@ from comclip.bench.record import record_forwards, stub_forwards, sync
 from comclip.bench.reference import Scores, run_reference
 from comclip.bench.report import VARIANTS, BenchResult, VariantTiming, hardware, rss_mb
 
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
+    from comclip.result import MatchResult
+
 #: Runs of the engine with its forward passes stubbed out (they are cheap).
 OVERHEAD_RUNS = 5
 
 
-def engine_results(engine: Any, inputs: BenchInputs, **options: Any) -> list[Any]:
+def engine_results(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> list[MatchResult]:
     """``match_batch`` on every item at once, after emptying the engine's caches (the same work every run)."""
     engine.clear_caches()
     return engine.match_batch(inputs.items(), **options)
 
 
-def run_engine(engine: Any, inputs: BenchInputs, **options: Any) -> tuple[Scores, dict[str, float]]:
+def run_engine(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> tuple[Scores, dict[str, float]]:
     """The engine variant: its scores and its stage timings."""
     results = engine_results(engine, inputs, **options)
     scores = [(c.clip_score, c.comclip_score) for r in results for c in r.captions]
@@ -70,14 +74,14 @@ def _median_dict(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: round(statistics.median(r.get(k, 0.0) for r in rows), 3) for k in keys}
 
 
-def load_engine(preset: str, device: Any, compile: bool = False) -> Any:
-    from comclip.engine import ComCLIP
+def load_engine(preset: str, device: Any, compile: bool = False) -> ComCLIP:
+    import comclip
 
-    return ComCLIP.from_preset(preset, device=device, parser="rules", **({"compile": True} if compile else {}))
+    return comclip.load(preset, device=device, compile=compile, parser="rules")
 
 
 def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "auto", pairs: int = 8,
-              captions_per_image: int = 4, repeats: int = 3, *, seed: int = 0, engine: Any = None,
+              captions_per_image: int = 4, repeats: int = 3, *, seed: int = 0, engine: ComCLIP | None = None,
               compile: bool = False, overhead_runs: int = OVERHEAD_RUNS,
               progress: Callable[[str], None] | None = None, **options: Any) -> BenchResult:
     """Time reference, engine, floor and engine replay on the same seeded inputs.
