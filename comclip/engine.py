@@ -137,7 +137,7 @@ class ComCLIP:
         (:func:`~comclip.components.grounding_phrases`), so its boxes never depend on what else is
         scored. Captions of one image with the same phrase set share one request; requests not in
         the cache go to the detector in one ``detect_batch`` call."""
-        thresholds = (opts.box_threshold, opts.text_threshold, opts.boxes_per_entity)
+        thresholds = (opts.box_threshold, opts.text_threshold, opts.detector_boxes)
         phrase_sets = [[grounding_phrases(g) for g in item.graphs] for item in items]
         keys: dict[tuple[int, tuple[str, ...]], DetectionKey] = {}
         for i, (item, sets) in enumerate(zip(items, phrase_sets, strict=True)):
@@ -150,7 +150,7 @@ class ComCLIP:
         if todo:
             answers = self.detector.detect_batch(
                 [(items[i].image.image, list(phrases)) for i, phrases in todo], box_threshold=opts.box_threshold,
-                text_threshold=opts.text_threshold, boxes_per_entity=opts.boxes_per_entity)
+                text_threshold=opts.text_threshold, boxes_per_entity=opts.detector_boxes)
             for req, answer in zip(todo, answers, strict=True):
                 found[req] = self._detection_cache.put(keys[req], answer)
         return [[found[(i, phrases)] if phrases else {} for phrases in sets] for i, sets in enumerate(phrase_sets)]
