@@ -158,8 +158,7 @@ def missing(spec: EncoderSpec | DetectorSpec) -> Download | None:
         return None
     what, repo, groups = found
     absent = tuple(g[0] for g in groups if not _cached(repo, g))
-    return Download(what, repo, absent, spec.download_size if hasattr(spec, "download_size") else None) \
-        if absent else None
+    return Download(what, repo, absent, spec.download_size) if absent else None
 
 
 def missing_downloads(preset: str | Preset) -> list[str]:
