@@ -303,10 +303,10 @@ def load_encoder(spec: EncoderSpec, device: torch.device, preset: Preset | None 
     if spec.backend == "open_clip":
         import open_clip
 
-        if spec.config is not None:
-            _register_open_clip_configs()
         what = f"open_clip model {spec.model!r}" + (f" (pretrained {spec.pretrained!r})" if spec.pretrained else "")
         with _hub_access(spec, preset):
+            if spec.config is not None:
+                _register_open_clip_configs()  # under the load lock
             try:
                 with _seeded(TINY_SEED):
                     model, _, preprocess = open_clip.create_model_and_transforms(
