@@ -162,8 +162,8 @@ class MatchResult:
         return d
 
 
-def _as_list(x: np.ndarray | None) -> list[float] | None:
-    return None if x is None else [float(v) for v in x]
+def _as_list(x: np.ndarray | None) -> list | None:
+    return None if x is None else np.asarray(x, dtype=np.float64).tolist()  # per-query rows (BLIP-2) are 2-D
 
 
 # -- pure planning ------------------------------------------------------------------------------
@@ -229,7 +229,8 @@ class _Item:
 
 
 def compose_captions(captions: Sequence[tuple[int, int, Sequence[tuple[int, int]]]], image_emb: torch.Tensor,
-                     text_emb: torch.Tensor, logit_scale: float, weighting: str) -> dict[str, np.ndarray]:
+                     text_emb: torch.Tensor, logit_scale: float, weighting: str,
+                     project: Any = None) -> dict[str, np.ndarray]:
     """Every caption's numbers at once, on the embeddings' device, with one transfer to the host.
 
     Each caption is ``(global image row, caption text row, [(component text row, component image
@@ -247,7 +248,7 @@ def compose_captions(captions: Sequence[tuple[int, int, Sequence[tuple[int, int]
     cap_text = torch.tensor([c[1] for c in captions], dtype=torch.long, device=dev)
     comp_text, comp_image, valid = comp_text.to(dev), comp_image.to(dev), valid.to(dev)
     out = compose_batch(text_emb[cap_text], image_emb[cap_image], text_emb[comp_text], image_emb[comp_image],
-                        valid, logit_scale, weighting)
+                        valid, logit_scale, weighting, project)
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
@@ -393,7 +394,8 @@ class ComCLIP:
 
         scale = float(self.encoder.logit_scale)
         host = compose_captions([(i, text_row[cap], [(text_row[r.plan.text], r.pixel_row) for r in rows])
-                                 for i, cap, _, rows in captions], image_emb, text_emb, scale, opts.weighting)
+                                 for i, cap, _, rows in captions], image_emb, text_emb, scale, opts.weighting,
+                                getattr(self.encoder, "project_queries", None))
         image_np = image_emb.float().cpu().numpy()
         text_np = text_emb.float().cpu().numpy()
 

@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import torch
 
 from comclip.encoders import Encoder, HFCLIPEncoder, OpenCLIPEncoder
+from comclip.encoders.blip2 import ARCH_BLIP2_CONFIG, TINY_BLIP2_CONFIG
 from comclip.errors import InputError, ModelUnavailableError
 from comclip.ground import GroundingDINO
 
@@ -43,15 +44,18 @@ TINY_SEED = 1234
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    backend: str  # "open_clip" | "hf_clip"
-    model: str
+    backend: str  # "open_clip" | "hf_clip" | "slip" | "blip2"
+    model: str  # open_clip name, hub id, or for slip a checkpoint path / release URL / release file name
     pretrained: str | None = None
-    #: A model config registered with open_clip before building (for offline architectures).
+    #: open_clip: a model config registered before building; blip2: a config to build a seeded
+    #: random model from (both for offline architectures).
     config: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.backend}:{self.model}" + (f"/{self.pretrained}" if self.pretrained else " (random)")
+        random = self.config is not None or (self.backend == "open_clip" and not self.pretrained)
+        return f"{self.backend}:{self.model}" + (f"/{self.pretrained}" if self.pretrained else "") + \
+            (" (random)" if random else "")
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ ARCH_DETECTOR_CONFIGS: dict[str, dict[str, Any]] = {
              "text": _BERT_BASE, "model": {}},
 }
 
+SLIP_DOWNLOAD = ("{size} once from https://dl.fbaipublicfiles.com/slip/{file} into ~/.cache/comclip/slip "
+                 "(fp32 weights, size estimated from the parameter count) + {detector}")
+
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         "default", "CLIP ViT-B/32 (OpenAI) + Grounding DINO tiny — the paper's setting",
@@ -138,6 +145,44 @@ PRESETS: dict[str, Preset] = {
                      config=ARCH_DETECTOR_CONFIGS["tiny"], roundtrip=False),
         downloads="nothing (random weights)", random_weights=True,
     ),
+    "slip-base": Preset(
+        "slip-base", "SLIP ViT-B/16 (YFCC15M, 100 epochs; facebookresearch/SLIP release) + Grounding DINO tiny",
+        EncoderSpec("slip", "https://dl.fbaipublicfiles.com/slip/slip_base_100ep.pt"),
+        DetectorSpec("IDEA-Research/grounding-dino-tiny"),
+        downloads=SLIP_DOWNLOAD.format(size="about 0.7 GB", file="slip_base_100ep.pt",
+                                       detector="IDEA-Research/grounding-dino-tiny (689 MB)"),
+    ),
+    "slip-large": Preset(
+        "slip-large", "SLIP ViT-L/16 (YFCC15M, 100 epochs; facebookresearch/SLIP release) + Grounding DINO base",
+        EncoderSpec("slip", "https://dl.fbaipublicfiles.com/slip/slip_large_100ep.pt"),
+        DetectorSpec("IDEA-Research/grounding-dino-base"),
+        downloads=SLIP_DOWNLOAD.format(size="about 1.6 GB", file="slip_large_100ep.pt",
+                                       detector="IDEA-Research/grounding-dino-base (933 MB)"),
+    ),
+    "blip2": Preset(
+        "blip2", "BLIP-2 image–text retrieval, ITC (Salesforce/blip2-itm-vit-g) + Grounding DINO tiny",
+        EncoderSpec("blip2", "Salesforce/blip2-itm-vit-g"),
+        DetectorSpec("IDEA-Research/grounding-dino-tiny"),
+        downloads="about 5.4 GB: Salesforce/blip2-itm-vit-g (about 4.7 GB: 1.17 B parameters in fp32, EVA ViT-g + "
+                  "Q-Former) + IDEA-Research/grounding-dino-tiny (689 MB)",
+    ),
+    "tiny-blip2": Preset(
+        "tiny-blip2", "tiny seeded random BLIP-2 retrieval model + tiny Grounding DINO, built offline — for tests; "
+        "scores are meaningless",
+        EncoderSpec("blip2", "tiny-blip2", None, TINY_BLIP2_CONFIG),
+        DetectorSpec("tiny-grounding-dino", box_threshold=0.3, text_threshold=0.25,
+                     size={"shortest_edge": 128, "longest_edge": 256}, config=TINY_DETECTOR_CONFIG),
+        downloads="nothing (built from configs in code, cached under ~/.cache/comclip)",
+        random_weights=True,
+    ),
+    "arch-blip2": Preset(
+        "arch-blip2", "real-size BLIP-2 ITM ViT-g geometry (EVA ViT-g/14, Q-Former, 32 queries) + Grounding DINO "
+        "tiny geometry with random weights — for speed benchmarks",
+        EncoderSpec("blip2", "random-blip2-itm-vit-g", None, ARCH_BLIP2_CONFIG),
+        DetectorSpec("random-grounding-dino-tiny", box_threshold=0.0, text_threshold=0.0,
+                     config=ARCH_DETECTOR_CONFIGS["tiny"], roundtrip=False),
+        downloads="nothing (random weights)", random_weights=True,
+    ),
     "arch-l14": Preset(
         "arch-l14", "real-size ViT-L/14 + Grounding DINO base geometry (Swin-B, BERT-base) with random weights — "
         "for speed benchmarks",
@@ -156,12 +201,17 @@ def get_preset(name: str) -> Preset:
         raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
 
 
+ENCODER_BACKENDS = ("open_clip", "hf_clip", "slip", "blip2")
+
+
 def custom_preset(base: Preset, *, clip_model: str | None = None, clip_pretrained: str | None = None,
                   clip_backend: str | None = None, detector: str | None = None) -> Preset:
     """``base`` with its image–text model and/or detector replaced by user-named ones.
 
     open_clip models take a name and a pretrained tag (``ViT-B-16``/``laion2b_s34b_b88k``) or an
     ``hf-hub:org/name`` id; ``hf_clip`` takes a transformers CLIP id (``openai/clip-vit-base-patch32``);
+    ``slip`` a SLIP release checkpoint (path, URL, or release file name such as ``slip_base_100ep.pt``);
+    ``blip2`` a transformers BLIP-2 retrieval id (``Salesforce/blip2-itm-vit-g``);
     ``detector`` is a transformers Grounding DINO id.
     """
     if not any((clip_model, clip_pretrained, clip_backend, detector)):
@@ -169,8 +219,8 @@ def custom_preset(base: Preset, *, clip_model: str | None = None, clip_pretraine
     encoder = base.encoder
     if clip_model or clip_pretrained or clip_backend:
         backend = clip_backend or "open_clip"
-        if backend not in ("open_clip", "hf_clip"):
-            raise InputError(f"unknown CLIP backend {backend!r}; choose open_clip or hf_clip")
+        if backend not in ENCODER_BACKENDS:
+            raise InputError(f"unknown CLIP backend {backend!r}; choose one of: {', '.join(ENCODER_BACKENDS)}")
         model = clip_model or (base.encoder.model if backend == base.encoder.backend else None)
         if not model:
             raise InputError("name the model with --clip-model")
@@ -180,6 +230,8 @@ def custom_preset(base: Preset, *, clip_model: str | None = None, clip_pretraine
         if backend == "open_clip" and not model.startswith("hf-hub:") and not pretrained:
             raise InputError(f"open_clip model {model!r} needs a pretrained tag (--clip-pretrained, e.g. openai or "
                              "laion2b_s34b_b79k; open_clip.list_pretrained() lists them), or use an hf-hub: name")
+        if backend == "slip" and pretrained:
+            raise InputError("a SLIP checkpoint takes no --clip-pretrained tag; name the file or URL with --clip-model")
         encoder = EncoderSpec(backend, model, pretrained if backend == "open_clip" else None)
     spec = base.detector if detector is None else DetectorSpec(detector)
     return Preset(f"{base.name}+custom", f"{encoder.label} + {spec.model}", encoder, spec,
@@ -377,7 +429,15 @@ def load_encoder(spec: EncoderSpec, device: torch.device, preset: Preset | None 
             except (OSError, RuntimeError, ValueError) as exc:
                 raise _unavailable(f"Hugging Face CLIP {spec.model!r}", online, preset, exc) from None
         return HFCLIPEncoder(model, processor, name=spec.label, device=device)
-    raise InputError(f"unknown encoder backend {spec.backend!r}; choose open_clip or hf_clip")
+    if spec.backend == "slip":
+        from comclip.encoders.slip import load_slip_encoder
+
+        return load_slip_encoder(spec.model, device, name=spec.label, downloads=preset.downloads if preset else None)
+    if spec.backend == "blip2":
+        from comclip.encoders.blip2 import load_blip2_encoder
+
+        return load_blip2_encoder(spec.model, spec.config, device, name=spec.label, preset=preset)
+    raise InputError(f"unknown encoder backend {spec.backend!r}; choose one of: {', '.join(ENCODER_BACKENDS)}")
 
 
 def load_detector(spec: DetectorSpec, device: torch.device, preset: Preset | None = None, *,
