@@ -43,9 +43,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--clip-model", default=None, metavar="NAME",
                    help="replace the preset's image-text model: an open_clip name (with --clip-pretrained), an "
-                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id")
+                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id, slip a "
+                        "SLIP release checkpoint (PATH_OR_URL), blip2 a transformers BLIP-2 retrieval id")
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag, e.g. openai")
-    p.add_argument("--clip-backend", choices=("open_clip", "hf_clip"), default=None, help="[open_clip]")
+    p.add_argument("--clip-backend", choices=("open_clip", "hf_clip", "slip", "blip2"), default=None,
+                   help="[open_clip]")
     p.add_argument("--detector", default=None, metavar="ID",
                    help="replace the preset's detector: a transformers Grounding DINO id")
     p.add_argument("--parser", default=None, help="caption parser: auto, rules, spacy, llm [default: auto]")

@@ -234,3 +234,46 @@ def test_files_that_are_not_slip_checkpoints(tmp_path):
     torch.save(ckpt, tmp_path / "broken.pt")
     with pytest.raises(InputError, match="missing: visual.trunk.blocks.1.mlp.fc2.bias"):
         load_slip_encoder(str(tmp_path / "broken.pt"), torch.device("cpu"))
+
+
+def test_cli_scores_with_a_slip_file_and_the_formula_recomputes(capsys, tiny_slip, cache_dir):
+    import json
+
+    from comclip.cli import main
+
+    from .conftest import EXAMPLE_IMAGE
+
+    path, _ = tiny_slip
+    code = main(["score", str(EXAMPLE_IMAGE), "a mug in some grass", "some grass in a mug", "--preset", "tiny",
+                 "--clip-backend", "slip", "--clip-model", str(path), "--parser", "rules", "--json",
+                 "--debug-embeddings"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["models"]["encoder"] == f"slip:{path}"
+    v0, scale = np.array(d["global_image_embedding"]), d["logit_scale"]
+    assert scale == pytest.approx(1 / 0.07, rel=1e-5)
+    for cap in d["captions"]:
+        t = np.array(cap["text_embedding"])
+        vi = np.array([c["image_embedding"] for c in cap["components"]])
+        ti = np.array([c["text_embedding"] for c in cap["components"]])
+        s = scale * np.sum(ti * vi, axis=1)
+        w = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+        v = v0 + w @ vi
+        assert cap["clip_score"] == pytest.approx(float(t @ v0), abs=1e-5)
+        assert cap["comclip_score"] == pytest.approx(float(t @ v / np.linalg.norm(v)), abs=1e-5)
+
+
+def test_release_url_is_fetched_once_into_the_cache_then_read_offline(tiny_slip, cache_dir):
+    import shutil
+
+    from comclip.encoders.slip import checkpoint_file
+    from comclip.errors import ModelUnavailableError
+
+    url = "http://127.0.0.1:9/slip/slip_cached_test.pt"  # nothing listens on port 9: a download fails at once
+    with pytest.raises(ModelUnavailableError, match="could not download the SLIP checkpoint.*--clip-model"):
+        checkpoint_file(url, "about 1 GB")
+    (cache_dir / "slip").mkdir(exist_ok=True)
+    shutil.copy(tiny_slip[0], cache_dir / "slip" / "slip_cached_test.pt")
+    assert checkpoint_file(url) == cache_dir / "slip" / "slip_cached_test.pt"
+    assert checkpoint_file("slip_cached_test.pt") == cache_dir / "slip" / "slip_cached_test.pt"  # a release name
