@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from comclip.cli import main
-from comclip.encoders import Encoder, is_multi_query
+from comclip.encoders import Encoder, is_multi_query, similarity
 from comclip.encoders.blip2 import ARCH_BLIP2_CONFIG, blip2_config, blip_caption
 from comclip.models import load_encoder, resolve_device
 
@@ -46,6 +46,7 @@ def test_encoder_equals_the_models_own_itc_forward(blip2_engine):
         ref = enc.model(pixel_values=enc.preprocess(images), input_ids=tok["input_ids"],
                         attention_mask=tok["attention_mask"], use_image_text_matching_head=False).logits_per_image
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(similarity(enc, t, rows), ref.T, atol=1e-5, rtol=0)  # (texts, images)
     old = enc.batch_size
     try:  # batches of 2 + 1 give the rows of each image encoded alone
         enc.batch_size = 2

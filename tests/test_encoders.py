@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from comclip.encoders import Encoder, HFCLIPEncoder
+from comclip.encoders import Encoder, HFCLIPEncoder, is_multi_query, similarity
 
 
 class _Processor:
@@ -55,6 +55,8 @@ def test_hf_clip_backend_follows_the_protocol(hf_encoder):
     assert hf_encoder.context_length == 32
     assert hf_encoder.count_tokens("ab") == 4  # [CLS] a ##b [SEP]
     assert hf_encoder.logit_scale > 0
+    assert not is_multi_query(hf_encoder)
+    torch.testing.assert_close(similarity(hf_encoder, t, v), t @ v.T)
 
 
 def test_open_clip_backend_batches_consistently(tiny_engine):

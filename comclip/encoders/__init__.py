@@ -9,8 +9,9 @@
 Each backend module also holds its loader; :mod:`comclip.models` only dispatches on the backend name.
 """
 
-from comclip.encoders.base import BatchedEncoder, Encoder, half_dtype, is_multi_query
+from comclip.encoders.base import BatchedEncoder, Encoder, half_dtype, is_multi_query, similarity
 from comclip.encoders.hf_clip import HFCLIPEncoder
 from comclip.encoders.open_clip import OpenCLIPEncoder
 
-__all__ = ["BatchedEncoder", "Encoder", "HFCLIPEncoder", "OpenCLIPEncoder", "half_dtype", "is_multi_query"]
+__all__ = ["BatchedEncoder", "Encoder", "HFCLIPEncoder", "OpenCLIPEncoder", "half_dtype", "is_multi_query",
+           "similarity"]

@@ -66,6 +66,17 @@ def is_multi_query(encoder: object) -> bool:
     return bool(getattr(encoder, "multi_query", False))
 
 
+def similarity(encoder: object, texts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """The model's own image–text similarity ``(T, N)`` of text rows ``(T, D)`` and image rows: a
+    dot product of normalised embeddings, or for multi-query encoders the max over queries of the
+    cosine of the projected, normalised query vectors (BLIP-2's contrastive score)."""
+    texts = texts.float()
+    if not is_multi_query(encoder):
+        return texts @ images.float().T
+    projected = _normalise(encoder.project_queries(images))  # type: ignore[attr-defined]
+    return torch.einsum("td,nqd->tnq", texts.to(projected.device), projected).amax(dim=-1)
+
+
 def _normalise(x: torch.Tensor) -> torch.Tensor:
     x = x.float()
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)

@@ -227,18 +227,27 @@ class SLIPTokenizer:
         return out
 
 
-def checkpoint_file(source: str, downloads: str | None = None) -> Path:
-    """A local SLIP file: ``source`` itself, or a release URL / file name fetched once into the cache."""
-    parsed = urlparse(source)
-    if parsed.scheme not in ("http", "https"):
+def _locate(source: str) -> tuple[Path, str | None]:
+    """``(local file, URL to fetch it from or None)`` for a path, a URL or a bare release file name."""
+    if urlparse(source).scheme not in ("http", "https"):
         if Path(source).expanduser().exists() or os.sep in source or not source.endswith(".pt"):
-            return Path(source).expanduser()
+            return Path(source).expanduser(), None
         source = RELEASE_URL + source  # a bare release file name, e.g. slip_base_100ep.pt
-        parsed = urlparse(source)
     from comclip.models import _cache_root
 
-    target = _cache_root() / "slip" / Path(parsed.path).name
-    if target.is_file():
+    return _cache_root() / "slip" / Path(urlparse(source).path).name, source
+
+
+def pending_download(source: str) -> str | None:
+    """The URL loading ``source`` would download from, or None (a local file, or already cached)."""
+    target, url = _locate(source)
+    return None if url is None or target.is_file() else url
+
+
+def checkpoint_file(source: str, downloads: str | None = None) -> Path:
+    """A local SLIP file: ``source`` itself, or a release URL / file name fetched once into the cache."""
+    target, source = _locate(source)
+    if source is None or target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + f".part{os.getpid()}")
