@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from comclip.cli import main
+from comclip.cli.main import main
 from comclip.encoders import Encoder, is_multi_query, similarity
-from comclip.encoders.blip2 import ARCH_BLIP2_CONFIG, blip2_config, blip_caption
-from comclip.models import load_encoder, resolve_device
+from comclip.encoders.blip2 import blip2_config, blip_caption
+from comclip.loading import load_encoder, resolve_device
+from comclip.presets import model_config
 
 from .conftest import EXAMPLE_IMAGE
 
@@ -20,9 +21,9 @@ CAPS = ["a mug in some grass", "some grass in a mug"]
 
 @pytest.fixture(scope="module")
 def blip2_engine(cache_dir):
-    from comclip.engine import ComCLIP
+    import comclip
 
-    return ComCLIP.from_preset("tiny-blip2", device="cpu", parser="rules")
+    return comclip.load("tiny-blip2", device="cpu", parser="rules")
 
 
 def _images():
@@ -112,7 +113,7 @@ def test_arch_blip2_has_the_itm_vit_g_geometry():
     from transformers import Blip2ForImageTextRetrieval
 
     with torch.device("meta"):
-        model = Blip2ForImageTextRetrieval(blip2_config(ARCH_BLIP2_CONFIG))
+        model = Blip2ForImageTextRetrieval(blip2_config(model_config("blip2", "arch-itm-vit-g")))
     cfg = model.config
     assert (cfg.vision_config.hidden_size, cfg.vision_config.num_hidden_layers, cfg.vision_config.patch_size,
             cfg.vision_config.image_size) == (1408, 39, 14, 224)
@@ -126,7 +127,7 @@ def test_blip2_preset_offline_fails_with_one_clear_error(monkeypatch):
     from huggingface_hub import try_to_load_from_cache
 
     from comclip.errors import ModelUnavailableError
-    from comclip.models import get_preset
+    from comclip.presets import get_preset
 
     if isinstance(try_to_load_from_cache("Salesforce/blip2-itm-vit-g", "config.json"), str):
         pytest.skip("the real BLIP-2 is cached on this machine")

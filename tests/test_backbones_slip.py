@@ -239,7 +239,7 @@ def test_files_that_are_not_slip_checkpoints(tmp_path):
 def test_cli_scores_with_a_slip_file_and_the_formula_recomputes(capsys, tiny_slip, cache_dir):
     import json
 
-    from comclip.cli import main
+    from comclip.cli.main import main
 
     from .conftest import EXAMPLE_IMAGE
 

@@ -6,7 +6,7 @@
   a timm image tower;
 - :mod:`.blip2`: BLIP-2 image–text retrieval (transformers), a *multi-query* encoder.
 
-Each backend module also holds its loader; :mod:`comclip.models` only dispatches on the backend name.
+Each backend module also holds its loader; :mod:`comclip.loading` only dispatches on the backend name.
 """
 
 from comclip.encoders.base import BatchedEncoder, Encoder, half_dtype, is_multi_query, similarity

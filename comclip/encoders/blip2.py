@@ -19,7 +19,6 @@ transformers' BLIP-2 checkpoints carry no contrastive temperature, so ``logit_sc
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,31 +107,13 @@ class BLIP2Encoder(BatchedEncoder):
 
 
 # -- loading ---------------------------------------------------------------------------------------
-
-#: A seeded tiny random BLIP-2 for tests and offline use (``tiny-blip2``): weights are meaningless.
-TINY_BLIP2_CONFIG: dict[str, Any] = {
-    "roundtrip": True,
-    "image_size": 64,
-    "model": {
-        "vision_config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                          "num_attention_heads": 2, "image_size": 64, "patch_size": 16},
-        "qformer_config": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                           "intermediate_size": 64, "encoder_hidden_size": 32, "cross_attention_frequency": 1,
-                           "max_position_embeddings": 64, "vocab_size": 512,
-                           "use_qformer_text_input": True},
-        "num_query_tokens": 8, "image_text_hidden_size": 16},
-}
-#: The geometry of ``Salesforce/blip2-itm-vit-g`` (EVA ViT-g/14 at 224 px, BERT-base Q-Former with 32
-#: queries, 256-d contrastive space) with random weights (``arch-blip2``): for speed benchmarks.
-ARCH_BLIP2_CONFIG: dict[str, Any] = {
-    "roundtrip": False,
-    "image_size": 224,
-    "model": {"vision_config": {}, "qformer_config": {"vocab_size": 30523, "use_qformer_text_input": True},
-              "num_query_tokens": 32, "image_text_hidden_size": 256},
-}
+# Random geometries are data: ``comclip/model_configs/blip2/<name>.json`` holds ``model`` (the
+# ``Blip2Config`` fields), ``image_size`` and ``roundtrip`` (save once and load back through
+# ``from_pretrained``, as a hub model is; off for real-size geometries).
 
 
 def blip2_config(spec_config: dict[str, Any]) -> Any:
+    """A ``Blip2Config`` from a model-config file's ``model`` section."""
     from transformers import Blip2Config, Blip2QFormerConfig, Blip2VisionConfig
 
     cfg = spec_config["model"]
@@ -141,56 +122,47 @@ def blip2_config(spec_config: dict[str, Any]) -> Any:
                        **{k: v for k, v in cfg.items() if k not in ("vision_config", "qformer_config")})
 
 
-def build_random_blip2(spec_config: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
-    """A seeded random ``(model, image_processor, tokenizer)`` from a spec config."""
+def build_random_blip2(spec_config: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """A seeded random ``(model, image_processor, tokenizer)`` from a model config; the tokenizer is the
+    random detectors' small word-piece vocabulary (every letter and digit, so no word is unknown)."""
     from transformers import BertTokenizer, Blip2ForImageTextRetrieval, BlipImageProcessor
 
-    from comclip.models import TINY_VOCAB, _seeded
+    from comclip.loading import TINY_SEED, _seeded, random_vocab
 
-    with _seeded(seed):
+    with _seeded(TINY_SEED):
         model = Blip2ForImageTextRetrieval(blip2_config(spec_config)).eval()
     size = int(spec_config["image_size"])
     processor = BlipImageProcessor(size={"height": size, "width": size})
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(TINY_VOCAB)},
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(random_vocab())},
                               model_max_length=model.config.qformer_config.max_position_embeddings)
     return model, processor, tokenizer
 
 
-def _random_dir(name: str, spec_config: dict[str, Any], seed: int) -> Path:
-    """Build (once) and save a seeded random BLIP-2 with its processor and tokenizer; return its folder."""
-    from comclip.models import TINY_VOCAB, _cache_root, _digest
-
-    folder = _cache_root() / f"{name}-{_digest([spec_config, seed, TINY_VOCAB])}"
-    if (folder / "done").exists():
-        return folder
-    model, processor, tokenizer = build_random_blip2(spec_config, seed)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "done").write_text("ok")
-    if not folder.exists():
-        tmp.replace(folder)
-    return folder
-
-
-def load_blip2_encoder(model_id: str, config: dict[str, Any] | None, device: torch.device, *, name: str,
-                       preset: Any = None) -> BLIP2Encoder:
-    """A hub BLIP-2 retrieval model (``Salesforce/blip2-itm-vit-g``), or a seeded random one built from
-    ``config`` (saved once and loaded back through ``from_pretrained`` when ``config["roundtrip"]``)."""
+def load_blip2_encoder(spec: Any, device: torch.device, preset: Any = None) -> BLIP2Encoder:
+    """The encoder of an ``EncoderSpec`` with backend ``blip2``: a hub retrieval model
+    (``Salesforce/blip2-itm-vit-g``), or a seeded random one from ``model_configs/blip2/<config>.json``."""
     from transformers import AutoImageProcessor, AutoTokenizer, Blip2ForImageTextRetrieval
 
-    from comclip.models import TINY_SEED, _hub_mode, _unavailable
+    from comclip import loading
+    from comclip.presets import model_config
 
-    if config is not None and not config.get("roundtrip", True):
-        model, processor, tokenizer = build_random_blip2(config, TINY_SEED)
-        return BLIP2Encoder(model, processor, tokenizer, name=name, device=device)
-    source = str(_random_dir(model_id, config, TINY_SEED)) if config is not None else model_id
-    with _hub_mode(local=config is not None) as online:
+    source = spec.model
+    if spec.config is not None:
+        cfg = model_config("blip2", spec.config)
+        if not cfg.get("roundtrip", True):
+            return BLIP2Encoder(*build_random_blip2(cfg), name=spec.label, device=device)
+
+        def save(folder: Path) -> None:
+            for part in build_random_blip2(cfg):
+                part.save_pretrained(folder)
+
+        source = str(loading.saved_once(spec.model, [cfg, loading.TINY_SEED, loading.random_vocab()], save))
+    with loading._hub_access(spec, preset) as local:
+        kw = {} if spec.random else {"cache_dir": str(loading.hub_cache_dir()), "local_files_only": local}
         try:
-            model = Blip2ForImageTextRetrieval.from_pretrained(source, dtype=torch.float32)
-            processor = AutoImageProcessor.from_pretrained(source)
-            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = Blip2ForImageTextRetrieval.from_pretrained(source, dtype=torch.float32, **kw)
+            processor = AutoImageProcessor.from_pretrained(source, **kw)
+            tokenizer = AutoTokenizer.from_pretrained(source, **kw)
         except (OSError, RuntimeError, ValueError) as exc:
-            raise _unavailable(f"BLIP-2 {model_id!r}", online, preset, exc) from None
-    return BLIP2Encoder(model, processor, tokenizer, name=name, device=device)
+            raise loading._failed(f"BLIP-2 {spec.model!r}", exc) from None
+    return BLIP2Encoder(model, processor, tokenizer, name=spec.label, device=device)

@@ -233,7 +233,7 @@ def _locate(source: str) -> tuple[Path, str | None]:
         if Path(source).expanduser().exists() or os.sep in source or not source.endswith(".pt"):
             return Path(source).expanduser(), None
         source = RELEASE_URL + source  # a bare release file name, e.g. slip_base_100ep.pt
-    from comclip.models import _cache_root
+    from comclip.loading import _cache_root
 
     return _cache_root() / "slip" / Path(urlparse(source).path).name, source
 
