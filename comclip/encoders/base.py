@@ -95,6 +95,7 @@ class BatchedEncoder(ABC):
     dtype: torch.dtype
     batch_size: int = 64
     multi_query: bool = False
+    model: torch.nn.Module
     #: Preprocessing geometry, when known: lets the engine build blackout sub-images on the device.
     pixel_geometry: PixelGeometry | None = None
 
@@ -112,6 +113,13 @@ class BatchedEncoder(ABC):
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return self._images_to_pixels(images).to(self.device, self.dtype)
+
+    def _adopt(self, model: torch.nn.Module, *, name: str, device: torch.device, batch_size: int) -> None:
+        """Common set-up: name, device, batch size; the model on the device in eval mode, in half
+        precision on CUDA."""
+        self.name, self.device, self.batch_size = name, device, batch_size
+        self.dtype = half_dtype(device)
+        self.model = model.to(device=device, dtype=self.dtype).eval()
 
     #: Shape of one image row: ``(D,)``, or ``(Q, D_q)`` for a multi-query encoder.
     @property

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from comclip.encoders.base import BatchedEncoder, half_dtype
+from comclip.encoders.base import BatchedEncoder
 
 
 class HFCLIPEncoder(BatchedEncoder):
@@ -16,12 +16,8 @@ class HFCLIPEncoder(BatchedEncoder):
 
     def __init__(self, model: torch.nn.Module, processor: Any, *, name: str, device: torch.device,
                  batch_size: int = 64) -> None:
-        self.name = name
-        self.device = device
-        self.dtype = half_dtype(device)
-        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self._adopt(model, name=name, device=device, batch_size=batch_size)
         self.processor = processor
-        self.batch_size = batch_size
         self.logit_scale = float(model.logit_scale.detach().float().exp().item())
         self.context_length = int(processor.tokenizer.model_max_length)
         if self.context_length > 10_000:  # "unbounded" sentinel in some tokenizer configs

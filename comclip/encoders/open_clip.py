@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from comclip.encoders.base import BatchedEncoder, half_dtype
+from comclip.encoders.base import BatchedEncoder
 from comclip.subimage import PixelGeometry
 
 
@@ -17,13 +17,9 @@ class OpenCLIPEncoder(BatchedEncoder):
 
     def __init__(self, model: torch.nn.Module, preprocess: Callable[[Image.Image], torch.Tensor],
                  tokenizer: Any, *, name: str, device: torch.device, batch_size: int = 64) -> None:
-        self.name = name
-        self.device = device
-        self.dtype = half_dtype(device)
-        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self._adopt(model, name=name, device=device, batch_size=batch_size)
         self._preprocess = preprocess
         self.tokenizer = tokenizer
-        self.batch_size = batch_size
         self.logit_scale = float(model.logit_scale.detach().float().exp().item())
         self.context_length = int(getattr(tokenizer, "context_length", 77))
         self.embed_dim = int(self._probe_dim())
