@@ -33,24 +33,35 @@ def add_option_flag(p: argparse.ArgumentParser, f: OptionField, default: OptionV
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that runs the models."""
     p.add_argument("--preset", default=os.environ.get("COMCLIP_PRESET", "default"),
-                   help="model preset: default, large or tiny (offline, random weights) [default: %(default)s]")
+                   help="model preset: default, large, slip-base, slip-large, blip2, or tiny / tiny-blip2 (offline, "
+                        "random weights); arch-* for bench [default: %(default)s]")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--clip-model", default=None, metavar="NAME",
                    help="replace the preset's image-text model: an open_clip name (with --clip-pretrained), an "
-                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id")
+                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id, slip a "
+                        "SLIP release checkpoint (PATH_OR_URL), blip2 a transformers BLIP-2 retrieval id")
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag, e.g. openai")
     p.add_argument("--clip-backend", choices=ENCODER_BACKENDS, default=None, help="[open_clip]")
     p.add_argument("--detector", default=None, metavar="ID",
                    help="replace the preset's detector: a transformers Grounding DINO id")
+    p.add_argument("--official", action="store_true",
+                   help="the official code's choices where they differ from the paper: --weighting sum --all-boxes "
+                        "--intransitive whole (flags given explicitly win; see docs/fidelity.md)")
     for f in Options.fields():
         if f.flag is not None:
             add_option_flag(p, f)
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, OptionValue]:
-    """The :class:`Options` values given on the command line (unset flags left out)."""
-    return {f.name: getattr(args, f.name) for f in Options.fields()
-            if f.flag is not None and getattr(args, f.name, None) is not None}
+    """The :class:`Options` values given on the command line (unset flags left out; with
+    ``--official``, :meth:`Options.official`'s values under the explicit ones)."""
+    given = {f.name: getattr(args, f.name) for f in Options.fields()
+             if f.flag is not None and getattr(args, f.name, None) is not None}
+    if getattr(args, "official", False):
+        base, official = Options(), Options.official()
+        given = {f.name: getattr(official, f.name) for f in Options.fields()
+                 if getattr(official, f.name) != getattr(base, f.name)} | given
+    return given
 
 
 def load_engine(args: argparse.Namespace) -> ComCLIP:
