@@ -159,6 +159,12 @@ def record_forwards(engine: ComCLIP) -> Iterator[ForwardRecording]:
         yield recording
 
 
+def _shapes(args: tuple, kwargs: dict[str, Any]) -> list[Any]:
+    """The shapes of a call's tensor arguments (what must match for a recorded output to stand in)."""
+    values = [*args, *(kwargs[k] for k in sorted(kwargs))]
+    return [tuple(v.shape) if isinstance(v, torch.Tensor) else None for v in values]
+
+
 @contextlib.contextmanager
 def stub_forwards(engine: ComCLIP, recording: ForwardRecording) -> Iterator[None]:
     """While active, the recorded forward passes return their recorded outputs instantly, in order: an
@@ -171,7 +177,7 @@ def stub_forwards(engine: ComCLIP, recording: ForwardRecording) -> Iterator[None
     def stub(module: torch.nn.Module, method: str, kind: str) -> Callable[..., Any]:
         def recorded_output(*args: Any, **kwargs: Any) -> Any:
             left = pending.get((id(module), method))
-            if not left:
+            if not left or _shapes(args, kwargs) != _shapes(left[0].args, left[0].kwargs):
                 raise RuntimeError(f"bench: the engine made a {kind} forward pass its recorded run did not make")
             return left.pop(0).result
 
