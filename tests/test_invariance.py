@@ -69,14 +69,14 @@ def test_random_subsets_orders_and_batches_give_each_caption_its_alone_result(ti
 
 def test_captions_with_the_same_phrase_set_share_one_detector_pass(tiny_engine, noise_image):
     tiny_engine.clear_caches()
-    before = tiny_engine.detector.forward_passes
+    before = tiny_engine.detector.units_detected
     # a Winoground-style swap: one phrase set per image
     tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS[:2]), (noise_image, CAPTIONS[:2])])
-    assert tiny_engine.detector.forward_passes - before == 2
-    before = tiny_engine.detector.forward_passes
+    assert tiny_engine.detector.units_detected - before == 2
+    before = tiny_engine.detector.units_detected
     # three phrase sets ({grass, mug} is cached now, {cat, box}, {dog, table}) on a known image
     tiny_engine.match(EXAMPLE_IMAGE, [CAPTIONS[0], CAPTIONS[2], CAPTIONS[3], CAPTIONS[7]])
-    assert tiny_engine.detector.forward_passes - before == 2
+    assert tiny_engine.detector.units_detected - before == 2
 
 
 def test_detector_prompts_are_each_captions_own_sorted_phrases(tiny_engine, monkeypatch):
