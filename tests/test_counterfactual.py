@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from comclip.counterfactual import counterfactuals, find_mentions, graph_to_text, swap_attributes, swap_subject_object
+from comclip.studio.counterfactuals import counterfactuals, find_mentions, graph_to_text, swap_attributes, swap_subject_object
 from comclip.graph import Entity, Relation, SceneGraph
 
 from .conftest import ASSETS

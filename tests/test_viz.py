@@ -5,7 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from comclip import viz
+from comclip.studio import viz
 from comclip.engine import CaptionResult, Component, MatchResult, Options
 from comclip.graph import Entity, Relation, SceneGraph
 

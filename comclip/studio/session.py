@@ -1,0 +1,275 @@
+"""Serving many users: which presets the page offers, the loaded engines, the result cache and
+the gate around model calls.
+
+- **Presets**: the page (and the API) offer the presets with real weights that can be loaded here,
+  plus the one the app started with; bench-only presets are never offered.
+- **Engines**: one per preset, shared by every request. A preset loads on first use without
+  holding up requests for presets already loaded (one lock per preset), and at most
+  :data:`MAX_ENGINES` stay loaded (least recently used first out; the start preset stays).
+- **Results**: a small LRU cache by (preset, image pixels, captions, graphs, options). Identical
+  requests that arrive together are computed once: the others wait for the first one's result.
+  Cache hits never wait for the model.
+- **The gate**: at most :data:`CONCURRENCY` model calls run at once; checking inputs, loading a
+  preset and serving cached results happen outside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from comclip.graph import SceneGraph
+from comclip.images import LoadedImage, image_digest
+from comclip.studio.requests import Request
+
+#: Model calls that run at the same time (the engines are shared).
+CONCURRENCY = int(os.environ.get("COMCLIP_CONCURRENCY", "1"))
+#: Presets kept loaded at once.
+MAX_ENGINES = int(os.environ.get("COMCLIP_MAX_ENGINES", "2"))
+RESULT_CACHE_SIZE = 64
+
+
+# -- presets ------------------------------------------------------------------------------------
+
+@functools.cache
+def preset_available(name: str) -> bool:
+    """Whether a preset can be loaded here: random-weight presets always; real ones when the hub
+    answers or both models are in the local Hugging Face cache. Never downloads anything."""
+    from comclip.models import _hub_reachable, get_preset
+
+    preset = get_preset(name)
+    if preset.random_weights:
+        return True
+    if _hub_reachable(timeout=1.5):
+        return True
+    return _cached(preset)
+
+
+def _cached(preset: Any) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    def has(repo: str, *files: str) -> bool:
+        return any(isinstance(try_to_load_from_cache(repo, f), str) for f in files)
+
+    try:
+        if not has(preset.detector.model, "config.json"):
+            return False
+        enc = preset.encoder
+        if enc.backend == "hf_clip":
+            return has(enc.model, "config.json")
+        import open_clip
+
+        cfg = open_clip.get_pretrained_cfg(enc.model, enc.pretrained or "") or {}
+        repo = str(cfg.get("hf_hub", "")).strip("/")
+        return bool(repo) and has(repo, "open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+    except Exception:  # noqa: BLE001 — an unreadable cache is "not available", never a crash
+        return False
+
+
+def offered_presets(current: str) -> list[str]:
+    """The presets the page's menu (and the API) offer: those with real weights that can be
+    loaded here, plus ``current`` (e.g. ``tiny`` in offline mode)."""
+    from comclip.models import PRESETS
+
+    names = [name for name, p in PRESETS.items() if not p.random_weights and preset_available(name)]
+    return names + ([current] if current not in names else [])
+
+
+# -- the engines --------------------------------------------------------------------------------
+
+class Engines:
+    """The loaded engines, one per preset, shared by all requests.
+
+    A preset loads on first use; requests for other, loaded presets go on meanwhile (one lock
+    per preset, not one for all). At most ``capacity`` stay loaded; ``pinned`` is never dropped.
+    """
+
+    def __init__(self, loader: Callable[[str], Any] | None = None, capacity: int = MAX_ENGINES,
+                 pinned: str | None = None) -> None:
+        self._engines: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self._loader = loader or _load_preset
+        self.capacity = max(1, capacity)
+        self.pinned = pinned
+
+    def add(self, name: str, engine: Any) -> None:
+        with self._lock:
+            self._engines[name] = engine
+            self._engines.move_to_end(name)
+            self._evict()
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._engines)
+
+    def _evict(self) -> None:
+        while len(self._engines) > self.capacity:
+            victim = next((n for n in self._engines if n != self.pinned), None)
+            if victim is None:
+                return
+            del self._engines[victim]  # requests still holding it finish; then it is freed
+
+    def get(self, name: str) -> Any:
+        with self._lock:
+            engine = self._engines.get(name)
+            if engine is not None:
+                self._engines.move_to_end(name)
+                return engine
+            lock = self._loading.setdefault(name, threading.Lock())
+        with lock:  # one load per preset; later requests for it wait and then share it
+            with self._lock:
+                engine = self._engines.get(name)
+            if engine is None:
+                engine = self._loader(name)
+                self.add(name, engine)
+        return engine
+
+
+def _load_preset(name: str) -> Any:
+    from comclip.engine import ComCLIP
+    from comclip.models import get_preset
+
+    get_preset(name)  # InputError for an unknown name, before anything heavy
+    return ComCLIP.from_preset(name, device=os.environ.get("COMCLIP_DEVICE", "auto"))
+
+
+# -- results ------------------------------------------------------------------------------------
+
+@dataclass
+class Scored:
+    """One request's outcome: the result, the (possibly downscaled) image and what to tell the user."""
+
+    result: Any  # MatchResult
+    image: LoadedImage
+    notices: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cached: bool = False
+
+
+class ResultCache:
+    """Results by request (see :meth:`key`), least recently used first out; identical requests in
+    flight at the same time are computed once."""
+
+    def __init__(self, size: int = RESULT_CACHE_SIZE) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._pending: dict[str, Future] = {}
+        self._lock = threading.Lock()
+        self.computed = 0  # how many results were computed (not served from cache or a twin request)
+
+    @staticmethod
+    def key(preset: str, image: Image.Image, captions: Sequence[str], graphs: Sequence[SceneGraph | None] | None,
+            options: Mapping[str, Any]) -> str:
+        graph_json = [None if g is None else g.to_dict() for g in graphs] if graphs else None
+        blob = json.dumps([preset, image_digest(image), list(captions), graph_json, dict(sorted(options.items()))],
+                          sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._put(key, value)
+
+    def _put(self, key: str, value: Any) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
+        """(value, served) — ``served`` is True when it came from the cache or a twin request."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+                return value, True
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = Future()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            return pending.result(), True
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[key]
+            pending.set_exception(exc)
+            raise
+        with self._lock:
+            self._put(key, value)
+            del self._pending[key]
+            self.computed += 1
+        pending.set_result(value)
+        return value, False
+
+
+def _direct(engine: Any, *args: Any, **kwargs: Any) -> Any:
+    return engine.match(*args, **kwargs)
+
+
+def score(engine: Any, request: Request, *, cache: ResultCache | None = None, run: Callable[..., Any] | None = None,
+          gate: threading.Semaphore | None = None) -> Scored:
+    """Score a checked request with the engine (through ``run``, e.g. a ZeroGPU wrapper, inside
+    ``gate``), using the cache; the notices say what the user should know about the result."""
+    call = run or _direct
+    start = time.perf_counter()
+
+    def compute() -> Any:
+        graphs = list(request.graphs) if request.graphs else None
+        if gate is None:
+            return call(engine, request.image, list(request.captions), graphs, **request.options)
+        with gate:
+            return call(engine, request.image, list(request.captions), graphs, **request.options)
+
+    if cache is None:
+        result, cached = compute(), False
+    else:
+        key = ResultCache.key(engine.preset_name, request.image.image, request.captions, request.graphs,
+                              request.options)
+        result, cached = cache.get_or_compute(key, compute)
+    limit = getattr(getattr(engine, "encoder", None), "context_length", None)
+    notices = list(request.notices) + result_notices(result, limit)
+    return Scored(result, request.image, notices, time.perf_counter() - start, cached)
+
+
+def result_notices(result: Any, context_length: int | None = None) -> list[str]:
+    """Plain-language notes about a result: truncated captions, no entities, entities not found."""
+    notes = []
+    limit = f"{context_length} tokens" if context_length else "its token limit"
+    for i, c in enumerate(result.captions, start=1):
+        if c.truncated:
+            notes.append(f"Caption {i} is longer than the text encoder reads ({limit}); it was truncated and "
+                         "only its beginning was scored.")
+        if not c.graph.entities:
+            notes.append(f"Caption {i} (“{c.caption}”): no entity could be parsed from it, so its ComCLIP score "
+                         "equals its CLIP score.")
+        missing = [k.text for k in c.components if k.kind == "entity" and not k.grounded]
+        if missing:
+            notes.append(f"Caption {i}: not found in the image, so the whole image stands in for "
+                         f"{', '.join(f'“{m}”' for m in missing)}.")
+    return notes
