@@ -114,19 +114,19 @@ CSS = """
 .dark .status.error {background: #3b1414; color: #ffd7d7; border-color: #ff8a80;}
 .status.info {background: #e8f0fe; color: #1a3a7a; border: 1px solid #4a6fd1;}
 .dark .status.info {background: #16223d; color: #d6e2ff; border-color: #8fa8ff;}
-.status.ok {color: var(--body-text-color-subdued);}
-.hint {color: var(--body-text-color-subdued); font-style: italic; margin: 4px 0;}
+.status.ok, .hint, .summary .meta, .legend {color: #4b5260;}
+.dark .status.ok, .dark .hint, .dark .summary .meta, .dark .legend {color: #c3c9d5;}
+.hint {font-style: italic; margin: 4px 0;}
 .summary p {margin: 4px 0;}
 .summary .story {font-size: 1.08em;}
-.summary .meta, .legend {color: var(--body-text-color-subdued); font-size: 0.9em;}
-.summary q, .legend q {font-style: italic;}
+.summary .meta, .legend {font-size: 0.9em;}
 .notices {margin: 4px 0 0 1.2em; padding: 0;}
 .table-wrap {overflow-x: auto;}
 table.scores, table.components {border-collapse: collapse; width: 100%; font-size: 0.95em;}
 table.scores th, table.scores td, table.components th, table.components td {
   padding: 4px 6px; border-bottom: 1px solid var(--border-color-primary); text-align: left;
   color: var(--body-text-color); vertical-align: top;}
-table.scores td.cap, table.components td.cap {overflow-wrap: break-word; word-break: normal; min-width: 8em;}
+table.scores td.cap, table.components td.cap {overflow-wrap: break-word; word-break: normal; min-width: 6em;}
 table.scores td.num, table.components td.num, table.scores td.idx {white-space: nowrap;
   font-variant-numeric: tabular-nums; text-align: right;}
 table.scores td.pick {font-weight: 700; background: #e3e8ff; color: #14206b;}
@@ -138,7 +138,7 @@ table.scores td.pick {font-weight: 700; background: #e3e8ff; color: #14206b;}
 .dark .warn {color: #ffb4ab;}
 img.chart, img.photo {max-width: 100%; height: auto; display: block; margin: 0 auto;}
 .dark img.chart {filter: invert(1) hue-rotate(180deg);}
-.gallery {display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px;}
+.gallery {display: grid; grid-template-columns: repeat(auto-fill, minmax(130px, 1fr)); gap: 10px;}
 .gallery figure {margin: 0;}
 .gallery img {width: 100%; height: auto; border-radius: 4px;}
 .gallery figcaption {font-size: 0.88em; line-height: 1.3; overflow-wrap: break-word; color: var(--body-text-color);}
@@ -146,8 +146,8 @@ img.diagram-tall {display: none;}
 @media (max-width: 700px) {
   img.diagram-wide {display: none;}
   img.diagram-tall {display: block;}
-  table.scores, table.components {font-size: 0.85em;}
-  table.scores th, table.scores td, table.components th, table.components td {padding: 3px 4px;}
+  table.scores, table.components {font-size: 0.82em;}
+  table.scores th, table.scores td, table.components th, table.components td {padding: 3px 3px;}
 }
 #examples td {white-space: pre-line;}
 """
@@ -164,6 +164,15 @@ HINTS = {
     "weights": "The weights and leave-one-out chart appear here after Score.",
     "loo": "The leave-one-out table appears here after Score.",
 }
+
+
+#: After Score, bring the status line (progress, then the results under it) into view if it is low on screen.
+SCROLL_TO_RESULTS = """() => {
+  const el = document.getElementById('status');
+  if (el && el.getBoundingClientRect().top > window.innerHeight * 0.55) {
+    el.scrollIntoView({behavior: 'smooth', block: 'start'});
+  }
+}"""
 
 
 def status_html(message: str, kind: str = "error") -> str:
@@ -189,57 +198,42 @@ def diagram_html() -> str:
 
 # -- the API's typed parameters -----------------------------------------------------------------
 
-class ImageParam(gr.File):
-    """The image parameter of /match, documented with a real image that works as an example."""
-
-    def example_payload(self) -> Any:
-        from gradio_client import handle_file
-
-        return handle_file(EXAMPLE_URL)
-
-    def example_value(self) -> Any:
-        return EXAMPLE_URL
-
-    def api_info(self) -> dict[str, Any]:
-        info = super().api_info()
-        return {**info, "description": "the image (a file path or URL; PNG, JPEG, WebP, …)"}
+def _typed(component: Any, info: dict[str, Any], example: Any = None, payload: Any = None) -> Any:
+    """Give an API-only component the parameter type and working example its API page shows
+    (instance attributes, not a subclass: Gradio writes a stub file for every component class)."""
+    component.api_info = lambda: info
+    if example is not None:
+        component.example_value = lambda: example
+        component.example_payload = lambda: example if payload is None else payload
+    return component
 
 
-class CaptionsParam(gr.JSON):
-    def example_payload(self) -> Any:
-        return ["a cup on a saucer", "a saucer on a cup"]
+def api_components() -> tuple[Any, Any, Any, Any]:
+    """The /match endpoint's image, captions and options parameters and its result, typed."""
+    from gradio_client import handle_file
 
-    example_value = example_payload
-
-    def api_info(self) -> dict[str, Any]:
-        return {"type": "array", "items": {"type": "string"},
-                "description": f"{requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS} captions, each at most "
-                               f"{requests.MAX_CAPTION_CHARS} characters"}
-
-
-class OptionsParam(gr.JSON):
-    def example_payload(self) -> Any:
-        return {"weighting": "softmax"}
-
-    example_value = example_payload
-
-    def api_info(self) -> dict[str, Any]:
-        text = {"type": "string"}
-        number = {"anyOf": [{"type": "number"}, {"type": "null"}]}
-        return {"type": "object", "properties": {
+    image = gr.File(label="image", type="filepath")
+    _typed(image, {**image.api_info(), "description": "the image (a file path or URL; PNG, JPEG, WebP, …)"},
+           EXAMPLE_URL, handle_file(EXAMPLE_URL))
+    captions = _typed(gr.JSON(label="captions"), {
+        "type": "array", "items": {"type": "string"},
+        "description": f"{requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS} captions, each at most "
+                       f"{requests.MAX_CAPTION_CHARS} characters"}, ["a cup on a saucer", "a saucer on a cup"])
+    text = {"type": "string"}
+    number = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+    options = _typed(gr.JSON(label="options", value={}), {
+        "type": "object", "properties": {
             "preset": text, "weighting": {"type": "string", "enum": ["softmax", "sum"]},
             "relation_text": {"type": "string", "enum": ["predicate", "triple"]},
             "subimage": {"type": "string", "enum": ["blackout", "crop"]}, "relations": {"type": "boolean"},
             "parser": {"type": "string", "enum": list(parsing.PARSERS)}, "box_threshold": number,
             "text_threshold": number, "boxes_per_entity": {"type": "integer"},
             "graphs": {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "null"}]}},
-            "description": "optional engine options; every key may be left out"}
-
-
-class ResultParam(gr.JSON):
-    def api_info(self) -> dict[str, Any]:
-        return {"type": "object", "description": "the `comclip score --json` object: image, preset, models, "
-                                                 "options, captions (scores, graph, components), best, timings_ms"}
+        "description": "optional engine options; every key may be left out"}, {"weighting": "softmax"})
+    result = _typed(gr.JSON(label="result"), {
+        "type": "object", "description": "the `comclip score --json` object: image, preset, models, options, "
+                                         "captions (scores, graph, components), best, timings_ms"})
+    return image, captions, options, result
 
 
 def launch_options() -> dict[str, Any]:
@@ -388,11 +382,15 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
             return [gr.skip()] * 5
         return story_parts(scored, true_caption)
 
-    def on_captions(captions_text, true_caption):
+    def on_captions(captions_text, true_caption, status_now):
+        """The true-caption menu follows the captions; a stale error message goes."""
         lines = requests.caption_lines(captions_text)
         choices = [(presentation.caption_label(i, c, 70), c) for i, c in enumerate(lines)]
         value = true_caption if true_caption in lines else (lines[0] if lines else None)
-        return gr.update(choices=choices, value=value)
+        return gr.update(choices=choices, value=value), clear_error(status_now)
+
+    def clear_error(status_now):
+        return "" if 'class="status error"' in (status_now or "") else gr.skip()
 
     def on_counterfactual(captions_text, true_caption, parser):
         lines = requests.caption_lines(captions_text)
@@ -461,21 +459,21 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
             gr.Markdown(WHY)
             gr.HTML(diagram_html(), elem_id="diagram")
         state = gr.State({})
-        captions = gr.Textbox(label=f"Captions — one per line ({requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS}); "
-                                    "mark the true one below", lines=4, max_lines=requests.MAX_CAPTIONS + 2,
+        captions = gr.Textbox(label=f"Captions ({requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS}, one per line)",
+                              lines=3,
+                              max_lines=requests.MAX_CAPTIONS + 2,
                               elem_id="captions", placeholder="a cup on a saucer\na saucer on a cup", render=False)
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=300):
-                image = gr.Image(label="Image", type="filepath", image_mode=None, height=300,
+                image = gr.Image(label="Image", type="filepath", image_mode=None, height=280,
                                  sources=["upload", "clipboard", "webcam"], elem_id="image")
                 gr.Examples(examples, inputs=[image, captions], cache_examples=False, elem_id="examples",
                             label="Examples — photographs and drawings; click one, then Score",
-                            examples_per_page=12)
+                            examples_per_page=5)
             with gr.Column(scale=6, min_width=300):
                 captions.render()
-                true_box = gr.Dropdown([], value=None, label="Which caption is true for this image?",
-                                       info="The summary says whether each method picks it.", elem_id="true-caption",
-                                       allow_custom_value=True)
+                true_box = gr.Dropdown([], value=None, label="True caption (what the image shows)",
+                                       elem_id="true-caption", allow_custom_value=True)
                 with gr.Row():
                     add_cf = gr.Button("+ Add counterfactual", elem_id="add-counterfactual", scale=1)
                     submit = gr.Button("Score", variant="primary", elem_id="score", scale=1)
@@ -536,10 +534,7 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
                 loo_table = gr.HTML(hint(HINTS["loo"]), elem_id="loo")
 
         with gr.Row(visible=False):  # the named API endpoint: /match
-            api_image = ImageParam(label="image", type="filepath")
-            api_captions = CaptionsParam(label="captions")
-            api_options = OptionsParam(label="options", value={})
-            api_out = ResultParam(label="result")
+            api_image, api_captions, api_options, api_out = api_components()
             api_button = gr.Button()
 
         # -- wiring ------------------------------------------------------------------------------
@@ -556,6 +551,7 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
         assert len(outputs) == n_results + 2
         score_inputs = [image, captions, true_box, *settings, state]
         submit.click(on_score, score_inputs, outputs, **work)
+        submit.click(None, None, None, js=SCROLL_TO_RESULTS)
         captions.submit(on_score, score_inputs, outputs, **work)
         edit_out = [graph_status, *outputs]
         rescore.click(on_edit, [graph_code, selector, *score_inputs], edit_out,
@@ -563,10 +559,10 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
         reset.click(on_reset, [selector, *score_inputs], edit_out, **{**work, "show_progress_on": [graph_status]})
         selector.input(on_select, [selector, state], [*detail_out, state], api_visibility="private")
         true_box.input(on_true, [true_box, state], story_out, api_visibility="private")
-        captions.change(on_captions, [captions, true_box], true_box, api_visibility="private", queue=False,
-                        show_progress="hidden")
-        for clears in (captions.input, image.change):
-            clears(lambda: "", None, status, api_visibility="private", queue=False, show_progress="hidden")
+        captions.change(on_captions, [captions, true_box, status], [true_box, status], api_visibility="private",
+                        queue=False, show_progress="hidden")
+        image.change(clear_error, status, status, api_visibility="private", queue=False, show_progress="hidden",
+                     preprocess=False)
         add_cf.click(on_counterfactual, [captions, true_box, parser], [captions, status], api_visibility="private")
         preset_box.input(on_preset, preset_box, [box_t, text_t, banner, preset_box], api_visibility="private")
         api_button.click(api_match, [api_image, api_captions, api_options], api_out, api_name="match",

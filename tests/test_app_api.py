@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comclip.studio import presentation, requests, session
+from comclip.studio import requests, session
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
 

@@ -55,7 +55,7 @@ def caption_label(index: int, caption: str, limit: int = LABEL_CHARS) -> str:
 
 
 def _quoted(caption: str, limit: int = LABEL_CHARS) -> str:
-    return f'<q title="{esc(caption)}">{esc(shorten(caption, limit))}</q>'
+    return f'<i title="{esc(caption)}">“{esc(shorten(caption, limit))}”</i>'
 
 
 # -- the story ----------------------------------------------------------------------------------
@@ -163,19 +163,19 @@ def component_table(caption: Any, logit_scale: float | None = None) -> str:
     rows = []
     for k in caption.components:
         effect = caption.comclip_score - k.loo_score
-        found = "yes" if k.grounded else "no — whole image"
-        rows.append(f'<tr><td class="cap" title="{esc(k.text)}">{esc(k.kind)} “{esc(shorten(k.text, 50))}”</td>'
-                    f'<td>{found}</td><td class="num">{fmt_signed(k.similarity)}</td>'
+        found = "" if k.grounded else ' <span class="warn">(not found: whole image)</span>'
+        rows.append(f'<tr><td class="cap" title="{esc(k.text)}">{esc(k.kind)} “{esc(shorten(k.text, 50))}”{found}</td>'
+                    f'<td class="num">{fmt_signed(k.similarity)}</td>'
                     f'<td class="num">{k.weight:.3f}</td><td class="num">{k.loo_score:.4f}</td>'
                     f'<td class="num">{fmt_signed(effect, 4)}</td></tr>')
     tau = f" (τ = {logit_scale:.1f} here)" if logit_scale else ""
     explain = ("<b>similarity</b> = cos(tᵢ, vᵢ) between the component's text and its sub-image · "
                f"<b>weight</b> wᵢ = softmax over the caption's components of τ·similarity, where τ is the "
-               f"model's logit scale{tau} · <b>without it</b>: this caption's ComCLIP score when the component is "
-               "left out (leave-one-out) · <b>effect</b> = ComCLIP − without it: positive means the component pulls "
+               f"model's logit scale{tau} · <b>without</b>: this caption's ComCLIP score when the component is "
+               "left out (leave-one-out) · <b>effect</b> = ComCLIP − without: positive means the component pulls "
                "the image toward this caption.")
-    return ('<div class="table-wrap"><table class="components"><thead><tr><th>component</th><th>found</th>'
-            '<th>similarity</th><th>weight</th><th>without it</th><th>effect</th></tr></thead><tbody>'
+    return ('<div class="table-wrap"><table class="components"><thead><tr><th>component</th>'
+            '<th>similarity</th><th>weight</th><th>without</th><th>effect</th></tr></thead><tbody>'
             + "".join(rows) + f'</tbody></table></div><p class="legend">{explain}</p>')
 
 

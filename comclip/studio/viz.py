@@ -166,11 +166,11 @@ def annotate_boxes(image: Image.Image, caption: CaptionResult) -> Image.Image:
 
 
 # -- charts -------------------------------------------------------------------------------------
-# Charts are drawn for a narrow screen first (5.6 in wide, labels on their own line above each
+# Charts are drawn for a narrow screen first (4.2 in wide, labels on their own line above each
 # bar or dot pair, never over the data) on a transparent background with dark text; in the
 # dark theme the page inverts them (CSS), so they follow the theme.
 
-WIDTH = 5.6
+WIDTH = 4.2
 TEXT = "#222222"
 GOOD, BAD = "#1a7f37", "#c62828"
 
@@ -221,11 +221,11 @@ def score_chart(result: MatchResult) -> Figure:
         ax.scatter(values, ys, s=60, color=colour, label=label, zorder=3)
         ax.scatter([values[best]], [ys[best]], s=260, marker="*", color=colour, edgecolor="black", linewidth=0.6,
                    zorder=4)
-    _label_rows(ax, ys, [f"{i + 1}. " + _short(c.caption, 60) for i, c in enumerate(caps)], lo - pad)
+    _label_rows(ax, ys, [f"{i + 1}. " + _short(c.caption, 46) for i, c in enumerate(caps)], lo - pad)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(-0.5, n - 0.05)
     ax.set_yticks([])
-    ax.set_xlabel("score = cosine similarity (★ = the method's pick)", fontsize=10, color=TEXT)
+    ax.set_xlabel("score = cosine similarity (★ = pick)", fontsize=10, color=TEXT)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.grid(axis="x", color="#dddddd")
     _plain_axes(ax)
@@ -255,7 +255,7 @@ def margin_chart(result: MatchResult, true: int) -> Figure:
                 ha="left", va="bottom", fontsize=10.5, color=TEXT)
     ax.set_ylim(-0.4, 1.75)
     ax.set_yticks([])
-    ax.set_xlabel("margin = true caption's score − best wrong caption's score", fontsize=10, color=TEXT)
+    ax.set_xlabel("margin = true − best wrong caption's score", fontsize=10, color=TEXT)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
     _plain_axes(ax)
     return fig
@@ -283,7 +283,7 @@ def weights_chart(caption: CaptionResult) -> Figure:
     fig.patch.set_alpha(0.0)
     top, bottom = fig.subplots(2, 1)
     ys = np.arange(n)[::-1].astype(float)
-    labels = [f"{c.kind} “{_short(c.text, 40)}”" for c in comps]
+    labels = [f"{c.kind} “{_short(c.text, 26)}”" for c in comps]
     weights = np.array([c.weight for c in comps])
     bars = top.barh(ys, weights, height=0.4, color=colours)
     for bar, c in zip(bars, comps, strict=True):
@@ -296,7 +296,7 @@ def weights_chart(caption: CaptionResult) -> Figure:
                           for lab, c in zip(labels, comps, strict=True)], 0.0)
     top.set_xlim(0.0, max(1.0, float(weights.max())) * 1.15)
     top.set_ylim(-0.5, n - 0.05)
-    top.set_title(r"weight $w_i$ of each component (they sum to 1)", fontsize=10.5, color=TEXT, loc="left")
+    top.set_title(r"weight $w_i$ (the weights sum to 1)", fontsize=10.5, color=TEXT, loc="left")
     _plain_axes(top)
     effect = np.array([caption.comclip_score - c.loo_score for c in comps])
     bottom.barh(ys, effect, height=0.4, color=[GOOD if v >= 0 else BAD for v in effect])
@@ -306,7 +306,7 @@ def weights_chart(caption: CaptionResult) -> Figure:
     _label_rows(bottom, ys, [f"{lab}: {_signed(v)}" for lab, v in zip(labels, effect, strict=True)], -span * 1.5)
     bottom.set_ylim(-0.5, n - 0.05)
     bottom.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
-    bottom.set_title("leave-one-out effect = ComCLIP − ComCLIP without it", fontsize=10.5, color=TEXT, loc="left")
+    bottom.set_title("effect = ComCLIP − ComCLIP without it", fontsize=10.5, color=TEXT, loc="left")
     _plain_axes(bottom)
     return fig
 
@@ -367,17 +367,20 @@ def _arrow(ax, a: tuple[float, float], b: tuple[float, float]) -> None:
     ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.3})
 
 
-def figure_html(fig: Figure, alt: str, cls: str = "chart") -> str:
-    """A figure as an ``<img>`` (PNG data URI) for the page; the page's CSS inverts ``.chart``
+def figure_html(fig: Figure, alt: str, cls: str = "chart", scale: float = 1.25) -> str:
+    """A figure as an ``<img>`` (PNG data URI, drawn at twice its size so it stays sharp) that
+    fills its column up to ``scale`` times its natural width; the page's CSS inverts ``.chart``
     images in the dark theme."""
     import base64
     import html
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi, transparent=True)
+    fig.savefig(buf, format="png", dpi=2 * fig.dpi, transparent=True)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img class="{cls}" src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}">'
+    width = round(fig.get_figwidth() * fig.dpi * scale)
+    return (f'<img class="{cls}" style="width: 100%; max-width: {width}px" src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(alt, quote=True)}">')
 
 
 def figure_to_image(fig: Figure, dpi: int | None = None) -> Image.Image:
