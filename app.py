@@ -45,6 +45,7 @@ import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -568,6 +569,7 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
         api_button.click(api_match, [api_image, api_captions, api_options], api_out, api_name="match",
                          concurrency_limit=None)
     demo.queue(default_concurrency_limit=None, max_size=64)
+    demo.studio = SimpleNamespace(engines=engines, cache=cache, gate=gate, offered=offered)  # for tests and ops
     return demo
 
 
