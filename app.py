@@ -581,14 +581,15 @@ def main(args: argparse.Namespace) -> int:
         preset = get_preset(name)
         print(f"ComCLIP Studio: loading preset '{preset.name}' — {preset.description}", flush=True)
         started = time.perf_counter()
-        engine = session.Engines().get(preset.name)
+        engines = session.Engines(pinned=preset.name)
+        engine = engines.get(preset.name)
         print(f"  models ready in {time.perf_counter() - started:.1f} s ({engine.models()['encoder']}, "
               f"detector {engine.models()['detector']})", flush=True)
     except ComCLIPError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("hint: `python app.py --preset tiny` starts the app offline (random weights)", file=sys.stderr)
         return 2
-    demo = build_demo(engine)
+    demo = build_demo(engine, engines=engines)
     host = args.host or os.environ.get("GRADIO_SERVER_NAME")
     port = args.port or (int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)
     try:

@@ -261,3 +261,14 @@ def test_result_cache_serves_repeats(tiny_engine):
     other = session.score(tiny_engine, _request(EXAMPLE_IMAGE, MUG, {"weighting": "sum"}), cache=cache, run=run)
     assert len(calls) == 2 and again.cached and not first.cached and not other.cached
     assert again.result is first.result
+
+
+def test_api_page_shows_typed_parameters_and_a_working_example(client):
+    info = client.view_api(return_format="dict", print_info=False)
+    params = {p["parameter_name"]: p for p in info["named_endpoints"]["/match"]["parameters"]}
+    assert list(params) == ["image", "captions", "options"]
+    assert params["captions"]["python_type"]["type"] == "list[str]"
+    assert "weighting: Literal['softmax', 'sum']" in params["options"]["python_type"]["type"]
+    assert params["captions"]["example_input"] == ["a cup on a saucer", "a saucer on a cup"]
+    assert params["options"]["example_input"] == {"weighting": "softmax"}
+    assert "skimage/data/coffee.png" in str(params["image"]["example_input"])  # a real image, not a PDF

@@ -38,9 +38,9 @@ def hint(text: str) -> str:
 
 
 def fmt_num(value: float, places: int = 3) -> str:
-    """A signed-free number with ``places`` decimals, or two significant digits when that would
-    print a non-zero value as 0.000."""
-    if value != 0 and abs(value) < 0.5 * 10 ** -places:
+    """``value`` with ``places`` decimals, or with two significant digits when it is so small that
+    ``places`` decimals would show one digit or none (0.0031, 7.5e-05 — never a bare 0.000)."""
+    if value != 0 and abs(value) < 10 ** -(places - 1):
         return f"{value:.2g}"
     return f"{value:.{places}f}"
 

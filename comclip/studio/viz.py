@@ -26,6 +26,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from comclip.graph import SceneGraph  # noqa: E402
+from comclip.studio.presentation import fmt_signed  # noqa: E402
 
 if TYPE_CHECKING:
     from comclip.engine import CaptionResult, Component, MatchResult
@@ -251,7 +252,7 @@ def margin_chart(result: MatchResult, true: int) -> Figure:
     names = ("CLIP", "ComCLIP")
     for y, m, name in zip(ys, margins, names, strict=True):
         verdict = "picks the true caption" if m > 0 else "prefers a wrong caption"
-        ax.text(-span * 1.35, y + 0.3, f"{name}: {verdict} ({'+' if m >= 0 else '−'}{_num(abs(m))})",
+        ax.text(-span * 1.35, y + 0.3, f"{name}: {verdict} ({fmt_signed(m)})",
                 ha="left", va="bottom", fontsize=10.5, color=TEXT)
     ax.set_ylim(-0.4, 1.75)
     ax.set_yticks([])
@@ -259,15 +260,6 @@ def margin_chart(result: MatchResult, true: int) -> Figure:
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
     _plain_axes(ax)
     return fig
-
-
-def _num(v: float) -> str:
-    """Three decimals, or two significant digits when three decimals would print 0.000."""
-    return f"{v:.2g}" if v != 0 and abs(v) < 0.0005 else f"{v:.3f}"
-
-
-def _signed(v: float) -> str:
-    return ("+" if v >= 0 else "−") + _num(abs(v))
 
 
 def weights_chart(caption: CaptionResult) -> Figure:
@@ -292,7 +284,7 @@ def weights_chart(caption: CaptionResult) -> Figure:
             bar.set_hatch("//")
     for y, c in zip(ys, comps, strict=True):
         top.text(c.weight, y, f" {c.weight:.2f}", va="center", fontsize=10, color=TEXT)
-    _label_rows(top, ys, [f"{lab} · similarity {_signed(c.similarity)}" + ("" if c.grounded else " · whole image")
+    _label_rows(top, ys, [f"{lab} · similarity {fmt_signed(c.similarity)}" + ("" if c.grounded else " · whole image")
                           for lab, c in zip(labels, comps, strict=True)], 0.0)
     top.set_xlim(0.0, max(1.0, float(weights.max())) * 1.15)
     top.set_ylim(-0.5, n - 0.05)
@@ -303,7 +295,7 @@ def weights_chart(caption: CaptionResult) -> Figure:
     bottom.axvline(0, color="#555555", lw=0.8)
     span = float(np.abs(effect).max()) or 1e-4
     bottom.set_xlim(-span * 1.5, span * 1.5)
-    _label_rows(bottom, ys, [f"{lab}: {_signed(v)}" for lab, v in zip(labels, effect, strict=True)], -span * 1.5)
+    _label_rows(bottom, ys, [f"{lab}: {fmt_signed(v, 4)}" for lab, v in zip(labels, effect, strict=True)], -span * 1.5)
     bottom.set_ylim(-0.5, n - 0.05)
     bottom.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
     bottom.set_title("effect = ComCLIP − ComCLIP without it", fontsize=10.5, color=TEXT, loc="left")
