@@ -104,6 +104,7 @@ model's logit scale (about 100 for CLIP), which makes the softmax sharp. No trai
 picks the true caption. *Δ* = ComCLIP − CLIP for one caption. *Leave-one-out*: the ComCLIP score with one
 component removed, to see what each part contributes."""
 
+# (Gradio scopes this CSS; a rule starting with `.dark` must have a single selector, not a list.)
 CSS = """
 #random-banner {background: #fff4ce; border: 1px solid #8a6d00; border-radius: 8px; padding: 6px 12px;
   color: #3d2e00;}
@@ -116,7 +117,10 @@ CSS = """
 .status.info {background: #e8f0fe; color: #1a3a7a; border: 1px solid #4a6fd1;}
 .dark .status.info {background: #16223d; color: #d6e2ff; border-color: #8fa8ff;}
 .status.ok, .hint, .summary .meta, .legend {color: #4b5260;}
-.dark .status.ok, .dark .hint, .dark .summary .meta, .dark .legend {color: #c3c9d5;}
+.dark .status.ok {color: #c3c9d5;}
+.dark .hint {color: #c3c9d5;}
+.dark .summary .meta {color: #c3c9d5;}
+.dark .legend {color: #c3c9d5;}
 .hint {font-style: italic; margin: 4px 0;}
 .summary p {margin: 4px 0;}
 .summary .story {font-size: 1.08em;}
@@ -147,8 +151,9 @@ img.diagram-tall {display: none;}
 @media (max-width: 700px) {
   img.diagram-wide {display: none;}
   img.diagram-tall {display: block;}
-  table.scores, table.components {font-size: 0.82em;}
-  table.scores th, table.scores td, table.components th, table.components td {padding: 3px 3px;}
+  table.scores {font-size: 0.82em;}
+  table.components {font-size: 0.76em;}
+  table.scores th, table.scores td, table.components th, table.components td {padding: 3px 2px;}
 }
 #examples td {white-space: pre-line;}
 """

@@ -106,7 +106,7 @@ def _check_readable(page, name: str) -> None:
     assert low == [], (name, low)
 
 
-def _shrink_png(path: Path, limit: int = 1_000_000) -> None:
+def _shrink_png(path: Path, limit: int = 600_000) -> None:
     """Keep the README picture small: palette PNG if the full-colour one is over the limit."""
     from PIL import Image
 
