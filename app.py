@@ -46,15 +46,22 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
 from comclip import parse as parsing  # noqa: E402
 from comclip.errors import ComCLIPError, GraphError  # noqa: E402
-from comclip.models import get_preset  # noqa: E402
+from comclip.graph import SceneGraph  # noqa: E402
+from comclip.images import LoadedImage  # noqa: E402
+from comclip.options import OptionField, Options  # noqa: E402
+from comclip.presets import Preset, get_preset  # noqa: E402
+from comclip.result import MatchResult  # noqa: E402
 from comclip.studio import counterfactuals, presentation, requests, session, viz  # noqa: E402
 from comclip.studio.presentation import esc, hint  # noqa: E402
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 log = logging.getLogger("comclip.app")
 ROOT = Path(__file__).resolve().parent
@@ -62,7 +69,8 @@ PAPER = "https://arxiv.org/abs/2211.13854"
 EXAMPLE_URL = "https://github.com/scikit-image/scikit-image/raw/main/skimage/data/coffee.png"
 
 
-def _run_match(engine: Any, image: Any, captions: list[str], graphs: Any, **options: Any) -> Any:
+def _run_match(engine: ComCLIP, image: LoadedImage, captions: list[str], graphs: list[SceneGraph | None] | None,
+               **options: Any) -> MatchResult:
     """The one model call; on ZeroGPU it runs on a GPU lent for the call."""
     return engine.match(image, captions, graphs, **options)
 
@@ -158,6 +166,16 @@ img.diagram-tall {display: none;}
 #examples td {white-space: pre-line;}
 """
 
+#: Plainer words for some options on the page (the rest use the option's own help).
+WIDGET_HELP = {
+    "box_threshold": "Keep a detected box only if its best word score is at least this.",
+    "text_threshold": "A box belongs to an entity only if that entity's words score at least this.",
+    "weighting": "softmax: the paper's weights; sum: s_i / Σ s_j as in the official code.",
+    "relation_text": "What a relation encodes: its predicate (paper) or the whole “subject predicate object”.",
+    "subimage": "blackout: keep the boxes, black out the rest (paper); crop: cut the boxes out.",
+    "parser": "auto: spaCy if installed, else built-in rules; llm needs COMCLIP_LLM_* settings.",
+}
+
 HINTS = {
     "summary": "Results appear here: pick an example (or add an image and captions), mark the true caption, "
                "press Score.",
@@ -214,6 +232,32 @@ def _typed(component: Any, info: dict[str, Any], example: Any = None, payload: A
     return component
 
 
+def _schema(f: OptionField) -> dict[str, Any]:
+    """An option's JSON schema for the API page."""
+    if f.choices is not None:
+        return {"type": "string", "enum": list(f.choices)}
+    kind = {bool: "boolean", int: "integer", float: "number"}.get(f.type, "string")
+    return {"anyOf": [{"type": kind}, {"type": "null"}]} if f.optional else {"type": kind}
+
+
+def option_widget(f: OptionField, start: Preset) -> Any:
+    """The widget for one engine option, generated from its metadata (thresholds start at the
+    preset's own values)."""
+    label, info = f.name.replace("_", " ").capitalize(), WIDGET_HELP.get(f.name, f.help)
+    elem_id = f"option-{f.name.replace('_', '-')}"
+    if f.name in ("box_threshold", "text_threshold"):
+        value = getattr(start.detector, f.name)
+        return gr.Slider(f.minimum or 0.0, f.maximum or 1.0, value=value, step=0.01, label=label, info=info,
+                         elem_id=elem_id)
+    if f.choices is not None:
+        widget = gr.Radio if len(f.choices) <= 3 else gr.Dropdown
+        return widget(list(f.choices), value=f.default, label=label, info=info, elem_id=elem_id)
+    if f.type is bool:
+        return gr.Checkbox(value=bool(f.default), label=label, info=info, elem_id=elem_id)
+    return gr.Number(value=f.default, minimum=f.minimum, precision=0 if f.type is int else None, label=label,
+                     info=info, elem_id=elem_id)
+
+
 def api_components() -> tuple[Any, Any, Any, Any]:
     """The /match endpoint's image, captions and options parameters and its result, typed."""
     from gradio_client import handle_file
@@ -225,17 +269,11 @@ def api_components() -> tuple[Any, Any, Any, Any]:
         "type": "array", "items": {"type": "string"},
         "description": f"{requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS} captions, each at most "
                        f"{requests.MAX_CAPTION_CHARS} characters"}, ["a cup on a saucer", "a saucer on a cup"])
-    text = {"type": "string"}
-    number = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+    properties = {"preset": {"type": "string"}, **{f.name: _schema(f) for f in Options.fields()},
+                  "graphs": {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "null"}]}}
     options = _typed(gr.JSON(label="options", value={}), {
-        "type": "object", "properties": {
-            "preset": text, "weighting": {"type": "string", "enum": ["softmax", "sum"]},
-            "relation_text": {"type": "string", "enum": ["predicate", "triple"]},
-            "subimage": {"type": "string", "enum": ["blackout", "crop"]}, "relations": {"type": "boolean"},
-            "parser": {"type": "string", "enum": list(parsing.PARSERS)}, "box_threshold": number,
-            "text_threshold": number, "boxes_per_entity": {"type": "integer"},
-            "graphs": {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "null"}]}},
-        "description": "optional engine options; every key may be left out"}, {"weighting": "softmax"})
+        "type": "object", "properties": properties, "description": "optional engine options; every key may be "
+                                                                     "left out"}, {"weighting": "softmax"})
     result = _typed(gr.JSON(label="result"), {
         "type": "object", "description": "the `comclip score --json` object: image, preset, models, options, "
                                          "captions (scores, graph, components), best, timings_ms"})
@@ -250,7 +288,7 @@ def launch_options() -> dict[str, Any]:
 
 # -- the app ------------------------------------------------------------------------------------
 
-def build_demo(engine: Any = None, *, preset: str | None = None, engines: session.Engines | None = None,
+def build_demo(engine: ComCLIP | None = None, *, preset: str | None = None, engines: session.Engines | None = None,
                concurrency: int | None = None) -> gr.Blocks:
     """The app. ``engine`` (optional) is an already loaded ComCLIP shared by every request; other
     presets load on first use. ``concurrency``: model calls at once (default COMCLIP_CONCURRENCY)."""
@@ -330,21 +368,20 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
             return failed(exc)
         return present(scored, true_caption, {**state, "overrides": overrides})
 
-    def ui_options(box_t, text_t, weighting, relation_text, subimage_mode, parser) -> dict[str, Any]:
-        return {"box_threshold": box_t, "text_threshold": text_t, "weighting": weighting,
-                "relation_text": relation_text, "subimage": subimage_mode, "parser": parser}
+    fields = Options.fields()
+
+    def split(rest: tuple) -> tuple[dict[str, Any], dict]:
+        """The option widgets' values (in field order) and the session state that follows them."""
+        return {f.name: v for f, v in zip(fields, rest[:-1], strict=True)}, dict(rest[-1] or {})
 
     # -- callbacks --------------------------------------------------------------------------------
-    def on_score(image, captions_text, true_caption, preset_name, box_t, text_t, weighting, relation_text,
-                 subimage_mode, parser, state, progress=gr.Progress()):
-        state = dict(state or {})
-        return score_with(image, captions_text, true_caption, preset_name,
-                          ui_options(box_t, text_t, weighting, relation_text, subimage_mode, parser), state,
+    def on_score(image, captions_text, true_caption, preset_name, *rest, progress=gr.Progress()):
+        options, state = split(rest)
+        return score_with(image, captions_text, true_caption, preset_name, options, state,
                           dict(state.get("overrides") or {}), progress)
 
-    def on_edit(graph_text, index, image, captions_text, true_caption, preset_name, box_t, text_t, weighting,
-                relation_text, subimage_mode, parser, state, progress=gr.Progress()):
-        state = dict(state or {})
+    def on_edit(graph_text, index, image, captions_text, true_caption, preset_name, *rest, progress=gr.Progress()):
+        options, state = split(rest)
         scored = state.get("scored")
         if scored is None or index is None:
             return (status_html("Score the captions first, then edit a caption's graph."), *failed_tail())
@@ -354,22 +391,19 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
         except GraphError as exc:
             return (status_html(str(exc)), *failed_tail())
         overrides = {**(state.get("overrides") or {}), caption: graph.to_dict()}
-        out = score_with(image, captions_text, true_caption, preset_name,
-                         ui_options(box_t, text_t, weighting, relation_text, subimage_mode, parser),
-                         {**state, "selected": caption}, overrides, progress)
+        out = score_with(image, captions_text, true_caption, preset_name, options, {**state, "selected": caption},
+                         overrides, progress)
         return (out[0], *out)
 
-    def on_reset(index, image, captions_text, true_caption, preset_name, box_t, text_t, weighting, relation_text,
-                 subimage_mode, parser, state, progress=gr.Progress()):
-        state = dict(state or {})
+    def on_reset(index, image, captions_text, true_caption, preset_name, *rest, progress=gr.Progress()):
+        options, state = split(rest)
         scored = state.get("scored")
         if scored is None or index is None:
             return (status_html("Score the captions first."), *failed_tail())
         caption = scored.result.captions[int(index)].caption
         overrides = {c: g for c, g in (state.get("overrides") or {}).items() if c != caption}
-        out = score_with(image, captions_text, true_caption, preset_name,
-                         ui_options(box_t, text_t, weighting, relation_text, subimage_mode, parser),
-                         {**state, "selected": caption}, overrides, progress)
+        out = score_with(image, captions_text, true_caption, preset_name, options, {**state, "selected": caption},
+                         overrides, progress)
         return (out[0], *out)
 
     def failed_tail() -> list:
@@ -493,23 +527,7 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
                 with gr.Accordion("Settings: preset and method options", open=False, elem_id="settings"):
                     preset_box = gr.Dropdown(offered, value=start.name, label="Preset", info=start.description,
                                              elem_id="preset")
-                    box_t = gr.Slider(0.0, 1.0, value=start.detector.box_threshold, step=0.01, label="Box threshold",
-                                      info="Keep a detected box only if its best word score is at least this.")
-                    text_t = gr.Slider(0.0, 1.0, value=start.detector.text_threshold, step=0.01,
-                                       label="Text threshold",
-                                       info="A box belongs to an entity only if that entity's words score at least "
-                                            "this.")
-                    weighting = gr.Radio(["softmax", "sum"], value="softmax", label="Weighting",
-                                         info="softmax: the paper's weights; sum: s_i / Σ s_j as in the official code.")
-                    relation_text = gr.Radio(["predicate", "triple"], value="predicate", label="Relation text",
-                                             info="What a relation encodes: its predicate (paper) or the whole "
-                                                  "“subject predicate object”.")
-                    subimage_mode = gr.Radio(["blackout", "crop"], value="blackout", label="Sub-image",
-                                             info="blackout: keep the boxes, black out the rest (paper); crop: cut "
-                                                  "the boxes out.")
-                    parser = gr.Dropdown(list(parsing.PARSERS), value="auto", label="Parser",
-                                         info="auto: spaCy if installed, else built-in rules; llm needs "
-                                              "COMCLIP_LLM_* settings.")
+                    widgets = {f.name: option_widget(f, start) for f in Options.fields()}
         gr.Markdown("## Each caption, CLIP → ComCLIP")
         score_plot = gr.HTML(hint(HINTS["score_chart"]), elem_id="score-chart")
 
@@ -550,7 +568,7 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
         # queue itself does not limit them: cached results and checks never wait behind the model.
         work = {"concurrency_limit": None, "preprocess": False, "api_visibility": "private",
                 "show_progress_on": [status]}
-        settings = [preset_box, box_t, text_t, weighting, relation_text, subimage_mode, parser]
+        settings = [preset_box, *widgets.values()]
         detail_out = [graph_plot, graph_code, grounding, gallery, weights_plot, loo_table]
         story_out = [summary, scores, margin_plot, dl_json, dl_csv]
         outputs = [status, *story_out, score_plot, selector, *detail_out, state]
@@ -569,8 +587,11 @@ def build_demo(engine: Any = None, *, preset: str | None = None, engines: sessio
                         queue=False, show_progress="hidden")
         image.change(clear_error, status, status, api_visibility="private", queue=False, show_progress="hidden",
                      preprocess=False)
-        add_cf.click(on_counterfactual, [captions, true_box, parser], [captions, status], api_visibility="private")
-        preset_box.input(on_preset, preset_box, [box_t, text_t, banner, preset_box], api_visibility="private")
+        add_cf.click(on_counterfactual, [captions, true_box, widgets["parser"]], [captions, status],
+                     api_visibility="private")
+        preset_box.input(on_preset, preset_box,
+                         [widgets["box_threshold"], widgets["text_threshold"], banner, preset_box],
+                         api_visibility="private")
         api_button.click(api_match, [api_image, api_captions, api_options], api_out, api_name="match",
                          concurrency_limit=None)
     demo.queue(default_concurrency_limit=None, max_size=64)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from comclip.cli import main
+from comclip.cli.main import main
 from comclip.errors import DatasetError
 from comclip.eval import metrics
 from comclip.eval.datasets import MissingImage, load_comvg, load_svo, load_vl_checklist, load_winoground, vl_subtype

@@ -5,8 +5,9 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from comclip.engine import CaptionResult, Component, MatchResult, Options
 from comclip.graph import Entity, Relation, SceneGraph
+from comclip.options import Options
+from comclip.result import CaptionResult, Component, MatchResult
 from comclip.studio import viz
 
 GRAPH = SceneGraph("a red ball next to a blue box", (Entity("e0", "ball", ("red",)), Entity("e1", "box", ("blue",))),

@@ -17,12 +17,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from comclip.graph import SceneGraph
+from comclip.result import CaptionResult, MatchResult
 from comclip.studio.requests import shorten
+
+if TYPE_CHECKING:
+    from comclip.studio.session import Scored
 
 #: Captions longer than this are shortened (with an ellipsis; full text on hover) in tables and menus.
 LABEL_CHARS = 90
@@ -78,13 +82,13 @@ class Verdict:
         return self.margin > 0
 
 
-def true_index(result: Any, true_caption: str | None) -> int:
+def true_index(result: MatchResult, true_caption: str | None) -> int:
     """The index of the caption marked true (the first one if none is marked or it is gone)."""
     captions = [c.caption for c in result.captions]
     return captions.index(true_caption) if true_caption in captions else 0
 
 
-def verdicts(result: Any, true: int) -> tuple[Verdict, Verdict]:
+def verdicts(result: MatchResult, true: int) -> tuple[Verdict, Verdict]:
     out = []
     for method, attr in (("CLIP", "clip_score"), ("ComCLIP", "comclip_score")):
         scores = [getattr(c, attr) for c in result.captions]
@@ -93,7 +97,7 @@ def verdicts(result: Any, true: int) -> tuple[Verdict, Verdict]:
     return out[0], out[1]
 
 
-def story(result: Any, true: int) -> str:
+def story(result: MatchResult, true: int) -> str:
     """One sentence: which method picks the true caption and by how much."""
     clip, com = verdicts(result, true)
     caps = result.captions
@@ -116,7 +120,7 @@ def story(result: Any, true: int) -> str:
             f"ComCLIP {wrong(com).removeprefix('the wrong caption ')}{tie}.")
 
 
-def summary_html(scored: Any, true_caption: str | None) -> str:
+def summary_html(scored: Scored, true_caption: str | None) -> str:
     r = scored.result
     t = true_index(r, true_caption)
     how = "from cache" if scored.cached else f"in {scored.seconds:.1f} s"
@@ -137,7 +141,7 @@ SCORE_LEGEND = ("★ each method's pick (its highest score) · <span class=\"tag
                 "(−1…1) between the caption and the image")
 
 
-def score_table(result: Any, true: int) -> str:
+def score_table(result: MatchResult, true: int) -> str:
     """The captions with both scores; each method's pick starred, the true caption tagged."""
     rows = []
     for i, c in enumerate(result.captions):
@@ -156,7 +160,7 @@ def score_table(result: Any, true: int) -> str:
             f'<p class="legend">{SCORE_LEGEND}</p>')
 
 
-def component_table(caption: Any, logit_scale: float | None = None) -> str:
+def component_table(caption: CaptionResult, logit_scale: float | None = None) -> str:
     """The leave-one-out table of one caption: what each component does to its ComCLIP score."""
     if not caption.components:
         return hint("No components: nothing was parsed from this caption, so ComCLIP = CLIP.")
@@ -179,7 +183,7 @@ def component_table(caption: Any, logit_scale: float | None = None) -> str:
             + "".join(rows) + f'</tbody></table></div><p class="legend">{explain}</p>')
 
 
-def ungrounded_html(caption: Any) -> str:
+def ungrounded_html(caption: CaptionResult) -> str:
     missing = [k.text for k in caption.components if k.kind == "entity" and not k.grounded]
     if not caption.graph.entities:
         return hint("No entities were parsed from this caption, so there is nothing to ground (ComCLIP = CLIP).")
@@ -206,7 +210,7 @@ def picture_html(image: Image.Image, alt: str) -> str:
     return f'<img class="photo" src="{image_uri(image)}" alt="{esc(alt)}">'
 
 
-def gallery_html(image: Image.Image, caption: Any, mode: str = "blackout") -> str:
+def gallery_html(image: Image.Image, caption: CaptionResult, mode: str = "blackout") -> str:
     """Each component's sub-image with its caption written under it in full."""
     from comclip import subimage
 
@@ -236,12 +240,12 @@ def graph_json(graph: SceneGraph) -> str:
 
 # -- take away ----------------------------------------------------------------------------------
 
-def api_result(result: Any) -> dict[str, Any]:
+def api_result(result: MatchResult) -> dict[str, Any]:
     """Exactly the ``python -m comclip score --json`` object."""
     return result.to_dict()
 
 
-def result_record(result: Any, true: int) -> dict[str, Any]:
+def result_record(result: MatchResult, true: int) -> dict[str, Any]:
     """The download: the ``score --json`` object plus the caption marked true and both margins."""
     clip, com = verdicts(result, true)
     return {"true_caption": result.captions[true].caption,
@@ -253,7 +257,7 @@ def result_record(result: Any, true: int) -> dict[str, Any]:
 CSV_HEADERS = ["index", "caption", "true", "clip_score", "comclip_score", "delta", "clip_rank", "comclip_rank"]
 
 
-def result_csv(result: Any, true: int) -> str:
+def result_csv(result: MatchResult, true: int) -> str:
     clip = [c.clip_score for c in result.captions]
     com = [c.comclip_score for c in result.captions]
     rc, rm = ranks(clip), ranks(com)
@@ -270,7 +274,7 @@ DOWNLOADS = Path(tempfile.gettempdir()) / "comclip-studio-downloads"
 KEEP_DOWNLOADS = 200
 
 
-def write_downloads(result: Any, true: int, key: str) -> tuple[str, str]:
+def write_downloads(result: MatchResult, true: int, key: str) -> tuple[str, str]:
     """The result as ``comclip-result.json`` and ``.csv`` in a folder of their own (the oldest
     folders beyond :data:`KEEP_DOWNLOADS` are removed); returns both paths."""
     folder = DOWNLOADS / f"{key[:16]}-{true}"

@@ -20,6 +20,7 @@ from PIL import Image
 from comclip.errors import GraphError, InputError
 from comclip.graph import SceneGraph
 from comclip.images import LoadedImage, load_image
+from comclip.options import Options
 
 MIN_CAPTIONS = 2
 MAX_CAPTIONS = 8
@@ -34,11 +35,6 @@ PIXEL_CAP = int(os.environ.get("COMCLIP_PIXEL_CAP", str(4_000_000)))
 MAX_DECODE_PIXELS = int(os.environ.get("COMCLIP_MAX_DECODE_PIXELS", str(40_000_000)))
 #: Largest upload the app accepts (Gradio's ``max_file_size``).
 MAX_UPLOAD = os.environ.get("COMCLIP_MAX_UPLOAD", "20mb")
-
-#: The option names the app and the API accept (the engine's options).
-OPTION_NAMES = ("weighting", "relation_text", "subimage", "relations", "parser", "box_threshold", "text_threshold",
-                "boxes_per_entity")
-
 
 @dataclass
 class Request:
@@ -138,12 +134,10 @@ def _json_object(options: Any) -> Any:
 def check_options(options: Mapping[str, Any] | str | None) -> tuple[dict[str, Any], dict[str, Any] | list | None]:
     """Validate an options dict (API or UI) → (engine options, graphs or None).
 
-    Keys are the engine's option names (see :data:`OPTION_NAMES`) plus ``graphs``: one scene graph
-    (JSON object) per caption, ``null`` meaning "parse this one", as ``score --graph`` takes.
-    ``None`` values mean "the default". Unknown keys or bad values are one InputError.
+    Keys are :class:`~comclip.options.Options` fields plus ``graphs``: one scene graph (JSON
+    object) per caption, ``null`` meaning "parse this one", as ``score --graph`` takes. ``None``
+    values mean "the default". Unknown keys or bad values are one InputError (from ``Options``).
     """
-    from comclip.engine import Options
-
     options = _json_object(options)
     if options is None or options == "":
         return {}, None
@@ -151,20 +145,10 @@ def check_options(options: Mapping[str, Any] | str | None) -> tuple[dict[str, An
         raise InputError(f"options must be an object (dict), got {type(options).__name__}")
     opts = {k: v for k, v in options.items() if v is not None}
     graphs = opts.pop("graphs", None)
-    unknown = sorted(set(opts) - set(OPTION_NAMES))
-    if unknown:
-        raise InputError(f"unknown option(s): {', '.join(unknown)}; known: {', '.join(OPTION_NAMES + ('graphs',))}")
-    for key in ("box_threshold", "text_threshold"):
-        if key in opts:
-            if isinstance(opts[key], bool) or not isinstance(opts[key], (int, float)):
-                raise InputError(f"{key.replace('_', ' ')} must be a number between 0 and 1")
-            opts[key] = float(opts[key])
-    if "relations" in opts and not isinstance(opts["relations"], bool):
-        raise InputError("relations must be true or false")
-    Options().updated(**opts)  # raises InputError on a bad value
+    checked = Options.from_mapping(opts)
     if graphs is not None and not isinstance(graphs, (list, dict)):
         raise InputError("options 'graphs' must be a list with one graph (or null) per caption")
-    return opts, graphs
+    return {k: getattr(checked, k) for k in opts}, graphs
 
 
 def check_preset(name: Any, offered: Sequence[str]) -> str:
@@ -233,27 +217,20 @@ def edited_graph(text: str, caption: str) -> SceneGraph:
 
 # -- images -------------------------------------------------------------------------------------
 
-def _reduced(source: str | os.PathLike, name: str, cap: int) -> Image.Image | None:
-    """Read only the header; refuse a huge image that cannot be decoded reduced, and decode a large
-    JPEG directly at a reduced scale. None: decode normally."""
+def _jpeg_reduced(source: str | os.PathLike, cap: int) -> tuple[Image.Image, tuple[int, int]] | None:
+    """(a JPEG over the pixel cap opened to decode directly at a reduced scale — 1/2 … 1/8, JPEG's
+    draft mode — no smaller than the cap, its full size); None for anything else (decoded normally)."""
     try:
-        with Image.open(source) as probe:
-            w, h = probe.size
-            fmt = probe.format
+        img = Image.open(source)  # reads the header only
     except Exception:  # noqa: BLE001 — not an image, or broken: load_image gives the clear message
         return None
-    if w * h <= cap:
+    w, h = img.size
+    if img.format != "JPEG" or w * h <= cap:
+        img.close()
         return None
-    if fmt == "JPEG":
-        scale = math.sqrt(cap / (w * h))
-        img = Image.open(source)
-        img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))  # JPEG: decode at 1/2…1/8
-        return img
-    if w * h > MAX_DECODE_PIXELS:
-        raise InputError(f"“{name}” is {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); at most "
-                         f"{MAX_DECODE_PIXELS / 1e6:.0f} megapixels are accepted for {fmt or 'this format'} images. "
-                         "Downscale it (or save it as JPEG) and try again.")
-    return None
+    scale = math.sqrt(cap / (w * h))
+    img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+    return img, (w, h)
 
 
 def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImage, list[str]]:
@@ -270,16 +247,15 @@ def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImag
         name = Path(source).name
     cap = PIXEL_CAP if pixel_cap is None else pixel_cap
     original: tuple[int, int] | None = None
+    path = source
     if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        draft = _reduced(source, name or "the image", cap)
-        if draft is not None:
-            with Image.open(source) as probe:
-                original = probe.size
-            source = draft
-    try:
-        loaded = load_image(source)
+        reduced = _jpeg_reduced(source, cap)
+        if reduced is not None:
+            source, original = reduced
+    try:  # PNG, WebP, … over MAX_DECODE_PIXELS are refused from the header, before decoding
+        loaded = load_image(source, max_pixels=MAX_DECODE_PIXELS)
     except InputError as exc:  # name the file as the user knows it, not by its server temp path
-        message = str(exc).replace(str(source), f"“{name}”") if name else str(exc)
+        message = str(exc).replace(str(path), f"“{name}”") if name else str(exc)
         raise InputError(message) from None
     # The upload's path is a server temp file: results record no path (as for an in-memory image).
     # (It must not be a {"path": str} dict either: gradio_client would take it for a file to download.)

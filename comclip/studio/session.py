@@ -15,7 +15,6 @@ the gate around model calls.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -25,13 +24,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from comclip.graph import SceneGraph
 from comclip.images import LoadedImage, image_digest
+from comclip.result import MatchResult
 from comclip.studio.requests import Request
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 #: Model calls that run at the same time (the engines are shared).
 CONCURRENCY = int(os.environ.get("COMCLIP_CONCURRENCY", "1"))
@@ -42,47 +45,13 @@ RESULT_CACHE_SIZE = 64
 
 # -- presets ------------------------------------------------------------------------------------
 
-@functools.cache
-def preset_available(name: str) -> bool:
-    """Whether a preset can be loaded here: random-weight presets always; real ones when the hub
-    answers or both models are in the local Hugging Face cache. Never downloads anything."""
-    from comclip.models import _hub_reachable, get_preset
-
-    preset = get_preset(name)
-    if preset.random_weights:
-        return True
-    if _hub_reachable(timeout=1.5):
-        return True
-    return _cached(preset)
-
-
-def _cached(preset: Any) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    def has(repo: str, *files: str) -> bool:
-        return any(isinstance(try_to_load_from_cache(repo, f), str) for f in files)
-
-    try:
-        if not has(preset.detector.model, "config.json"):
-            return False
-        enc = preset.encoder
-        if enc.backend == "hf_clip":
-            return has(enc.model, "config.json")
-        import open_clip
-
-        cfg = open_clip.get_pretrained_cfg(enc.model, enc.pretrained or "") or {}
-        repo = str(cfg.get("hf_hub", "")).strip("/")
-        return bool(repo) and has(repo, "open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-    except Exception:  # noqa: BLE001 — an unreadable cache is "not available", never a crash
-        return False
-
-
 def offered_presets(current: str) -> list[str]:
     """The presets the page's menu (and the API) offer: those with real weights that can be
     loaded here, plus ``current`` (e.g. ``tiny`` in offline mode)."""
-    from comclip.models import PRESETS
+    from comclip.loading import preset_available
+    from comclip.presets import PRESETS
 
-    names = [name for name, p in PRESETS.items() if not p.random_weights and preset_available(name)]
+    names = [name for name, p in PRESETS.items() if not p.random_weights and preset_available(p)]
     return names + ([current] if current not in names else [])
 
 
@@ -95,16 +64,16 @@ class Engines:
     per preset, not one for all). At most ``capacity`` stay loaded; ``pinned`` is never dropped.
     """
 
-    def __init__(self, loader: Callable[[str], Any] | None = None, capacity: int = MAX_ENGINES,
+    def __init__(self, loader: Callable[[str], ComCLIP] | None = None, capacity: int = MAX_ENGINES,
                  pinned: str | None = None) -> None:
-        self._engines: OrderedDict[str, Any] = OrderedDict()
+        self._engines: OrderedDict[str, ComCLIP] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self._loader = loader or _load_preset
         self.capacity = max(1, capacity)
         self.pinned = pinned
 
-    def add(self, name: str, engine: Any) -> None:
+    def add(self, name: str, engine: ComCLIP) -> None:
         with self._lock:
             self._engines[name] = engine
             self._engines.move_to_end(name)
@@ -121,7 +90,7 @@ class Engines:
                 return
             del self._engines[victim]  # requests still holding it finish; then it is freed
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> ComCLIP:
         with self._lock:
             engine = self._engines.get(name)
             if engine is not None:
@@ -137,12 +106,10 @@ class Engines:
         return engine
 
 
-def _load_preset(name: str) -> Any:
-    from comclip.engine import ComCLIP
-    from comclip.models import get_preset
+def _load_preset(name: str) -> ComCLIP:
+    import comclip
 
-    get_preset(name)  # InputError for an unknown name, before anything heavy
-    return ComCLIP.from_preset(name, device=os.environ.get("COMCLIP_DEVICE", "auto"))
+    return comclip.load(name, device=os.environ.get("COMCLIP_DEVICE", "auto"))
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -151,7 +118,7 @@ def _load_preset(name: str) -> Any:
 class Scored:
     """One request's outcome: the result, the (possibly downscaled) image and what to tell the user."""
 
-    result: Any  # MatchResult
+    result: MatchResult
     image: LoadedImage
     notices: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -228,18 +195,18 @@ class ResultCache:
         return value, False
 
 
-def _direct(engine: Any, *args: Any, **kwargs: Any) -> Any:
+def _direct(engine: ComCLIP, *args: Any, **kwargs: Any) -> MatchResult:
     return engine.match(*args, **kwargs)
 
 
-def score(engine: Any, request: Request, *, cache: ResultCache | None = None, run: Callable[..., Any] | None = None,
+def score(engine: ComCLIP, request: Request, *, cache: ResultCache | None = None, run: Callable[..., Any] | None = None,
           gate: threading.Semaphore | None = None) -> Scored:
     """Score a checked request with the engine (through ``run``, e.g. a ZeroGPU wrapper, inside
     ``gate``), using the cache; the notices say what the user should know about the result."""
     call = run or _direct
     start = time.perf_counter()
 
-    def compute() -> Any:
+    def compute() -> MatchResult:
         graphs = list(request.graphs) if request.graphs else None
         if gate is None:
             return call(engine, request.image, list(request.captions), graphs, **request.options)
@@ -257,7 +224,7 @@ def score(engine: Any, request: Request, *, cache: ResultCache | None = None, ru
     return Scored(result, request.image, notices, time.perf_counter() - start, cached)
 
 
-def result_notices(result: Any, context_length: int | None = None) -> list[str]:
+def result_notices(result: MatchResult, context_length: int | None = None) -> list[str]:
     """Plain-language notes about a result: truncated captions, no entities, entities not found."""
     notes = []
     limit = f"{context_length} tokens" if context_length else "its token limit"

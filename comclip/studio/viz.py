@@ -29,7 +29,7 @@ from comclip.graph import SceneGraph  # noqa: E402
 from comclip.studio.presentation import fmt_signed  # noqa: E402
 
 if TYPE_CHECKING:
-    from comclip.engine import CaptionResult, Component, MatchResult
+    from comclip.result import CaptionResult, Component, MatchResult
 
 __all__ = ["CLIP_COLOUR", "COMCLIP_COLOUR", "annotate_boxes", "entity_colour", "figure_html", "graph_figure",
            "margin_chart", "pipeline_diagram", "score_chart", "weights_chart"]
