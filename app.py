@@ -157,6 +157,8 @@ img.chart, img.photo {max-width: 100%; height: auto; display: block; margin: 0 a
 .gallery figcaption {font-size: 0.88em; line-height: 1.3; overflow-wrap: break-word; color: var(--body-text-color);}
 img.diagram-tall {display: none;}
 @media (max-width: 700px) {
+  footer button.show-api {display: flex !important;}
+  footer .show-api-divider {display: block !important;}
   img.diagram-wide {display: none;}
   img.diagram-tall {display: block;}
   table.scores {font-size: 0.82em;}
@@ -164,6 +166,13 @@ img.diagram-tall {display: none;}
   table.scores th, table.scores td, table.components th, table.components td {padding: 3px 2px;}
 }
 #examples td {white-space: pre-line;}
+#graph-json .cm-content, #graph-json .cm-content span, #graph-json .cm-gutters {color: #1f2937;}
+.dark #graph-json .cm-content {color: #e5e7eb;}
+.dark #graph-json .cm-content span {color: #e5e7eb;}
+.dark #graph-json .cm-gutters {color: #c3c9d5;}
+footer button.show-api, footer a.built-with {color: #4b5260;}
+.dark footer button.show-api {color: #c3c9d5;}
+.dark footer a.built-with {color: #c3c9d5;}
 """
 
 #: Plainer words for some options on the page (the rest use the option's own help).
@@ -280,9 +289,23 @@ def api_components() -> tuple[Any, Any, Any, Any]:
     return image, captions, options, result
 
 
+def theme() -> gr.themes.Base:
+    """Gradio's Soft theme with colours that keep text contrast at least 4.5:1 in light and dark."""
+    return gr.themes.Soft(primary_hue="indigo").set(
+        block_label_text_color="*primary_800", block_title_text_color="*primary_800",
+        body_text_color_subdued="#4b5260", body_text_color_subdued_dark="#c3c9d5",
+        button_primary_background_fill="*primary_700", button_primary_background_fill_hover="*primary_600",
+        button_primary_background_fill_dark="*primary_700", button_primary_background_fill_hover_dark="*primary_600",
+        checkbox_label_background_fill_selected="*primary_700",
+        checkbox_label_background_fill_selected_dark="*primary_700",
+        link_text_color="*primary_800", link_text_color_dark="*primary_300",
+        link_text_color_hover="*primary_700", link_text_color_hover_dark="*primary_200",
+        link_text_color_visited="*primary_800", link_text_color_visited_dark="*primary_300")
+
+
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6)."""
-    return {"theme": gr.themes.Soft(primary_hue="indigo"), "css": CSS, "max_file_size": requests.MAX_UPLOAD,
+    return {"theme": theme(), "css": CSS, "max_file_size": requests.MAX_UPLOAD,
             "footer_links": ["api", "gradio"]}
 
 

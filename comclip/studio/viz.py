@@ -253,7 +253,8 @@ def margin_chart(result: MatchResult, true: int) -> Figure:
     for y, m, name in zip(ys, margins, names, strict=True):
         verdict = "picks the true caption" if m > 0 else "prefers a wrong caption"
         ax.text(-span * 1.35, y + 0.3, f"{name}: {verdict} ({fmt_signed(m)})",
-                ha="left", va="bottom", fontsize=10.5, color=TEXT)
+                ha="left", va="bottom", fontsize=10.5, color=TEXT, zorder=3,
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     ax.set_ylim(-0.4, 1.75)
     ax.set_yticks([])
     ax.set_xlabel("margin = true − best wrong caption's score", fontsize=10, color=TEXT)
