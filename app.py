@@ -157,8 +157,6 @@ img.chart, img.photo {max-width: 100%; height: auto; display: block; margin: 0 a
 .gallery figcaption {font-size: 0.88em; line-height: 1.3; overflow-wrap: break-word; color: var(--body-text-color);}
 img.diagram-tall {display: none;}
 @media (max-width: 700px) {
-  footer button.show-api {display: flex !important;}
-  footer .show-api-divider {display: block !important;}
   img.diagram-wide {display: none;}
   img.diagram-tall {display: block;}
   table.scores {font-size: 0.82em;}
@@ -170,10 +168,18 @@ img.diagram-tall {display: none;}
 .dark #graph-json .cm-content {color: #e5e7eb;}
 .dark #graph-json .cm-content span {color: #e5e7eb;}
 .dark #graph-json .cm-gutters {color: #c3c9d5;}
-footer button.show-api, footer a.built-with {color: #4b5260;}
-.dark footer button.show-api {color: #c3c9d5;}
-.dark footer a.built-with {color: #c3c9d5;}
 """
+
+#: Page-level styles outside the app's container (Gradio scopes ``CSS`` to it): the footer keeps
+#: "Use via API" on phones and readable colours in both themes.
+HEAD = """<style>
+footer button.show-api, footer a.built-with {color: #4b5260 !important;}
+.dark footer button.show-api, .dark footer a.built-with {color: #c3c9d5 !important;}
+@media (max-width: 700px) {
+  footer button.show-api {display: flex !important;}
+  footer .show-api-divider {display: block !important;}
+}
+</style>"""
 
 #: Plainer words for some options on the page (the rest use the option's own help).
 WIDGET_HELP = {
@@ -305,7 +311,7 @@ def theme() -> gr.themes.Base:
 
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6)."""
-    return {"theme": theme(), "css": CSS, "max_file_size": requests.MAX_UPLOAD,
+    return {"theme": theme(), "css": CSS, "head": HEAD, "max_file_size": requests.MAX_UPLOAD,
             "footer_links": ["api", "gradio"]}
 
 
