@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from comclip.caches import LRUCache
 from comclip.graph import SceneGraph
 from comclip.images import LoadedImage, image_digest
 from comclip.result import MatchResult
@@ -126,14 +127,14 @@ class Scored:
 
 
 class ResultCache:
-    """Results by request (see :meth:`key`), least recently used first out; identical requests in
-    flight at the same time are computed once."""
+    """Results by request (see :meth:`key`) in an LRU cache (:class:`comclip.caches.LRUCache`);
+    identical requests in flight at the same time are computed once (the others wait for it)."""
 
     def __init__(self, size: int = RESULT_CACHE_SIZE) -> None:
         self.size = size
-        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._items: LRUCache[str, MatchResult] = LRUCache(size)
         self._pending: dict[str, Future] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending (and the check-then-claim of a key)
         self.computed = 0  # how many results were computed (not served from cache or a twin request)
 
     @staticmethod
@@ -145,39 +146,27 @@ class ResultCache:
         return hashlib.sha1(blob.encode()).hexdigest()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
+        return len(self._items)
 
-    def get(self, key: str) -> Any:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
+    def get(self, key: str) -> MatchResult | None:
+        return self._items.get(key)
 
-    def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._put(key, value)
+    def put(self, key: str, value: MatchResult) -> None:
+        self._items.put(key, value)
 
-    def _put(self, key: str, value: Any) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def get_or_compute(self, key: str, compute: Callable[[], Any]) -> tuple[Any, bool]:
+    def get_or_compute(self, key: str, compute: Callable[[], MatchResult]) -> tuple[MatchResult, bool]:
         """(value, served) — ``served`` is True when it came from the cache or a twin request."""
+        value = self._items.get(key)
+        if value is not None:
+            return value, True
         with self._lock:
-            value = self._items.get(key)
+            value = self._items.get(key)  # stored meanwhile (it is stored before its claim is released)
             if value is not None:
-                self._items.move_to_end(key)
                 return value, True
             pending = self._pending.get(key)
-            if pending is None:
+            owner = pending is None
+            if owner:
                 pending = self._pending[key] = Future()
-                owner = True
-            else:
-                owner = False
         if not owner:
             return pending.result(), True
         try:
@@ -187,8 +176,8 @@ class ResultCache:
                 del self._pending[key]
             pending.set_exception(exc)
             raise
+        self._items.put(key, value)
         with self._lock:
-            self._put(key, value)
             del self._pending[key]
             self.computed += 1
         pending.set_result(value)
