@@ -54,6 +54,7 @@ from comclip import parse as parsing  # noqa: E402
 from comclip.errors import ComCLIPError, GraphError  # noqa: E402
 from comclip.graph import SceneGraph  # noqa: E402
 from comclip.images import LoadedImage  # noqa: E402
+from comclip.loading import missing_downloads  # noqa: E402
 from comclip.options import OptionField, Options  # noqa: E402
 from comclip.presets import Preset, get_preset  # noqa: E402
 from comclip.result import MatchResult  # noqa: E402
@@ -441,15 +442,21 @@ def build_demo(engine: ComCLIP | None = None, *, preset: str | None = None, engi
     def on_select(index, state):
         scored = (state or {}).get("scored")
         if scored is None or index is None:
-            return (*[gr.skip()] * 6, gr.skip())
-        state = {**state, "selected": scored.result.captions[int(index)].caption}
-        return (*details(scored, int(index)), state)
+            return (gr.skip(), *[gr.skip()] * 6, gr.skip())
+        try:
+            shown = details(scored, int(index))
+        except Exception as exc:  # noqa: BLE001 — a message, never an "Error" badge on the panels
+            return (status_html(user_message(exc)), *[gr.skip()] * 6, gr.skip())
+        return ("", *shown, {**state, "selected": scored.result.captions[int(index)].caption})
 
     def on_true(true_caption, state):
         scored = (state or {}).get("scored")
         if scored is None:
-            return [gr.skip()] * 5
-        return story_parts(scored, true_caption)
+            return [gr.skip()] * 6
+        try:
+            return ("", *story_parts(scored, true_caption))
+        except Exception as exc:  # noqa: BLE001 — a message, never an "Error" badge on the panels
+            return (status_html(user_message(exc)), *[gr.skip()] * 5)
 
     def on_captions(captions_text, true_caption, status_now):
         """The true-caption menu follows the captions; a stale error message goes."""
@@ -610,8 +617,10 @@ def build_demo(engine: ComCLIP | None = None, *, preset: str | None = None, engi
         rescore.click(on_edit, [graph_code, selector, *score_inputs], edit_out,
                       **{**work, "show_progress_on": [graph_status]})
         reset.click(on_reset, [selector, *score_inputs], edit_out, **{**work, "show_progress_on": [graph_status]})
-        selector.input(on_select, [selector, state], [*detail_out, state], api_visibility="private")
-        true_box.input(on_true, [true_box, state], story_out, api_visibility="private")
+        selector.input(on_select, [selector, state], [status, *detail_out, state], api_visibility="private",
+                       show_progress_on=[status])
+        true_box.input(on_true, [true_box, state], [status, *story_out], api_visibility="private",
+                       show_progress_on=[status])
         captions.change(on_captions, [captions, true_box, status], [true_box, status], api_visibility="private",
                         queue=False, show_progress="hidden")
         image.change(clear_error, status, status, api_visibility="private", queue=False, show_progress="hidden",
@@ -635,6 +644,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         preset = get_preset(name)
         print(f"ComCLIP Studio: loading preset '{preset.name}' — {preset.description}", flush=True)
+        need = missing_downloads(preset)
+        if need:
+            print(f"  downloading (once): {'; '.join(need)}", flush=True)
         started = time.perf_counter()
         engines = session.Engines(pinned=preset.name)
         engine = engines.get(preset.name)

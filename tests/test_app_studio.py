@@ -200,3 +200,15 @@ def test_port_in_use_is_one_clear_line(tiny_engine, monkeypatch, capsys):
     assert code == 2
     assert err == [f"error: cannot listen on 127.0.0.1:{port} — the port is in use (or not allowed); choose "
                    "another with --port N (or GRADIO_SERVER_PORT=N)"]
+
+
+def test_offline_error_names_the_preset_menu_not_a_cli_flag():
+    import app
+    from comclip.errors import ModelUnavailableError
+
+    exc = ModelUnavailableError("could not load x: not in the local Hugging Face cache (...) and the hub cannot be "
+                                "reached (offline). Connect once so it can be downloaded, or point HF_HOME at a "
+                                "cache that has it; `--preset tiny` runs offline with random weights")
+    message = app.user_message(exc)
+    assert "--preset" not in message and message.endswith("choose “tiny” in the Preset menu to run offline with "
+                                                          "random weights")
