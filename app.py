@@ -1,19 +1,37 @@
 """ComCLIP Studio — the Gradio app (also a Hugging Face Space).
 
-Layout and callbacks only: checking, scoring and drawing live in ``comclip.service``,
-``comclip.engine``, ``comclip.viz`` and ``comclip.counterfactual``.
+Layout and wiring only: checking requests, serving them and presenting results live in
+``comclip.studio`` (requests, session, presentation, viz, counterfactuals).
 
     pip install -r requirements.txt && python app.py          # default preset (downloads once)
     COMCLIP_PRESET=tiny python app.py                          # offline, random weights
-
-Environment: ``COMCLIP_PRESET`` (default|large|tiny), ``COMCLIP_DEVICE`` (auto|cpu|cuda|mps),
-``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``, ``COMCLIP_PIXEL_CAP``, ``COMCLIP_MAX_UPLOAD``,
-``COMCLIP_CONCURRENCY``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+
+USAGE = """Environment: COMCLIP_PRESET (default|large|tiny), COMCLIP_DEVICE (auto|cpu|cuda|mps),
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, COMCLIP_CONCURRENCY (model calls at once, default 1),
+COMCLIP_MAX_ENGINES (presets kept loaded, default 2), COMCLIP_PIXEL_CAP, COMCLIP_MAX_UPLOAD,
+COMCLIP_MAX_CAPTION_CHARS. Options given here override the environment."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, parsed before anything heavy is imported (``--help`` loads no model)."""
+    parser = argparse.ArgumentParser(
+        prog="python app.py", description="ComCLIP Studio: compare CLIP and ComCLIP on an image and captions "
+        "in the browser.", epilog=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", help="preset to load at start (env COMCLIP_PRESET; default: default)")
+    parser.add_argument("--host", help="address to listen on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (env GRADIO_SERVER_PORT; default 7860)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    ARGS = parse_args()
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -22,27 +40,48 @@ try:  # Hugging Face ZeroGPU: `spaces` must be imported before torch initialises
 except ImportError:  # anywhere else: no GPU decorator, plain calls
     spaces = None
 
-import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from comclip import counterfactual, service, viz  # noqa: E402
 from comclip import parse as parsing  # noqa: E402
-from comclip.errors import ComCLIPError, InputError  # noqa: E402
-from comclip.presets import PRESETS, get_preset  # noqa: E402
+from comclip.errors import ComCLIPError, GraphError  # noqa: E402
+from comclip.graph import SceneGraph  # noqa: E402
+from comclip.images import LoadedImage  # noqa: E402
+from comclip.loading import missing_downloads  # noqa: E402
+from comclip.options import Options  # noqa: E402
+from comclip.presets import get_preset  # noqa: E402
+from comclip.result import MatchResult  # noqa: E402
+from comclip.studio import counterfactuals, presentation, requests, session, viz  # noqa: E402
+from comclip.studio.page import (  # noqa: E402
+    BANNER,
+    CSS,
+    HEAD,
+    HINTS,
+    INTRO,
+    SCROLL_TO_RESULTS,
+    WHY,
+    status_html,
+    theme,
+)
+from comclip.studio.presentation import hint  # noqa: E402
+from comclip.studio.widgets import api_components, option_widget  # noqa: E402
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 log = logging.getLogger("comclip.app")
 ROOT = Path(__file__).resolve().parent
-PAPER = "https://arxiv.org/abs/2211.13854"
 
 
-def _run_match(engine: Any, image: Any, captions: list[str], graphs: Any, **options: Any) -> Any:
+def _run_match(engine: ComCLIP, image: LoadedImage, captions: list[str], graphs: list[SceneGraph | None] | None,
+               **options: Any) -> MatchResult:
     """The one model call; on ZeroGPU it runs on a GPU lent for the call."""
     return engine.match(image, captions, graphs, **options)
 
@@ -52,332 +91,386 @@ if spaces is not None:
 
 
 def load_examples() -> list[list[str]]:
+    """The examples (photographs first, then drawings); the first caption of each is the true one."""
     data = json.loads((ROOT / "assets" / "examples.json").read_text(encoding="utf-8"))
     return [[str(ROOT / "assets" / item["image"]), "\n".join(item["captions"])] for item in data]
 
 
-def friendly(fn):
-    """Every failure reaches the user as one clear message (gr.Error), never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except ComCLIPError as exc:
-            raise gr.Error(str(exc), title="Please check the input", print_exception=False) from None
-        except MemoryError:
-            raise gr.Error("Out of memory: try a smaller image or fewer captions.", print_exception=False) from None
-        except Exception as exc:  # noqa: BLE001 — last line of defence: log it, show one line
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Something went wrong ({type(exc).__name__}: {str(exc)[:200]}). Please report it.",
-                           title="Internal error") from None
-
-    return wrapper
+def user_message(exc: BaseException) -> str:
+    """One line for the page: our own errors as they are (a CLI flag named as the menu it is here)."""
+    if isinstance(exc, ComCLIPError):
+        return str(exc).replace("`--preset tiny` runs offline with random weights",
+                                "choose “tiny” in the Preset menu to run offline with random weights")
+    if isinstance(exc, MemoryError):
+        return "Out of memory: try a smaller image or fewer captions."
+    log.exception("unexpected error")
+    return f"Something went wrong ({type(exc).__name__}: {str(exc)[:200]}). Please report it."
 
 
-BANNER = ("⚠️ **Offline demo mode — random weights.** The `{preset}` preset's models are seeded random "
-          "networks: the scores, boxes and picks below mean nothing. Use it to try the interface; start the app "
-          "without `COMCLIP_PRESET=tiny` for real results.")
-
-INTRO = f"""# ComCLIP Studio
-Give an image and captions that use **the same words in a different order or binding** ("a mug in some grass" /
-"some grass in a mug"). Plain CLIP is confounded by what single entities mean and often cannot tell them apart;
-[ComCLIP]({PAPER}) scores each entity and relation on its own part of the image and folds them back in."""
-
-HOW_IT_WORKS = f"""**The confound.** CLIP compares one global image embedding with one caption embedding. Both are
-dominated by *which things* appear ("mug", "grass"), not by *how they are related*, so swapping subject and object
-barely moves the score: the single-entity semantics confound the match.
-
-**The intervention.** ComCLIP (Jiang, He, Xu, Wang — NAACL 2024, [arXiv 2211.13854]({PAPER})) parses the caption
-into entities and relations, finds each entity in the image (Grounding DINO), blacks out everything else, and
-scores every component with the same frozen model:
-
-s<sub>i</sub> = τ · cos(t<sub>i</sub>, v<sub>i</sub>), w = softmax(s), v\\* = v<sub>0</sub> + Σ<sub>i</sub>
-w<sub>i</sub> v<sub>i</sub>, **score = cos(t, v\\*/‖v\\*‖)** (CLIP's score is cos(t, v<sub>0</sub>)).
-
-A component whose text matches its sub-image gets a large weight and pulls the image embedding toward the
-caption; the leave-one-out table above shows how much each one moves the score. No training is involved."""
-
-CSS = """
-#random-banner {background: #fff4ce; border: 1px solid #e0b400; border-radius: 8px; padding: 4px 12px;}
-#summary {min-height: 3em;}
-#examples td {white-space: pre-line;}
-"""
-
-
-def preset_choices(current: str) -> list[str]:
-    """Presets with real weights, plus the one running (``tiny`` in offline mode)."""
-    return [name for name, p in PRESETS.items() if not p.random_weights or name == current]
+def diagram_html() -> str:
+    return (viz.figure_html(viz.pipeline_diagram(), "ComCLIP step by step", "chart diagram-wide")
+            + viz.figure_html(viz.pipeline_diagram(tall=True), "ComCLIP step by step", "chart diagram-tall"))
 
 
 def launch_options() -> dict[str, Any]:
     """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6)."""
-    return {"theme": gr.themes.Soft(primary_hue="indigo"), "css": CSS, "max_file_size": service.MAX_UPLOAD,
+    return {"theme": theme(), "css": CSS, "head": HEAD, "max_file_size": requests.MAX_UPLOAD,
             "footer_links": ["api", "gradio"]}
 
 
-def build_demo(engine: Any = None, *, preset: str | None = None, engines: service.Engines | None = None) -> gr.Blocks:
+# -- the app ------------------------------------------------------------------------------------
+
+def build_demo(engine: ComCLIP | None = None, *, preset: str | None = None, engines: session.Engines | None = None,
+               concurrency: int | None = None) -> gr.Blocks:
     """The app. ``engine`` (optional) is an already loaded ComCLIP shared by every request; other
-    presets load on first use."""
-    engines = engines or service.Engines()
+    presets load on first use. ``concurrency``: model calls at once (default COMCLIP_CONCURRENCY)."""
+    preset = preset or (engine.preset_name if engine is not None else os.environ.get("COMCLIP_PRESET", "default"))
+    start = get_preset(preset)
+    engines = engines or session.Engines(pinned=start.name)
     if engine is not None:
         engines.add(engine.preset_name, engine)
-        preset = preset or engine.preset_name
-    preset = preset or os.environ.get("COMCLIP_PRESET", "default")
-    start = get_preset(preset)
-    cache = service.ResultCache()
+    offered = session.offered_presets(start.name)
+    cache = session.ResultCache()
+    gate = threading.BoundedSemaphore(concurrency or session.CONCURRENCY)
     examples = load_examples()
-    engine_events = {"concurrency_limit": service.CONCURRENCY, "concurrency_id": "engine"}
 
-    # -- callbacks ------------------------------------------------------------------------------
-    def details(scored: service.Scored, index: int) -> tuple:
-        c = scored.result.captions[index]
-        image = scored.image.image
-        return (viz.graph_figure(c.graph, c.components), service.graph_json(c.graph), viz.annotate_boxes(image, c),
-                service.ungrounded_markdown(c), service.gallery_items(image, c, scored.result.options.subimage),
-                viz.weights_chart(c), service.component_rows(c))
-
-    def run(image, captions_text, preset_name, box_t, text_t, weighting, relation_text, subimage_mode, parser,
-            session, progress):
-        session = dict(session or {})
-        overrides = dict(session.get("overrides") or {})
-        captions, notices = service.split_captions(captions_text)
-        options, _ = service.check_options({"box_threshold": box_t, "text_threshold": text_t, "weighting": weighting,
-                                            "relation_text": relation_text, "subimage": subimage_mode,
-                                            "parser": parser})
-        loaded, image_notices = service.prepare_image(image)
-        graphs = service.graphs_for(captions, {c: g for c, g in overrides.items() if c in captions})
-        if preset_name not in engines.loaded():
-            progress(0.05, desc=f"Loading preset “{preset_name}” (first use; may download weights)…")
-        eng = engines.get(preset_name)
-        progress(0.3, desc="Parsing, grounding and scoring…")
-        scored = service.score(eng, loaded, captions, graphs, options, cache=cache, run=_run_match)
-        scored.notices[:0] = notices + image_notices
+    def checked_request(image, captions_text, preset_name, options, overrides) -> requests.Request:
+        captions, notices = requests.split_captions(captions_text)
+        preset_name = requests.check_preset(preset_name, offered)
+        opts, _ = requests.check_options(options)
+        graphs = requests.graphs_for(captions, {c: g for c, g in overrides.items() if c in captions})
+        loaded, image_notices = requests.prepare_image(image)
         edited = [c for c in captions if c in overrides]
         if edited:
-            scored.notices.append("Using your edited graph for: " + ", ".join(f"“{c}”" for c in edited) + ".")
-        for note in scored.notices:
-            gr.Warning(note)
+            notices.append("Using your edited graph for: " + ", ".join(f"“{c}”" for c in edited) + ".")
+        return requests.Request(preset_name, loaded, captions, graphs, opts, notices + image_notices)
+
+    def scored_for(request: requests.Request, progress: Any = None) -> session.Scored:
+        if progress is not None and request.preset not in engines.loaded():
+            progress(0.05, desc=f"Loading preset “{request.preset}” (first use; may download weights)…")
+        eng = engines.get(request.preset)
+        if progress is not None:
+            progress(0.3, desc="Parsing, grounding and scoring…")
+        return session.score(eng, request, cache=cache, run=_run_match, gate=gate)
+
+    # -- presenting -------------------------------------------------------------------------------
+    def details(scored: session.Scored, index: int) -> tuple:
+        c = scored.result.captions[index]
+        image = scored.image.image
+        return (viz.figure_html(viz.graph_figure(c.graph, c.components), f"entity graph of “{c.caption}”"),
+                presentation.graph_json(c.graph),
+                presentation.picture_html(viz.annotate_boxes(image, c), f"boxes found for “{c.caption}”")
+                + presentation.ungrounded_html(c),
+                presentation.gallery_html(image, c, scored.result.options.subimage),
+                viz.figure_html(viz.weights_chart(c), f"weights and leave-one-out effects for “{c.caption}”"),
+                presentation.component_table(c, scored.result.logit_scale))
+
+    def story_parts(scored: session.Scored, true_caption: str | None) -> tuple:
         r = scored.result
-        previous = session.get("selected")
-        index = captions.index(previous) if previous in captions else r.best_comclip
-        session.update(scored=scored, overrides=overrides, selected=captions[index])
-        choices = [(f"{i + 1}. {c.caption}", i) for i, c in enumerate(r.captions)]
-        return (service.summary_markdown(scored), service.score_frame(r), viz.score_chart(r),
-                gr.update(choices=choices, value=index), *details(scored, index), session)
+        t = presentation.true_index(r, true_caption)
+        key = session.ResultCache.key(r.preset, scored.image.image, [c.caption for c in r.captions], None,
+                                      {"options": str(r.options)})
+        json_path, csv_path = presentation.write_downloads(r, t, key)
+        return (presentation.summary_html(scored, true_caption), presentation.score_table(r, t),
+                viz.figure_html(viz.margin_chart(r, t), "margin of CLIP and ComCLIP"),
+                gr.update(value=json_path, visible=True), gr.update(value=csv_path, visible=True))
 
-    @friendly
-    def on_score(image, captions_text, preset_name, box_t, text_t, weighting, relation_text, subimage_mode, parser,
-                 session, progress=gr.Progress()):
-        return run(image, captions_text, preset_name, box_t, text_t, weighting, relation_text, subimage_mode,
-                   parser, session, progress)
+    def present(scored: session.Scored, true_caption: str | None, state: dict) -> tuple:
+        r = scored.result
+        captions = [c.caption for c in r.captions]
+        previous = state.get("selected")
+        index = captions.index(previous) if previous in captions else presentation.true_index(r, true_caption)
+        state = {**state, "scored": scored, "selected": captions[index]}
+        how = "from cache" if scored.cached else f"in {scored.seconds:.1f} s"
+        choices = [(presentation.caption_label(i, c, 70), i) for i, c in enumerate(captions)]
+        return (status_html(f"Scored {len(captions)} captions {how}.", "ok"), *story_parts(scored, true_caption),
+                viz.figure_html(viz.score_chart(r), "CLIP and ComCLIP score of each caption"),
+                gr.update(choices=choices, value=index), *details(scored, index), state)
 
-    @friendly
-    def on_select(index, session):
-        scored = (session or {}).get("scored")
+    n_results = 13  # outputs after the status, before the state (see `outputs` below)
+
+    def failed(exc: BaseException) -> tuple:
+        return (status_html(user_message(exc)), *[gr.skip()] * n_results, gr.skip())
+
+    def score_with(image, captions_text, true_caption, preset_name, options, state, overrides, progress) -> tuple:
+        try:
+            request = checked_request(image, captions_text, preset_name, options, overrides)
+            scored = scored_for(request, progress)
+        except Exception as exc:  # noqa: BLE001 — every failure is one message; results stay
+            return failed(exc)
+        return present(scored, true_caption, {**state, "overrides": overrides})
+
+    fields = Options.fields()
+
+    def split(rest: tuple) -> tuple[dict[str, Any], dict]:
+        """The option widgets' values (in field order) and the session state that follows them."""
+        return {f.name: v for f, v in zip(fields, rest[:-1], strict=True)}, dict(rest[-1] or {})
+
+    # -- callbacks --------------------------------------------------------------------------------
+    def on_score(image, captions_text, true_caption, preset_name, *rest, progress=gr.Progress()):
+        options, state = split(rest)
+        return score_with(image, captions_text, true_caption, preset_name, options, state,
+                          dict(state.get("overrides") or {}), progress)
+
+    def on_edit(graph_text, index, image, captions_text, true_caption, preset_name, *rest, progress=gr.Progress()):
+        options, state = split(rest)
+        scored = state.get("scored")
         if scored is None or index is None:
-            raise InputError("Score the captions first.")
-        session = dict(session, selected=scored.result.captions[int(index)].caption)
-        return (*details(scored, int(index)), session)
-
-    @friendly
-    def on_edit(graph_text, index, image, captions_text, preset_name, box_t, text_t, weighting, relation_text,
-                subimage_mode, parser, session, progress=gr.Progress()):
-        scored = (session or {}).get("scored")
-        if scored is None or index is None:
-            raise InputError("Score the captions first, then edit a caption's graph.")
+            return (status_html("Score the captions first, then edit a caption's graph."), *failed_tail())
         caption = scored.result.captions[int(index)].caption
-        graph = service.edited_graph(graph_text, caption)
-        overrides = dict((session or {}).get("overrides") or {})
-        overrides[caption] = graph.to_dict()
-        session = dict(session, overrides=overrides, selected=caption)
-        return run(image, captions_text, preset_name, box_t, text_t, weighting, relation_text, subimage_mode,
-                   parser, session, progress)
+        try:
+            graph = requests.edited_graph(graph_text, caption)
+        except GraphError as exc:
+            return (status_html(str(exc)), *failed_tail())
+        overrides = {**(state.get("overrides") or {}), caption: graph.to_dict()}
+        out = score_with(image, captions_text, true_caption, preset_name, options, {**state, "selected": caption},
+                         overrides, progress)
+        return (out[0], *out)
 
-    @friendly
-    def on_reset(index, image, captions_text, preset_name, box_t, text_t, weighting, relation_text, subimage_mode,
-                 parser, session, progress=gr.Progress()):
-        scored = (session or {}).get("scored")
+    def on_reset(index, image, captions_text, true_caption, preset_name, *rest, progress=gr.Progress()):
+        options, state = split(rest)
+        scored = state.get("scored")
         if scored is None or index is None:
-            raise InputError("Score the captions first.")
+            return (status_html("Score the captions first."), *failed_tail())
         caption = scored.result.captions[int(index)].caption
-        overrides = {c: g for c, g in ((session or {}).get("overrides") or {}).items() if c != caption}
-        session = dict(session, overrides=overrides, selected=caption)
-        return run(image, captions_text, preset_name, box_t, text_t, weighting, relation_text, subimage_mode,
-                   parser, session, progress)
+        overrides = {c: g for c, g in (state.get("overrides") or {}).items() if c != caption}
+        out = score_with(image, captions_text, true_caption, preset_name, options, {**state, "selected": caption},
+                         overrides, progress)
+        return (out[0], *out)
 
-    @friendly
-    def on_counterfactual(captions_text, parser):
-        lines = [ln.strip() for ln in (captions_text or "").splitlines() if ln.strip()]
+    def failed_tail() -> list:
+        return [gr.skip()] * (n_results + 2)
+
+    def on_select(index, state):
+        scored = (state or {}).get("scored")
+        if scored is None or index is None:
+            return (gr.skip(), *[gr.skip()] * 6, gr.skip())
+        try:
+            shown = details(scored, int(index))
+        except Exception as exc:  # noqa: BLE001 — a message, never an "Error" badge on the panels
+            return (status_html(user_message(exc)), *[gr.skip()] * 6, gr.skip())
+        return ("", *shown, {**state, "selected": scored.result.captions[int(index)].caption})
+
+    def on_true(true_caption, state):
+        scored = (state or {}).get("scored")
+        if scored is None:
+            return [gr.skip()] * 6
+        try:
+            return ("", *story_parts(scored, true_caption))
+        except Exception as exc:  # noqa: BLE001 — a message, never an "Error" badge on the panels
+            return (status_html(user_message(exc)), *[gr.skip()] * 5)
+
+    def on_captions(captions_text, true_caption, status_now):
+        """The true-caption menu follows the captions; a stale error message goes."""
+        lines = requests.caption_lines(captions_text)
+        choices = [(presentation.caption_label(i, c, 70), c) for i, c in enumerate(lines)]
+        value = true_caption if true_caption in lines else (lines[0] if lines else None)
+        return gr.update(choices=choices, value=value), clear_error(status_now)
+
+    def clear_error(status_now):
+        return "" if 'class="status error"' in (status_now or "") else gr.skip()
+
+    def on_counterfactual(captions_text, true_caption, parser):
+        lines = requests.caption_lines(captions_text)
         if not lines:
-            raise InputError("Type a caption first; its counterfactuals are written from its parse.")
-        graph = parsing.parse(lines[0], parser)
-        new = [c for c in counterfactual.counterfactuals(graph) if c not in lines]
-        room = service.MAX_CAPTIONS - len(lines)
+            return gr.skip(), status_html("Type a caption first; its counterfactuals are written from its parse.")
+        source = true_caption if true_caption in lines else lines[0]
+        try:
+            graph = parsing.parse(source, parser)
+        except ComCLIPError as exc:
+            return gr.skip(), status_html(user_message(exc))
+        written = counterfactuals.counterfactuals(graph)
+        new = [c for c in written if c not in lines]
+        room = requests.MAX_CAPTIONS - len(lines)
+        if not written:
+            return gr.skip(), status_html(f"No counterfactual for “{presentation.shorten(source, 60)}”: it needs a "
+                                          "relation between two entities or two entities with different attributes.",
+                                          "info")
         if not new:
-            gr.Warning(f"No counterfactual for “{lines[0]}”: it needs a relation between two entities or two "
-                       "entities with different attributes.")
-            return gr.update()
+            listed = ", ".join(f"“{presentation.shorten(c, 50)}”" for c in written)
+            return gr.skip(), status_html(f"Already in the list: {listed} — the only counterfactual"
+                                          f"{'s' if len(written) > 1 else ''} of “{presentation.shorten(source, 50)}”.",
+                                          "info")
         if room <= 0:
-            gr.Warning(f"Already {service.MAX_CAPTIONS} captions; remove one to add a counterfactual.")
-            return gr.update()
-        if len(new) > room:
-            gr.Warning(f"Added {room} of {len(new)} counterfactuals (at most {service.MAX_CAPTIONS} captions).")
-        return "\n".join(lines + new[:room])
+            return gr.skip(), status_html(f"Already {requests.MAX_CAPTIONS} captions; remove one to add a "
+                                          "counterfactual.", "info")
+        added = new[:room]
+        note = (f"Added {len(added)} of {len(new)} counterfactuals (at most {requests.MAX_CAPTIONS} captions)."
+                if len(new) > room else f"Added {len(added)} counterfactual{'s' if len(added) > 1 else ''} of "
+                f"“{presentation.shorten(source, 50)}”.")
+        return "\n".join(lines + added), status_html(note, "ok")
 
     def on_preset(preset_name):
         p = get_preset(preset_name)
         return (gr.update(value=p.detector.box_threshold), gr.update(value=p.detector.text_threshold),
                 gr.update(value=BANNER.format(preset=p.name), visible=p.random_weights), gr.update(info=p.description))
 
-    @friendly
-    def api_match(image_file, captions, options=None):
+    def api_match(image: Any, captions: Any, options: Any = None) -> dict[str, Any]:
         """Score an image against captions with CLIP and ComCLIP; returns the `comclip score --json` object.
 
-        image_file: the image; captions: list of strings (2-8); options: optional dict of engine options
-        (weighting, relation_text, subimage, relations, parser, box_threshold, text_threshold,
-        boxes_per_entity), plus "graphs" (one scene graph or null per caption) and "preset"."""
-        preset_name, opts, graphs = service.api_options(options, start.name)
-        captions, _ = service.split_captions(captions, strict=True)
-        loaded, notices = service.prepare_image(image_file)
-        scored = service.score(engines.get(preset_name), loaded, captions, service.graphs_for(captions, graphs), opts,
-                               cache=cache, run=_run_match)
-        for note in notices + scored.notices:
+        Args:
+            image: the image (file path or URL).
+            captions: 2–8 captions (list of strings), each at most 300 characters.
+            options: optional engine options (weighting, relation_text, subimage, relations, parser,
+                box_threshold, text_threshold, boxes_per_entity), "graphs" (one scene graph or null per
+                caption) and "preset" (one the page offers).
+        """
+        try:
+            preset_name, opts, graphs = requests.api_options(options, start.name, offered)
+            captions, _ = requests.split_captions(captions, strict=True)
+            loaded, notices = requests.prepare_image(image)
+            request = requests.Request(preset_name, loaded, captions, requests.graphs_for(captions, graphs), opts,
+                                       notices)
+            scored = scored_for(request)
+        except Exception as exc:  # noqa: BLE001 — one clear message to the client
+            raise gr.Error(user_message(exc), title="Please check the input", print_exception=False) from None
+        for note in scored.notices:
             gr.Warning(note)
-        return service.api_result(scored.result)
+        return presentation.api_result(scored.result)
 
-    # -- layout ---------------------------------------------------------------------------------
-    with gr.Blocks(title="ComCLIP Studio", analytics_enabled=False) as demo:
-        banner = gr.Markdown(BANNER.format(preset=start.name), visible=start.random_weights, elem_id="random-banner")
-        gr.Markdown(INTRO)
-        session = gr.State({})
+    # -- layout -----------------------------------------------------------------------------------
+    with gr.Blocks(title="ComCLIP Studio", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        banner = gr.HTML(BANNER.format(preset=start.name), visible=start.random_weights, elem_id="random-banner")
+        gr.Markdown(INTRO, elem_id="intro")
+        with gr.Accordion("Why is CLIP confounded, and what does ComCLIP change? (1 minute)", open=False,
+                          elem_id="why"):
+            gr.Markdown(WHY)
+            gr.HTML(diagram_html(), elem_id="diagram")
+        state = gr.State({})
+        captions = gr.Textbox(label=f"Captions ({requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS}, one per line)",
+                              lines=3,
+                              max_lines=requests.MAX_CAPTIONS + 2,
+                              elem_id="captions", placeholder="a cup on a saucer\na saucer on a cup", render=False)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=5):
-                image = gr.Image(label="Image", type="filepath", image_mode=None, height=330,
+            with gr.Column(scale=5, min_width=300):
+                image = gr.Image(label="Image", type="filepath", image_mode=None, height=280,
                                  sources=["upload", "clipboard", "webcam"], elem_id="image")
-            with gr.Column(scale=6):
-                captions = gr.Textbox(label=f"Captions — one per line ({service.MIN_CAPTIONS}–{service.MAX_CAPTIONS})",
-                                      lines=5, max_lines=service.MAX_CAPTIONS + 2, elem_id="captions",
-                                      placeholder="a mug in some grass\nsome grass in a mug")
+                gr.Examples(examples, inputs=[image, captions], cache_examples=False, elem_id="examples",
+                            label="Examples — photographs and drawings; click one, then Score",
+                            examples_per_page=5)
+            with gr.Column(scale=6, min_width=300):
+                captions.render()
+                true_box = gr.Dropdown([], value=None, label="True caption (what the image shows)",
+                                       elem_id="true-caption", allow_custom_value=True)
                 with gr.Row():
-                    add_cf = gr.Button("+ Add counterfactual", elem_id="add-counterfactual")
-                    submit = gr.Button("Score", variant="primary", elem_id="score")
-                preset_box = gr.Dropdown(preset_choices(start.name), value=start.name, label="Preset",
-                                         info=start.description)
-                with gr.Accordion("Advanced", open=False):
-                    box_t = gr.Slider(0.0, 1.0, value=start.detector.box_threshold, step=0.01, label="Box threshold",
-                                      info="Keep a detected box only if its best word score is at least this.")
-                    text_t = gr.Slider(0.0, 1.0, value=start.detector.text_threshold, step=0.01,
-                                       label="Text threshold",
-                                       info="A box belongs to an entity only if that entity's words score at least "
-                                            "this.")
-                    weighting = gr.Radio(["softmax", "sum"], value="softmax", label="Weighting",
-                                         info="softmax: the paper's weights; sum: s_i / Σ s_j as in the official code.")
-                    relation_text = gr.Radio(["predicate", "triple"], value="predicate", label="Relation text",
-                                             info="What a relation encodes: its predicate (paper) or the whole "
-                                                  "“subject predicate object”.")
-                    subimage_mode = gr.Radio(["blackout", "crop"], value="blackout", label="Sub-image",
-                                             info="blackout: keep the boxes, black out the rest (paper); crop: cut "
-                                                  "the boxes out.")
-                    parser = gr.Dropdown(list(parsing.PARSERS), value="auto", label="Parser",
-                                         info="auto: spaCy if installed, else built-in rules; llm needs "
-                                              "COMCLIP_LLM_* settings.")
-        # An example fills the inputs; its result is cached lazily (service.ResultCache: computed on first
-        # submit, then served from memory). Gradio's own example cache is off: it would ignore the options.
-        gr.Examples(examples, inputs=[image, captions], cache_examples=False, elem_id="examples",
-                    label="Examples — click one, then Score (each is scored once, then cached)")
+                    add_cf = gr.Button("+ Add counterfactual", elem_id="add-counterfactual", scale=1)
+                    submit = gr.Button("Score", variant="primary", elem_id="score", scale=1)
+                status = gr.HTML("", elem_id="status")
+                summary = gr.HTML(hint(HINTS["summary"]), elem_id="summary")
+                scores = gr.HTML(hint(HINTS["scores"]), elem_id="scores")
+                margin_plot = gr.HTML(hint(HINTS["margin"]), elem_id="margin-chart")
+                with gr.Row():
+                    dl_json = gr.DownloadButton("Download JSON", visible=False, elem_id="download-json", size="sm")
+                    dl_csv = gr.DownloadButton("Download CSV", visible=False, elem_id="download-csv", size="sm")
+                with gr.Accordion("Settings: preset and method options", open=False, elem_id="settings"):
+                    preset_box = gr.Dropdown(offered, value=start.name, label="Preset", info=start.description,
+                                             elem_id="preset")
+                    widgets = {f.name: option_widget(f, start) for f in Options.fields()}
+        gr.Markdown("## Each caption, CLIP → ComCLIP")
+        score_plot = gr.HTML(hint(HINTS["score_chart"]), elem_id="score-chart")
 
-        gr.Markdown("## 1 · Scores")
-        summary = gr.Markdown("Pick an example or add an image and captions, then press **Score**.",
-                              elem_id="summary")
-        scores = gr.Dataframe(headers=service.SCORE_HEADERS, interactive=False, label="Scores (★ = the pick)",
-                              datatype=["number", "str", "number", "number", "number", "str", "str"],
-                              column_widths=["4%", "46%", "10%", "10%", "10%", "10%", "10%"], wrap=True,
-                              elem_id="scores")
-        with gr.Row():
-            score_plot = gr.Plot(label="CLIP vs ComCLIP per caption (arrow: from CLIP's score to ComCLIP's)",
-                                 elem_id="score-chart")
-
-        gr.Markdown("## 2 · One caption, inside out")
+        gr.Markdown("## One caption, inside out")
         selector = gr.Radio(label="Caption to inspect", choices=[], elem_id="selector")
         with gr.Row(equal_height=False):
-            graph_plot = gr.Plot(label="Entity graph (nodes: entities [attributes]; arrows: relations)",
-                                 elem_id="graph", scale=5)
-            with gr.Column(scale=4):
+            with gr.Column(scale=5, min_width=300):
+                graph_plot = gr.HTML(hint(HINTS["graph"]), elem_id="graph")
+            with gr.Column(scale=4, min_width=300):
                 graph_code = gr.Code(language="json", interactive=True, lines=8, max_lines=16,
-                                     label="Parse — edit the JSON and re-score", elem_id="graph-json")
+                                     label="Its parse — edit the JSON and re-score", elem_id="graph-json")
                 with gr.Row():
                     rescore = gr.Button("Re-score with this graph", variant="secondary", elem_id="rescore")
                     reset = gr.Button("Reset to parsed graph", elem_id="reset-graph")
+                graph_status = gr.HTML("", elem_id="graph-status")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=4):
-                annotated = gr.Image(label="3 · Grounding: each entity's boxes", type="pil", interactive=False,
-                                     elem_id="grounding", height=360)
-                ungrounded = gr.Markdown(elem_id="ungrounded")
-            gallery = gr.Gallery(label="4 · Component sub-images (text · weight · similarity)", columns=3,
-                                 height=440, object_fit="contain", elem_id="gallery", scale=6)
-        gr.Markdown("## 5 · The intervention, component by component")
-        weights_plot = gr.Plot(label="Weights and leave-one-out effect", elem_id="weights-chart")
-        loo_table = gr.Dataframe(headers=service.COMPONENT_HEADERS, interactive=False, elem_id="loo",
-                                 label="Leave-one-out: ComCLIP score without each component",
-                                 datatype=["str", "str", "str", "number", "number", "number", "number"])
-        with gr.Accordion("6 · How it works", open=True, elem_id="how-it-works"):
-            gr.Markdown(HOW_IT_WORKS)
-            gr.Plot(viz.pipeline_diagram(), label="ComCLIP, step by step", show_label=False)
+            with gr.Column(scale=4, min_width=300):
+                gr.Markdown("### Grounding: each entity's boxes")
+                grounding = gr.HTML(hint(HINTS["grounding"]), elem_id="grounding")
+            with gr.Column(scale=6, min_width=300):
+                gr.Markdown("### Sub-images: what each component sees")
+                gallery = gr.HTML(hint(HINTS["gallery"]), elem_id="gallery")
+        gr.Markdown("## The intervention, component by component")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=300):
+                weights_plot = gr.HTML(hint(HINTS["weights"]), elem_id="weights-chart")
+            with gr.Column(scale=5, min_width=300):
+                loo_table = gr.HTML(hint(HINTS["loo"]), elem_id="loo")
 
         with gr.Row(visible=False):  # the named API endpoint: /match
-            api_image = gr.File(label="image", type="filepath")
-            api_captions = gr.JSON(label="captions")
-            api_options = gr.JSON(label="options", value={})
-            api_out = gr.JSON(label="result")
+            api_image, api_captions, api_options, api_out = api_components()
             api_button = gr.Button()
 
         # -- wiring ------------------------------------------------------------------------------
-        # Scoring events take the inputs unprocessed: the image arrives as the uploaded file ({"path": ...})
-        # and comclip.images reads it, so a broken or non-image upload is a clear message rather than a
-        # failure inside Gradio's own image step. (The other inputs' raw values are already plain values.)
-        ui_engine_events = {**engine_events, "preprocess": False, "api_visibility": "private"}
-        inputs = [image, captions, preset_box, box_t, text_t, weighting, relation_text, subimage_mode, parser]
-        detail_out = [graph_plot, graph_code, annotated, ungrounded, gallery, weights_plot, loo_table]
-        outputs = [summary, scores, score_plot, selector, *detail_out, session]
-        submit.click(on_score, [*inputs, session], outputs, **ui_engine_events)
-        captions.submit(on_score, [*inputs, session], outputs, **ui_engine_events)
-        selector.input(on_select, [selector, session], [*detail_out, session], api_visibility="private")
-        rescore.click(on_edit, [graph_code, selector, *inputs, session], outputs, **ui_engine_events)
-        reset.click(on_reset, [selector, *inputs, session], outputs, **ui_engine_events)
-        add_cf.click(on_counterfactual, [captions, parser], captions, api_visibility="private")
-        preset_box.input(on_preset, preset_box, [box_t, text_t, banner, preset_box], api_visibility="private")
+        # Scoring events take the image unprocessed: it arrives as the uploaded file ({"path": ...}) and
+        # comclip.studio.requests reads it, so a broken upload is a clear message, not a failure in
+        # Gradio's image step. Model calls are limited by our own gate (session.CONCURRENCY), so the
+        # queue itself does not limit them: cached results and checks never wait behind the model.
+        work = {"concurrency_limit": None, "preprocess": False, "api_visibility": "private",
+                "show_progress_on": [status]}
+        settings = [preset_box, *widgets.values()]
+        detail_out = [graph_plot, graph_code, grounding, gallery, weights_plot, loo_table]
+        story_out = [summary, scores, margin_plot, dl_json, dl_csv]
+        outputs = [status, *story_out, score_plot, selector, *detail_out, state]
+        assert len(outputs) == n_results + 2
+        score_inputs = [image, captions, true_box, *settings, state]
+        submit.click(on_score, score_inputs, outputs, **work)
+        submit.click(None, None, None, js=SCROLL_TO_RESULTS)
+        captions.submit(on_score, score_inputs, outputs, **work)
+        edit_out = [graph_status, *outputs]
+        rescore.click(on_edit, [graph_code, selector, *score_inputs], edit_out,
+                      **{**work, "show_progress_on": [graph_status]})
+        reset.click(on_reset, [selector, *score_inputs], edit_out, **{**work, "show_progress_on": [graph_status]})
+        selector.input(on_select, [selector, state], [status, *detail_out, state], api_visibility="private",
+                       show_progress_on=[status])
+        true_box.input(on_true, [true_box, state], [status, *story_out], api_visibility="private",
+                       show_progress_on=[status])
+        captions.change(on_captions, [captions, true_box, status], [true_box, status], api_visibility="private",
+                        queue=False, show_progress="hidden")
+        image.change(clear_error, status, status, api_visibility="private", queue=False, show_progress="hidden",
+                     preprocess=False)
+        add_cf.click(on_counterfactual, [captions, true_box, widgets["parser"]], [captions, status],
+                     api_visibility="private")
+        preset_box.input(on_preset, preset_box,
+                         [widgets["box_threshold"], widgets["text_threshold"], banner, preset_box],
+                         api_visibility="private")
         api_button.click(api_match, [api_image, api_captions, api_options], api_out, api_name="match",
-                         **engine_events)
-    demo.queue(default_concurrency_limit=service.CONCURRENCY, max_size=64)
+                         concurrency_limit=None)
+    demo.queue(default_concurrency_limit=None, max_size=64)
+    demo.studio = SimpleNamespace(engines=engines, cache=cache, gate=gate, offered=offered)  # for tests and ops
     return demo
 
 
-def main() -> int:
+def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    name = os.environ.get("COMCLIP_PRESET", "default")
+    name = args.preset or os.environ.get("COMCLIP_PRESET", "default")
     try:
         preset = get_preset(name)
         print(f"ComCLIP Studio: loading preset '{preset.name}' — {preset.description}", flush=True)
-        if not preset.random_weights:
-            print(f"  first run downloads {preset.downloads}", flush=True)
+        need = missing_downloads(preset)
+        if need:
+            print(f"  downloading (once): {'; '.join(need)}", flush=True)
         started = time.perf_counter()
-        engine = service.Engines().get(preset.name)
+        engines = session.Engines(pinned=preset.name)
+        engine = engines.get(preset.name)
         print(f"  models ready in {time.perf_counter() - started:.1f} s ({engine.models()['encoder']}, "
               f"detector {engine.models()['detector']})", flush=True)
     except ComCLIPError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        print("hint: `COMCLIP_PRESET=tiny python app.py` starts the app offline (random weights)", file=sys.stderr)
+        print("hint: `python app.py --preset tiny` starts the app offline (random weights)", file=sys.stderr)
         return 2
-    demo = build_demo(engine)
-    port = os.environ.get("GRADIO_SERVER_PORT")
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME"), server_port=int(port) if port else None,
-                **launch_options())
+    demo = build_demo(engine, engines=engines)
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME")
+    port = args.port or (int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)
+    try:
+        demo.launch(server_name=host, server_port=port, **launch_options())
+    except OSError as exc:
+        if "port" not in str(exc).lower() and "address" not in str(exc).lower():
+            raise
+        print(f"error: cannot listen on {host or '127.0.0.1'}:{port or 7860} — the port is in use (or not "
+              "allowed); choose another with --port N (or GRADIO_SERVER_PORT=N)", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(ARGS))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from comclip import service
+from comclip.studio import requests, session
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
 
@@ -109,11 +109,20 @@ def test_match_with_options_and_graphs(client, tiny_engine):
     assert _without_timings(got) == _without_timings(want)
 
 
+#: Under the length cap, yet longer than the text encoder's 77 tokens (each "!" is one token).
+LONG = "a mug in some grass" + " !" * 100
+
+
 def test_long_caption_is_truncated_with_a_flag(client):
-    long = "a mug in some grass " + " ".join(["next to a small red ball"] * 30)
-    got = _match(client, EXAMPLE_IMAGE, [long, MUG[1]])
+    got = _match(client, EXAMPLE_IMAGE, [LONG, MUG[1]])
     assert got["captions"][0]["truncated"] is True
     assert got["captions"][1]["truncated"] is False
+
+
+def test_caption_length_is_capped_with_a_clear_message(client):
+    huge = ("a mug in some grass next to a small red ball " * 108)[:4859]
+    message = _app_error(client, EXAMPLE_IMAGE, [MUG[0], huge])
+    assert "Caption 2" in message and "4,859 characters" in message and "at most 300" in message
 
 
 def test_caption_without_entities_scores_as_clip(client):
@@ -164,6 +173,7 @@ def test_bad_captions(client, captions, message):
                   "relations": [{"subject": "e0", "predicate": "in", "object": "e9"}]}, None]}, "not valid"),
     ({"graphs": [None]}, "1 graph(s) given for 2 caption(s)"),
     ({"preset": "huge"}, "unknown preset"),
+    ({"preset": "arch-b32"}, "unknown preset 'arch-b32' for this app"),  # bench-only: never offered
     ("not json", "must be a JSON object"),
     ([1, 2], "must be an object"),
 ])
@@ -174,18 +184,18 @@ def test_bad_options(client, options, message):
 # -- the app-side helpers (no server) ----------------------------------------------------------------
 
 def test_split_captions_skips_blank_lines_and_repeats():
-    caps, notes = service.split_captions("a mug in some grass\n\n  \nsome grass in a mug\na mug in some grass\n")
+    caps, notes = requests.split_captions("a mug in some grass\n\n  \nsome grass in a mug\na mug in some grass\n")
     assert caps == MUG
     assert notes == ["Skipped 2 empty lines.", "Dropped 1 repeated caption."]
 
 
 def test_large_image_is_downscaled_with_a_notice():
     big = Image.new("RGB", (3000, 2000), "white")
-    loaded, notes = service.prepare_image(big, pixel_cap=1_000_000)
+    loaded, notes = requests.prepare_image(big, pixel_cap=1_000_000)
     assert loaded.width * loaded.height <= 1_000_000
     assert abs(loaded.width / loaded.height - 1.5) < 0.01
     assert len(notes) == 1 and "downscaled" in notes[0] and "3000×2000" in notes[0]
-    same, none = service.prepare_image(Image.new("RGB", (100, 80)), pixel_cap=1_000_000)
+    same, none = requests.prepare_image(Image.new("RGB", (100, 80)), pixel_cap=1_000_000)
     assert (same.width, same.height, none) == (100, 80, [])
 
 
@@ -193,23 +203,12 @@ def test_edited_graph_errors_are_plain():
     from comclip.errors import GraphError
 
     with pytest.raises(GraphError, match="not valid JSON"):
-        service.edited_graph("{'entities': }", "a mug")
+        requests.edited_graph("{'entities': }", "a mug")
     with pytest.raises(GraphError, match="is empty"):
-        service.edited_graph("  ", "a mug")
-    g = service.edited_graph('{"caption": "ignored", "entities": [{"id": "e0", "name": "mug"}], "relations": []}',
+        requests.edited_graph("  ", "a mug")
+    g = requests.edited_graph('{"caption": "ignored", "entities": [{"id": "e0", "name": "mug"}], "relations": []}',
                              "a mug")
     assert g.caption == "a mug" and [e.name for e in g.entities] == ["mug"]
-
-
-def test_score_rows_rank_and_mark_picks(tiny_engine):
-    r = tiny_engine.match(EXAMPLE_IMAGE, MUG + ["a dog"])
-    rows = service.score_rows(r)
-    assert [row[0] for row in rows] == [1, 2, 3]
-    assert rows[r.best_clip][5].startswith("★ 1") and rows[r.best_comclip][6].startswith("★ 1")
-    assert sum(str(row[5]).startswith("★") for row in rows) == 1
-    assert sorted(int(str(row[6]).lstrip("★ ")) for row in rows) == [1, 2, 3]
-    for row, c in zip(rows, r.captions, strict=True):
-        assert row[4] == pytest.approx(c.comclip_score - c.clip_score, abs=1e-4)
 
 
 def test_model_call_is_wrapped_by_spaces_gpu_when_available(monkeypatch):
@@ -235,12 +234,14 @@ def test_model_call_is_wrapped_by_spaces_gpu_when_available(monkeypatch):
         assert app.spaces is None
 
 
-def test_notices_for_truncated_captions_missing_entities_and_boxes(tiny_engine):
+def _request(image, captions, options=None):
     from comclip.images import load_image
 
-    long = "a mug in some grass " + " ".join(["next to a small red ball"] * 30)
-    image = load_image(EXAMPLE_IMAGE)
-    scored = service.score(tiny_engine, image, [long, "very quickly"], None, {"box_threshold": 1.0})
+    return requests.Request("tiny", load_image(image), list(captions), None, dict(options or {}))
+
+
+def test_notices_for_truncated_captions_missing_entities_and_boxes(tiny_engine):
+    scored = session.score(tiny_engine, _request(EXAMPLE_IMAGE, [LONG, "very quickly"], {"box_threshold": 1.0}))
     notes = scored.notices
     assert any(n.startswith("Caption 1 is longer than the text encoder reads (77 tokens)") for n in notes)
     assert any(n.startswith("Caption 2 (“very quickly”): no entity could be parsed") for n in notes)
@@ -248,18 +249,26 @@ def test_notices_for_truncated_captions_missing_entities_and_boxes(tiny_engine):
 
 
 def test_result_cache_serves_repeats(tiny_engine):
-    from comclip.images import load_image
-
-    cache = service.ResultCache(size=2)
+    cache = session.ResultCache(size=2)
     calls = []
 
     def run(engine, *args, **kwargs):
         calls.append(args[1])
         return engine.match(*args, **kwargs)
 
-    image = load_image(EXAMPLE_IMAGE)
-    first = service.score(tiny_engine, image, MUG, None, {}, cache=cache, run=run)
-    again = service.score(tiny_engine, image, MUG, None, {}, cache=cache, run=run)
-    other = service.score(tiny_engine, image, MUG, None, {"weighting": "sum"}, cache=cache, run=run)
+    first = session.score(tiny_engine, _request(EXAMPLE_IMAGE, MUG), cache=cache, run=run)
+    again = session.score(tiny_engine, _request(EXAMPLE_IMAGE, MUG), cache=cache, run=run)
+    other = session.score(tiny_engine, _request(EXAMPLE_IMAGE, MUG, {"weighting": "sum"}), cache=cache, run=run)
     assert len(calls) == 2 and again.cached and not first.cached and not other.cached
     assert again.result is first.result
+
+
+def test_api_page_shows_typed_parameters_and_a_working_example(client):
+    info = client.view_api(return_format="dict", print_info=False)
+    params = {p["parameter_name"]: p for p in info["named_endpoints"]["/match"]["parameters"]}
+    assert list(params) == ["image", "captions", "options"]
+    assert params["captions"]["python_type"]["type"] == "list[str]"
+    assert "weighting: Literal['softmax', 'sum']" in params["options"]["python_type"]["type"]
+    assert params["captions"]["example_input"] == ["a cup on a saucer", "a saucer on a cup"]
+    assert params["options"]["example_input"] == {"weighting": "softmax"}
+    assert "skimage/data/coffee.png" in str(params["image"]["example_input"])  # a real image, not a PDF

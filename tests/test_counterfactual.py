@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from comclip.counterfactual import counterfactuals, find_mentions, graph_to_text, swap_attributes, swap_subject_object
 from comclip.graph import Entity, Relation, SceneGraph
+from comclip.studio.counterfactuals import (
+    counterfactuals,
+    find_mentions,
+    graph_to_text,
+    swap_attributes,
+    swap_subject_object,
+)
 
 from .conftest import ASSETS
 

@@ -5,9 +5,10 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from comclip import viz
-from comclip.engine import CaptionResult, Component, MatchResult, Options
 from comclip.graph import Entity, Relation, SceneGraph
+from comclip.options import Options
+from comclip.result import CaptionResult, Component, MatchResult
+from comclip.studio import viz
 
 GRAPH = SceneGraph("a red ball next to a blue box", (Entity("e0", "ball", ("red",)), Entity("e1", "box", ("blue",))),
                    (Relation("e0", "next to", "e1"),))
@@ -42,7 +43,7 @@ def test_graph_figure_has_nodes_attributes_and_labelled_edges():
     assert len(arrows) == 1
     nodes = {t.get_text(): t.get_bbox_patch() for t in fig.axes[0].texts if t.get_bbox_patch() is not None}
     assert nodes["box\n[blue]\n(not found)"].get_linestyle() not in ("-", "solid")
-    assert viz.figure_to_image(fig).size == (640, 280)
+    assert viz.figure_to_image(fig).size == (420, 280)  # narrow first: readable on a phone
 
 
 def test_graph_figure_many_entities_and_intransitive_relations():
@@ -95,7 +96,23 @@ def test_score_chart_plots_both_methods_and_stars_the_picks():
     np.testing.assert_allclose(dots[0].get_offsets()[:, 0], [0.30, 0.28, 0.10])
     np.testing.assert_allclose(dots[1].get_offsets()[:, 0], [0.25, 0.31, 0.12])
     assert [tuple(s.get_offsets()[0]) for s in stars] == [(0.30, 2.0), (0.31, 1.0)]  # caption 1 is drawn on top
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["1. caption 0", "2. caption 1", "3. caption 2"]
+    labels = {t.get_text(): t.get_position()[1] for t in ax.texts if t.get_text()}
+    assert labels == {"1. caption 0": 2.42, "2. caption 1": 1.42, "3. caption 2": 0.42}  # each above its dots
+    assert not ax.get_yticklabels()
+
+
+def test_margin_chart_shows_true_minus_best_wrong_for_both_methods():
+    r = match_result([(0.20, 0.30), (0.231, 0.288), (0.10, 0.12)])
+    ax = viz.margin_chart(r, 0).axes[0]
+    assert [p.get_width() for p in ax.patches] == pytest.approx([-0.031, 0.012])
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == ["CLIP: prefers a wrong caption (−0.031)", "ComCLIP: picks the true caption (+0.012)"]
+
+
+def test_figure_html_is_a_sharp_theme_aware_image():
+    html = viz.figure_html(viz.margin_chart(match_result([(0.2, 0.3), (0.1, 0.1)]), 0), "margin “x”")
+    assert html.startswith('<img class="chart" style="width: 100%; max-width: 525px" src="data:image/png;base64,')
+    assert html.endswith('alt="margin “x”">')
 
 
 def test_weights_chart_shows_weights_and_leave_one_out_effects():
@@ -103,14 +120,19 @@ def test_weights_chart_shows_weights_and_leave_one_out_effects():
              component("entity", "e1", "blue box", weight=0.2, loo=0.26),
              component("relation", "r0", "next to", weight=0.1, loo=0.25)]
     fig = viz.weights_chart(caption_result(comps, comclip=0.25))
-    left, right = fig.axes
-    assert [p.get_width() for p in left.patches] == pytest.approx([0.7, 0.2, 0.1])
-    assert [p.get_width() for p in right.patches] == pytest.approx([0.05, -0.01, 0.0])
-    assert left.patches[1].get_hatch() == "//"  # not found: the whole image stood in
+    top, bottom = fig.axes
+    assert [p.get_width() for p in top.patches] == pytest.approx([0.7, 0.2, 0.1])
+    assert [p.get_width() for p in bottom.patches] == pytest.approx([0.05, -0.01, 0.0])
+    assert top.patches[1].get_hatch() == "//"  # not found: the whole image stood in
+    effects = [t.get_text() for t in bottom.texts]
+    assert effects == ["entity “red ball”: +0.0500", "entity “blue box”: −0.0100", "relation “next to”: +0.0000"]
+    tiny = viz.weights_chart(caption_result(comps[:1], comclip=0.2000751))  # not "+0.0000" when it is not zero
+    assert tiny.axes[1].texts[0].get_text() == "entity “red ball”: +7.5e-05"
     assert viz.weights_chart(caption_result([])).axes[0].texts[0].get_text().startswith("No components")
 
 
 def test_pipeline_diagram_renders():
     img = viz.figure_to_image(viz.pipeline_diagram())
     assert img.size == (1000, 300)
+    assert viz.figure_to_image(viz.pipeline_diagram(tall=True)).size == (360, 720)
     assert any("softmax" in t for t in texts(viz.pipeline_diagram()))

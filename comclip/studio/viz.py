@@ -8,6 +8,7 @@ in the annotated image and its bar in the weights chart.
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
 import warnings
@@ -25,12 +26,13 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from comclip.graph import SceneGraph  # noqa: E402
+from comclip.studio.presentation import fmt_signed  # noqa: E402
 
 if TYPE_CHECKING:
-    from comclip.engine import CaptionResult, Component, MatchResult
+    from comclip.result import CaptionResult, Component, MatchResult
 
-__all__ = ["CLIP_COLOUR", "COMCLIP_COLOUR", "annotate_boxes", "entity_colour", "graph_figure", "pipeline_diagram",
-           "score_chart", "weights_chart"]
+__all__ = ["CLIP_COLOUR", "COMCLIP_COLOUR", "annotate_boxes", "entity_colour", "figure_html", "graph_figure",
+           "margin_chart", "pipeline_diagram", "score_chart", "weights_chart"]
 
 #: Colours of the two methods in every chart.
 CLIP_COLOUR = "#8c8c8c"
@@ -51,9 +53,10 @@ def _wrap(text: str, width: int) -> str:
 
 def _message_figure(message: str, size: tuple[float, float] = (6.0, 2.0)) -> Figure:
     fig = Figure(figsize=size, dpi=100)
+    fig.patch.set_alpha(0.0)
     ax = fig.add_subplot()
     ax.axis("off")
-    ax.text(0.5, 0.5, _wrap(message, 60), ha="center", va="center", fontsize=11, color="#444444",
+    ax.text(0.5, 0.5, _wrap(message, 50), ha="center", va="center", fontsize=11, color="#444444",
             transform=ax.transAxes)
     return fig
 
@@ -76,12 +79,13 @@ def graph_figure(graph: SceneGraph, components: Sequence[Component] | None = Non
         return _message_figure(f"“{graph.caption}”: no entities parsed, so ComCLIP = CLIP for this caption.")
     ungrounded = {c.ref for c in components or () if c.kind == "entity" and not c.grounded}
     n = len(graph.entities)
-    fig = Figure(figsize=(6.4, 2.8 if n <= 3 else 4.8), dpi=100)
+    fig = Figure(figsize=(WIDTH, 2.8 if n <= 3 else 4.8), dpi=100)
+    fig.patch.set_alpha(0.0)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.axis("off")
-    ax.text(0.5, 0.97, _wrap(f"“{graph.caption}”", 80), ha="center", va="top", fontsize=10, style="italic",
+    ax.text(0.5, 0.97, _wrap(f"“{_short(graph.caption, 120)}”", 60), ha="center", va="top", fontsize=10, style="italic",
             color="#333333")
     nodes = {}
     for i, (e, (x, y)) in enumerate(zip(graph.entities, _layout(n), strict=True)):
@@ -163,116 +167,213 @@ def annotate_boxes(image: Image.Image, caption: CaptionResult) -> Image.Image:
 
 
 # -- charts -------------------------------------------------------------------------------------
+# Charts are drawn for a narrow screen first (4.2 in wide, labels on their own line above each
+# bar or dot pair, never over the data) on a transparent background with dark text; in the
+# dark theme the page inverts them (CSS), so they follow the theme.
+
+WIDTH = 4.2
+TEXT = "#222222"
+GOOD, BAD = "#1a7f37", "#c62828"
+
+
+def _new_figure(height: float) -> Figure:
+    fig = Figure(figsize=(WIDTH, height), dpi=100, layout="constrained")
+    fig.patch.set_alpha(0.0)
+    return fig
+
+
+def _plain_axes(ax, *, keep_x: bool = True) -> None:
+    ax.set_facecolor("none")
+    ax.spines[["top", "right", "left"]].set_visible(False)
+    ax.tick_params(axis="y", left=False, labelleft=False)
+    ax.tick_params(axis="x", labelsize=10, colors=TEXT)
+    if not keep_x:
+        ax.spines["bottom"].set_visible(False)
+        ax.tick_params(axis="x", bottom=False, labelbottom=False)
+
+
+def _label_rows(ax, ys: Sequence[float], labels: Sequence[str], x: float) -> None:
+    """Each row's label on its own line above the row (data coordinates: x left edge)."""
+    for y, label in zip(ys, labels, strict=True):
+        ax.text(x, y + 0.42, label, ha="left", va="bottom", fontsize=10.5, color=TEXT, clip_on=False)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
 
 def score_chart(result: MatchResult) -> Figure:
     """Baseline (CLIP) vs ComCLIP score per caption: two dots joined by an arrow (the change);
-    each method's pick is a star."""
+    each method's pick is a star. Caption labels sit on their own line above their dots."""
     caps = result.captions
     n = len(caps)
-    fig = Figure(figsize=(7.0, 1.1 + 0.55 * n), dpi=100, layout="constrained")
+    fig = _new_figure(0.9 + 0.62 * n)
     ax = fig.add_subplot()
-    ys = np.arange(n)[::-1]
+    ys = np.arange(n)[::-1].astype(float)
     clip = np.array([c.clip_score for c in caps])
     com = np.array([c.comclip_score for c in caps])
+    lo, hi = float(min(clip.min(), com.min())), float(max(clip.max(), com.max()))
+    pad = max((hi - lo) * 0.1, 0.005)
     for y, a, b in zip(ys, clip, com, strict=True):
         ax.annotate("", xy=(b, y), xytext=(a, y),
-                    arrowprops={"arrowstyle": "-|>", "color": "#bbbbbb", "lw": 1.5, "shrinkA": 4, "shrinkB": 4})
+                    arrowprops={"arrowstyle": "-|>", "color": "#999999", "lw": 1.5, "shrinkA": 4, "shrinkB": 4})
     for values, colour, label, best in ((clip, CLIP_COLOUR, "CLIP", result.best_clip),
                                         (com, COMCLIP_COLOUR, "ComCLIP", result.best_comclip)):
         ax.scatter(values, ys, s=60, color=colour, label=label, zorder=3)
         ax.scatter([values[best]], [ys[best]], s=260, marker="*", color=colour, edgecolor="black", linewidth=0.6,
                    zorder=4)
-    ax.set_yticks(ys, [f"{i + 1}. " + _wrap(c.caption, 38) for i, c in enumerate(caps)], fontsize=9)
-    lo, hi = float(min(clip.min(), com.min())), float(max(clip.max(), com.max()))
-    pad = max((hi - lo) * 0.12, 0.005)
+    _label_rows(ax, ys, [f"{i + 1}. " + _short(c.caption, 46) for i, c in enumerate(caps)], lo - pad)
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("cosine similarity (★ = the method's pick)", fontsize=9)
-    ax.grid(axis="x", color="#eeeeee")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=9)
+    ax.set_ylim(-0.5, n - 0.05)
+    ax.set_yticks([])
+    ax.set_xlabel("score = cosine similarity (★ = pick)", fontsize=10, color=TEXT)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.grid(axis="x", color="#dddddd")
+    _plain_axes(ax)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False, fontsize=10,
+              labelcolor=TEXT)
     return fig
 
 
-def _component_label(c: Component) -> str:
-    return f"{'entity' if c.kind == 'entity' else 'relation'}: {_wrap(c.text, 26)}"
+def margin_chart(result: MatchResult, true: int) -> Figure:
+    """The margin of each method: score of the true caption − best score of a wrong caption.
+    Right of zero the method picks the true caption; left of zero a wrong one."""
+    margins = []
+    for attr in ("clip_score", "comclip_score"):
+        scores = [getattr(c, attr) for c in result.captions]
+        margins.append(scores[true] - max(s for j, s in enumerate(scores) if j != true))
+    fig = _new_figure(2.3)
+    ax = fig.add_subplot()
+    ys = np.array([1.0, 0.0])
+    ax.barh(ys, margins, height=0.42, color=[GOOD if m > 0 else BAD for m in margins])
+    span = max(abs(m) for m in margins) or 1e-3
+    ax.set_xlim(-span * 1.35, span * 1.35)
+    ax.axvline(0, color="#555555", lw=1)
+    names = ("CLIP", "ComCLIP")
+    for y, m, name in zip(ys, margins, names, strict=True):
+        verdict = "picks the true caption" if m > 0 else "prefers a wrong caption"
+        ax.text(-span * 1.35, y + 0.3, f"{name}: {verdict} ({fmt_signed(m)})",
+                ha="left", va="bottom", fontsize=10.5, color=TEXT, zorder=3,
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+    ax.set_ylim(-0.4, 1.75)
+    ax.set_yticks([])
+    ax.set_xlabel("margin = true − best wrong caption's score", fontsize=10, color=TEXT)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4, symmetric=True))
+    _plain_axes(ax)
+    return fig
 
 
 def weights_chart(caption: CaptionResult) -> Figure:
-    """Left: each component's weight w_i (bar) and similarity cos(t_i, v_i) (annotation).
-    Right: what each component does to this caption's ComCLIP score (ComCLIP − ComCLIP without it)."""
+    """Top: each component's weight w_i (bar, with its similarity cos(t_i, v_i)). Bottom: what each
+    component does to this caption's ComCLIP score (ComCLIP − ComCLIP without it)."""
     comps = caption.components
     if not comps:
         return _message_figure("No components: ComCLIP = CLIP for this caption.")
     order = {e.id: i for i, e in enumerate(caption.graph.entities)}
     colours = [entity_colour(order.get(c.ref, 0)) if c.kind == "entity" else RELATION_COLOUR for c in comps]
     n = len(comps)
-    fig = Figure(figsize=(8.0, 1.2 + 0.5 * n), dpi=100, layout="constrained")
-    left, right = fig.subplots(1, 2, sharey=True, width_ratios=(1.2, 1.0))
-    ys = np.arange(n)[::-1]
+    fig = Figure(figsize=(WIDTH, 1.6 + 1.15 * n), dpi=100, layout="constrained")
+    fig.patch.set_alpha(0.0)
+    top, bottom = fig.subplots(2, 1)
+    ys = np.arange(n)[::-1].astype(float)
+    labels = [f"{c.kind} “{_short(c.text, 26)}”" for c in comps]
     weights = np.array([c.weight for c in comps])
-    bars = left.barh(ys, weights, color=colours)
+    bars = top.barh(ys, weights, height=0.4, color=colours)
     for bar, c in zip(bars, comps, strict=True):
         if not c.grounded:  # the whole image stood in for it
             bar.set_alpha(0.45)
             bar.set_hatch("//")
     for y, c in zip(ys, comps, strict=True):
-        left.text(c.weight, y, f" {c.weight:.2f} (sim {c.similarity:+.3f})" + ("" if c.grounded else " ·whole image"),
-                  va="center", fontsize=8)
-    left.set_yticks(ys, [_component_label(c) for c in comps], fontsize=9)
-    left.set_xlim(min(0.0, float(weights.min()) * 1.1), max(1.0, float(weights.max())) * 1.45)
-    left.set_title(r"weight $w_i$ of each component", fontsize=10)
+        top.text(c.weight, y, f" {c.weight:.2f}", va="center", fontsize=10, color=TEXT)
+    _label_rows(top, ys, [f"{lab} · similarity {fmt_signed(c.similarity)}" + ("" if c.grounded else " · whole image")
+                          for lab, c in zip(labels, comps, strict=True)], 0.0)
+    top.set_xlim(0.0, max(1.0, float(weights.max())) * 1.15)
+    top.set_ylim(-0.5, n - 0.05)
+    top.set_title(r"weight $w_i$ (the weights sum to 1)", fontsize=10.5, color=TEXT, loc="left")
+    _plain_axes(top)
     effect = np.array([caption.comclip_score - c.loo_score for c in comps])
-    right.barh(ys, effect, color=["#1a9850" if v >= 0 else "#d73027" for v in effect])
-    right.axvline(0, color="#666666", lw=0.8)
+    bottom.barh(ys, effect, height=0.4, color=[GOOD if v >= 0 else BAD for v in effect])
+    bottom.axvline(0, color="#555555", lw=0.8)
     span = float(np.abs(effect).max()) or 1e-4
-    right.set_xlim(-span * 1.6, span * 1.6)
-    for y, v in zip(ys, effect, strict=True):
-        right.text(v, y, f" {v:+.4f} " if v >= 0 else f" {v:+.4f} ", va="center", ha="left" if v >= 0 else "right",
-                   fontsize=8)
-    right.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
-    right.set_title("ComCLIP − ComCLIP without it", fontsize=10)
-    for a in (left, right):
-        a.spines[["top", "right"]].set_visible(False)
-        a.tick_params(axis="x", labelsize=8)
+    bottom.set_xlim(-span * 1.5, span * 1.5)
+    _label_rows(bottom, ys, [f"{lab}: {fmt_signed(v, 4)}" for lab, v in zip(labels, effect, strict=True)], -span * 1.5)
+    bottom.set_ylim(-0.5, n - 0.05)
+    bottom.xaxis.set_major_locator(MaxNLocator(nbins=3, symmetric=True))
+    bottom.set_title("effect = ComCLIP − ComCLIP without it", fontsize=10.5, color=TEXT, loc="left")
+    _plain_axes(bottom)
     return fig
 
 
 # -- the method ---------------------------------------------------------------------------------
 
-def pipeline_diagram() -> Figure:
-    """ComCLIP in one picture: parse and ground, encode the pieces, weight them, fold them back."""
+def pipeline_diagram(tall: bool = False) -> Figure:
+    """ComCLIP in one picture: parse and ground, encode the pieces, weight them, fold them back.
+    ``tall``: the same steps stacked top to bottom, for a phone."""
+    steps = [("caption c\n“a mug in some grass”", "#eef2ff"), ("parse → entities eₖ\n+ relations (s, p, o)", "#fff7e6"),
+             ("ground eₖ (Grounding DINO)\n→ sub-images Iᵢ", "#fff7e6"),
+             ("frozen CLIP f\nv₀=f(I), vᵢ=f(Iᵢ)\nt=f(c), tᵢ=f(textᵢ)", "#e9f7ef"),
+             ("weights  sᵢ = τ·cos(tᵢ, vᵢ)\nw = softmax(s)", "#fdecea"),
+             ("v* = v₀ + Σᵢ wᵢ vᵢ\nscore = cos(t, v*/‖v*‖)", "#fdecea")]
+    if tall:
+        fig = Figure(figsize=(3.6, 7.2), dpi=100)
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(0, 3.6)
+        ax.set_ylim(0, 7.2)
+        ax.axis("off")
+        fig.patch.set_alpha(0.0)
+        steps.insert(1, ("image I", "#eef2ff"))
+        h = 7.2 / len(steps)
+        for i, (text, colour) in enumerate(steps):
+            y = 7.2 - (i + 1) * h + 0.12
+            _box(ax, 0.15, y, 3.3, h - 0.34, text, colour, fontsize=10)
+            if i:
+                _arrow(ax, (1.8, y + h + 0.0 - 0.12), (1.8, y + h - 0.34 + 0.0))
+        return fig
     fig = Figure(figsize=(10.0, 3.0), dpi=100)
+    fig.patch.set_alpha(0.0)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, 10)
     ax.set_ylim(0, 3)
     ax.axis("off")
-
-    def box(x: float, y: float, w: float, h: float, text: str, colour: str) -> tuple[float, float, float, float]:
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05,rounding_size=0.12", facecolor=colour,
-                                    edgecolor="#555555", linewidth=1.0))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
-        return x, y, w, h
-
-    def arrow(a: tuple[float, float], b: tuple[float, float]) -> None:
-        ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.3})
-
-    box(0.1, 2.0, 1.7, 0.8, "caption c\n“a mug in some grass”", "#eef2ff")
+    box = functools.partial(_box, ax)
+    box(0.1, 2.0, 1.7, 0.8, *steps[0])
     box(0.1, 0.2, 1.7, 0.8, "image I", "#eef2ff")
-    box(2.3, 2.0, 1.9, 0.8, "parse → entities eₖ\n+ relations (s, p, o)", "#fff7e6")
-    box(2.3, 0.2, 1.9, 0.8, "ground eₖ (Grounding DINO)\n→ sub-images Iᵢ", "#fff7e6")
-    box(4.7, 1.1, 2.1, 0.8, "frozen CLIP f\nv₀=f(I), vᵢ=f(Iᵢ)\nt=f(c), tᵢ=f(textᵢ)", "#e9f7ef")
-    box(7.2, 2.0, 2.6, 0.8, "weights  sᵢ = τ·cos(tᵢ, vᵢ)\nw = softmax(s)", "#fdecea")
-    box(7.2, 0.2, 2.6, 0.8, "v* = v₀ + Σᵢ wᵢ vᵢ\nscore = cos(t, v*/‖v*‖)", "#fdecea")
-    arrow((1.8, 2.4), (2.3, 2.4))
-    arrow((1.8, 0.6), (2.3, 0.6))
-    arrow((3.25, 2.0), (3.25, 1.0))
-    arrow((4.2, 2.2), (4.7, 1.7))
-    arrow((4.2, 0.8), (4.7, 1.3))
-    arrow((6.8, 1.7), (7.2, 2.2))
-    arrow((8.5, 2.0), (8.5, 1.0))
-    arrow((6.8, 1.3), (7.2, 0.8))
+    box(2.3, 2.0, 1.9, 0.8, *steps[1])
+    box(2.3, 0.2, 1.9, 0.8, *steps[2])
+    box(4.7, 1.1, 2.1, 0.8, *steps[3])
+    box(7.2, 2.0, 2.6, 0.8, *steps[4])
+    box(7.2, 0.2, 2.6, 0.8, *steps[5])
+    for a, b in (((1.8, 2.4), (2.3, 2.4)), ((1.8, 0.6), (2.3, 0.6)), ((3.25, 2.0), (3.25, 1.0)),
+                 ((4.2, 2.2), (4.7, 1.7)), ((4.2, 0.8), (4.7, 1.3)), ((6.8, 1.7), (7.2, 2.2)),
+                 ((8.5, 2.0), (8.5, 1.0)), ((6.8, 1.3), (7.2, 0.8))):
+        _arrow(ax, a, b)
     return fig
+
+
+def _box(ax, x: float, y: float, w: float, h: float, text: str, colour: str, fontsize: float = 9) -> None:
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05,rounding_size=0.12", facecolor=colour,
+                                edgecolor="#555555", linewidth=1.0))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize, color=TEXT)
+
+
+def _arrow(ax, a: tuple[float, float], b: tuple[float, float]) -> None:
+    ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.3})
+
+
+def figure_html(fig: Figure, alt: str, cls: str = "chart", scale: float = 1.25) -> str:
+    """A figure as an ``<img>`` (PNG data URI, drawn at twice its size so it stays sharp) that
+    fills its column up to ``scale`` times its natural width; the page's CSS inverts ``.chart``
+    images in the dark theme."""
+    import base64
+    import html
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=2 * fig.dpi, transparent=True)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    width = round(fig.get_figwidth() * fig.dpi * scale)
+    return (f'<img class="{cls}" style="width: 100%; max-width: {width}px" src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(alt, quote=True)}">')
 
 
 def figure_to_image(fig: Figure, dpi: int | None = None) -> Image.Image:

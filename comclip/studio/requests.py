@@ -1,0 +1,272 @@
+"""Checking what a user or an API client sends, before anything heavy runs.
+
+Captions (count, length), engine options, scene graphs typed into the editor, the image (size
+checked from its header before it is decoded) and the preset. Every problem is one
+:class:`~comclip.errors.InputError` whose message is meant to be shown as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from comclip.errors import GraphError, InputError
+from comclip.graph import SceneGraph
+from comclip.images import LoadedImage, load_image
+from comclip.options import Options
+
+MIN_CAPTIONS = 2
+MAX_CAPTIONS = 8
+#: Longest caption accepted. The text encoder reads 77 tokens (about 300 characters of English);
+#: longer captions cost parsing and grounding time for words the encoder never sees.
+MAX_CAPTION_CHARS = int(os.environ.get("COMCLIP_MAX_CAPTION_CHARS", "300"))
+#: Images with more pixels than this are downscaled (aspect kept) before scoring, with a notice.
+PIXEL_CAP = int(os.environ.get("COMCLIP_PIXEL_CAP", str(4_000_000)))
+#: Images that cannot be decoded at reduced size (PNG, WebP, …) are refused above this many pixels
+#: (checked from the file header, before decoding). JPEGs of any size up to the engine's limit are
+#: decoded directly at a reduced scale.
+MAX_DECODE_PIXELS = int(os.environ.get("COMCLIP_MAX_DECODE_PIXELS", str(40_000_000)))
+#: Largest upload the app accepts (Gradio's ``max_file_size``).
+MAX_UPLOAD = os.environ.get("COMCLIP_MAX_UPLOAD", "20mb")
+
+@dataclass
+class Request:
+    """One checked scoring request: everything the engine needs, plus what to tell the user."""
+
+    preset: str
+    image: LoadedImage
+    captions: list[str]
+    graphs: list[SceneGraph | None] | None
+    options: dict[str, Any]
+    notices: list[str] = field(default_factory=list)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
+# -- captions -----------------------------------------------------------------------------------
+
+def split_captions(captions: str | Sequence[Any] | None, *, strict: bool = False,
+                   max_chars: int | None = None) -> tuple[list[str], list[str]]:
+    """Captions from the text box (one per line) or the API (a list); returns (captions, notices).
+
+    Blank lines are skipped and exact repeats dropped, each with a notice — or, with ``strict``
+    (the API, where results follow the captions' positions), a blank caption is an InputError and
+    repeats are kept. Fewer than :data:`MIN_CAPTIONS` or more than :data:`MAX_CAPTIONS` usable
+    captions, or one longer than :data:`MAX_CAPTION_CHARS`, is an InputError.
+    """
+    limit = MAX_CAPTION_CHARS if max_chars is None else max_chars
+    if captions is None:
+        lines: list[Any] = []
+    elif isinstance(captions, str):
+        lines = captions.splitlines()
+    elif isinstance(captions, Sequence):
+        lines = list(captions)
+    else:
+        raise InputError("captions must be text (one caption per line) or a list of strings")
+    notices: list[str] = []
+    out: list[str] = []
+    blank = repeated = 0
+    for i, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise InputError(f"caption {i + 1} is not text (got {type(line).__name__})")
+        text = " ".join(line.split())
+        if len(text) > limit:
+            raise InputError(f"Caption {i + 1} (“{shorten(text, 40)}”) is {len(text):,} characters long; at most "
+                             f"{limit} are accepted (the text encoder reads only its first 77 tokens). Shorten it.")
+        if not text and strict:
+            raise InputError(f"caption {i + 1} is empty; give each caption as a non-empty string")
+        if not text:
+            blank += 1
+        elif text in out and not strict:
+            repeated += 1
+        else:
+            out.append(text)
+    if blank:
+        notices.append(f"Skipped {blank} empty line{'s' if blank > 1 else ''}.")
+    if repeated:
+        notices.append(f"Dropped {repeated} repeated caption{'s' if repeated > 1 else ''}.")
+    if len(out) < MIN_CAPTIONS:
+        got = "none" if not out else f"only {len(out)}"
+        raise InputError(f"Enter at least {MIN_CAPTIONS} different captions, one per line ({got} given) — "
+                         "e.g. a caption and the same words in another order.")
+    if len(out) > MAX_CAPTIONS:
+        raise InputError(f"At most {MAX_CAPTIONS} captions at a time ({len(out)} given); remove some lines.")
+    return out, notices
+
+
+def caption_lines(text: str | None) -> list[str]:
+    """The captions as the text box holds them (blank lines and repeats dropped; no checks)."""
+    out: list[str] = []
+    for line in (text or "").splitlines():
+        line = " ".join(line.split())
+        if line and line not in out:
+            out.append(line)
+    return out
+
+
+# -- options ------------------------------------------------------------------------------------
+
+def _json_object(options: Any) -> Any:
+    if isinstance(options, str) and options.strip():
+        try:
+            return json.loads(options)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"options must be a JSON object: {exc}") from None
+    return options
+
+
+def check_options(options: Mapping[str, Any] | str | None) -> tuple[dict[str, Any], dict[str, Any] | list | None]:
+    """Validate an options dict (API or UI) → (engine options, graphs or None).
+
+    Keys are :class:`~comclip.options.Options` fields plus ``graphs``: one scene graph (JSON
+    object) per caption, ``null`` meaning "parse this one", as ``score --graph`` takes. ``None``
+    values mean "the default". Unknown keys or bad values are one InputError (from ``Options``).
+    """
+    options = _json_object(options)
+    if options is None or options == "":
+        return {}, None
+    if not isinstance(options, Mapping):
+        raise InputError(f"options must be an object (dict), got {type(options).__name__}")
+    opts = {k: v for k, v in options.items() if v is not None}
+    graphs = opts.pop("graphs", None)
+    checked = Options.from_mapping(opts)
+    if graphs is not None and not isinstance(graphs, (list, dict)):
+        raise InputError("options 'graphs' must be a list with one graph (or null) per caption")
+    return {k: getattr(checked, k) for k in opts}, graphs
+
+
+def check_preset(name: Any, offered: Sequence[str]) -> str:
+    """``name`` if it is one of the presets the page offers, else one InputError naming them."""
+    if not isinstance(name, str) or name not in offered:
+        shown = name if isinstance(name, str) else type(name).__name__
+        raise InputError(f"unknown preset {shown!r} for this app; choose one of: {', '.join(offered)}")
+    return name
+
+
+def api_options(options: Mapping[str, Any] | str | None, default_preset: str, offered: Sequence[str]
+                ) -> tuple[str, dict[str, Any], dict[str, Any] | list | None]:
+    """The API's options → (preset, engine options, graphs): :func:`check_options` plus an optional
+    ``preset`` key (default: the preset the app started with; only the presets the page offers)."""
+    options = _json_object(options)
+    options = dict(options) if isinstance(options, Mapping) else options
+    preset = default_preset
+    if isinstance(options, dict) and options.get("preset") is not None:
+        preset = check_preset(options.pop("preset"), offered)
+    opts, graphs = check_options(options or None)
+    return preset, opts, graphs
+
+
+def graphs_for(captions: Sequence[str], graphs: Sequence[Any] | Mapping[str, Any] | None
+               ) -> list[SceneGraph | None] | None:
+    """One graph (or None = parse) per caption from a list in caption order or a {caption: graph}
+    mapping; every graph is validated (GraphError names the caption)."""
+    if graphs is None:
+        return None
+    if isinstance(graphs, Mapping):
+        items = [graphs.get(c) for c in captions]
+    else:
+        items = list(graphs)
+        if len(items) != len(captions):
+            raise InputError(f"{len(items)} graph(s) given for {len(captions)} caption(s); give one per caption "
+                             "(null to parse it)")
+    out: list[SceneGraph | None] = []
+    for caption, g in zip(captions, items, strict=True):
+        if g is None:
+            out.append(None)
+            continue
+        try:
+            out.append(g if isinstance(g, SceneGraph) else SceneGraph.from_dict(g, caption=caption))
+        except GraphError as exc:
+            raise GraphError(f"graph for “{caption}” is not valid: {exc}") from None
+    return out if any(g is not None for g in out) else None
+
+
+def edited_graph(text: str, caption: str) -> SceneGraph:
+    """The graph typed into the editor, for ``caption`` (its ``caption`` key may be left out; it
+    is always set to the selected caption). Any problem is one GraphError in plain words."""
+    if not text or not text.strip():
+        raise GraphError("The graph editor is empty: paste a graph as JSON, or press “Reset” to parse again.")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GraphError(f"The edited graph is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}).") from None
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "caption"}
+    try:
+        return SceneGraph.from_dict(data, caption=caption)
+    except GraphError as exc:
+        raise GraphError(f"The edited graph is not valid: {exc}.") from None
+
+
+# -- images -------------------------------------------------------------------------------------
+
+def _jpeg_reduced(source: str | os.PathLike, cap: int) -> tuple[Image.Image, tuple[int, int]] | None:
+    """(a JPEG over the pixel cap opened to decode directly at a reduced scale — 1/2 … 1/8, JPEG's
+    draft mode — no smaller than the cap, its full size); None for anything else (decoded normally)."""
+    try:
+        img = Image.open(source)  # reads the header only
+    except Exception:  # noqa: BLE001 — not an image, or broken: load_image gives the clear message
+        return None
+    w, h = img.size
+    if img.format != "JPEG" or w * h <= cap:
+        img.close()
+        return None
+    scale = math.sqrt(cap / (w * h))
+    img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+    return img, (w, h)
+
+
+def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImage, list[str]]:
+    """Load an upload robustly and downscale it below the pixel cap; returns (image, notices)."""
+    if source is None or (isinstance(source, str) and not source.strip()):
+        raise InputError("Add an image first: upload one, paste it, use the webcam, or pick an example.")
+    name = None
+    if isinstance(source, Mapping):  # an upload as Gradio sends it: {"path": ..., "orig_name": ...}
+        name = source.get("orig_name")
+        source = source.get("path")
+        if not source:
+            raise InputError("the image file did not arrive; upload it again")
+    if isinstance(source, (str, os.PathLike)) and name is None:
+        name = Path(source).name
+    cap = PIXEL_CAP if pixel_cap is None else pixel_cap
+    original: tuple[int, int] | None = None
+    path = source
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        reduced = _jpeg_reduced(source, cap)
+        if reduced is not None:
+            source, original = reduced
+    try:  # PNG, WebP, … over MAX_DECODE_PIXELS are refused from the header, before decoding
+        loaded = load_image(source, max_pixels=MAX_DECODE_PIXELS)
+    except InputError as exc:  # name the file as the user knows it, not by its server temp path
+        message = str(exc).replace(str(path), f"“{name}”") if name else str(exc)
+        raise InputError(message) from None
+    # The upload's path is a server temp file: results record no path (as for an in-memory image).
+    # (It must not be a {"path": str} dict either: gradio_client would take it for a file to download.)
+    w, h = original or (loaded.width, loaded.height)
+    if loaded.width * loaded.height <= cap and original is None:
+        return LoadedImage(loaded.image, None), []
+    image = loaded.image
+    if image.width * image.height > cap:
+        scale = math.sqrt(cap / (image.width * image.height))
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    notice = (f"The image is {w}×{h} ({w * h / 1e6:.1f} megapixels); it was downscaled to {image.width}×"
+              f"{image.height} for scoring (limit {cap / 1e6:.1f} megapixels).")
+    return LoadedImage(image, None), [notice]
