@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "settings) and engine_replay (the engine's own forwards replayed). Reports pairs/s, ms/pair, "
                     "speedup vs reference, overhead vs floor, per-model and per-stage ms, peak memory.")
     p.add_argument("--preset", default="arch-b32",
-                   help="arch-b32, arch-l14 (real-size architectures, random weights), tiny, or any other preset "
-                        "[default: %(default)s]")
+                   help="arch-b32, arch-l14, arch-blip2 (real-size architectures, random weights), tiny, "
+                        "tiny-blip2, or any other preset [default: %(default)s]")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N [default: auto]")
     p.add_argument("--pairs", type=int, default=8, help="(image, caption) pairs [default: %(default)s]")
     p.add_argument("--captions-per-image", type=int, default=4,

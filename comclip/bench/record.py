@@ -35,7 +35,7 @@ FORWARD_KINDS = ("detector", "image", "text")
 @dataclass
 class ForwardCall:
     kind: str  # detector | image | text
-    module: torch.nn.Module
+    module: Any  # the model (or, for ``bench_forwards``, the encoder) whose method was called
     method: str
     args: tuple
     kwargs: dict[str, Any]
@@ -110,8 +110,13 @@ class ForwardRecording:
         return seconds, worst
 
 
-def _encoder_targets(engine: ComCLIP) -> list[tuple[torch.nn.Module, str, str]]:
-    targets = [(engine.detector.model, "forward", "detector")]
+def _encoder_targets(engine: ComCLIP) -> list[tuple[Any, str, str]]:
+    """(object, method, kind) of every forward to record. An encoder whose model has no single image or
+    text forward method (BLIP-2) names its own tensor-in methods in ``bench_forwards``."""
+    targets: list[tuple[Any, str, str]] = [(engine.detector.model, "forward", "detector")]
+    own = getattr(engine.encoder, "bench_forwards", None)
+    if own:
+        return targets + [(engine.encoder, own[kind], kind) for kind in ("image", "text")]
     model = getattr(engine.encoder, "model", None)
     for kind, names in ENCODER_FORWARDS.items():
         name = next((n for n in names if model is not None and callable(getattr(model, n, None))), None)
@@ -123,10 +128,10 @@ def _encoder_targets(engine: ComCLIP) -> list[tuple[torch.nn.Module, str, str]]:
 
 
 @contextlib.contextmanager
-def _patched_forwards(engine: ComCLIP, replace: Callable[[torch.nn.Module, str, str], Callable[..., Any]]
+def _patched_forwards(engine: ComCLIP, replace: Callable[[Any, str, str], Callable[..., Any]]
                       ) -> Iterator[None]:
     """Shadow the detector's forward and the encoder's image/text forward methods by instance attributes."""
-    patched: list[tuple[torch.nn.Module, str]] = []
+    patched: list[tuple[Any, str]] = []
     try:
         for module, method, kind in _encoder_targets(engine):
             module.__dict__[method] = replace(module, method, kind)
@@ -142,7 +147,7 @@ def record_forwards(engine: ComCLIP) -> Iterator[ForwardRecording]:
     """While active, every detector forward and image/text encoder forward is recorded with its inputs."""
     recording = ForwardRecording()
 
-    def wrap(module: torch.nn.Module, method: str, kind: str) -> Callable[..., Any]:
+    def wrap(module: Any, method: str, kind: str) -> Callable[..., Any]:
         original = getattr(module, method)
 
         def recorded(*args: Any, **kwargs: Any) -> Any:
@@ -174,7 +179,7 @@ def stub_forwards(engine: ComCLIP, recording: ForwardRecording) -> Iterator[None
         queues.setdefault((id(call.module), call.method), []).append(call)
     pending = {k: list(v) for k, v in queues.items()}
 
-    def stub(module: torch.nn.Module, method: str, kind: str) -> Callable[..., Any]:
+    def stub(module: Any, method: str, kind: str) -> Callable[..., Any]:
         def recorded_output(*args: Any, **kwargs: Any) -> Any:
             left = pending.get((id(module), method))
             if not left or _shapes(args, kwargs) != _shapes(left[0].args, left[0].kwargs):

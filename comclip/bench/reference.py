@@ -5,7 +5,9 @@ pair at a time: one CLIP call for the whole image and the caption; per entity a 
 blacked out outside each of its boxes, overlaid; the whole image when it has none) and one CLIP call
 with the entity's name; per relation the overlay of its subject's and object's sub-images (the
 whole image when either is missing) and one CLIP call with the verb; then the weighted sum of the
-component image embeddings added to the whole image's embedding, and one cosine.
+component image embeddings added to the whole image's embedding, and one cosine. For a multi-query
+encoder (BLIP-2, as the official ``comblip.py``) the image rows are the per-query features before
+the projection: they are composed per query, then projected, and the score is the max over queries.
 
 This module restates that loop with our detector in place of their offline dense captioner (one
 detector call per pair, with that caption's phrases) and our frozen encoder. It shares NOTHING with
@@ -19,7 +21,7 @@ and composition, not just a re-run of the same code. Nothing is cached.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -102,6 +104,32 @@ def comclip_score(t: np.ndarray, v0: np.ndarray, t_i: list[np.ndarray], v_i: lis
     return clip, cos(t, v)
 
 
+def comclip_score_queries(t: np.ndarray, h0: np.ndarray, t_i: list[np.ndarray], h_i: list[np.ndarray], scale: float,
+                          weighting: str, project: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
+    """(CLIP, ComCLIP) for a multi-query encoder (BLIP-2): image rows are per-query features ``(Q, D_q)``
+    before the model's affine projection ``project`` (``(Q, D_q) -> (Q, D)``). The component similarity
+    is ``max_q cos(t_i, P(h_i)_q)``; the weights as :func:`comclip_score`; the per-query rows are
+    composed before projecting, ``h* = h0 + sum_i w_i h_i``, and the score is ``max_q cos(t, P(h*)_q)``."""
+    def max_cos(text: np.ndarray, h: np.ndarray) -> float:
+        p = project(h)
+        p = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
+        return float((p @ (text / max(np.linalg.norm(text), 1e-12))).max())
+
+    clip = max_cos(t, h0)
+    if not t_i:
+        return clip, clip
+    s = np.array([scale * max_cos(a, h) for a, h in zip(t_i, h_i, strict=True)])
+    if weighting == "softmax":
+        w = np.exp(s - s.max())
+        w /= w.sum()
+    elif abs(s.sum()) > 1e-12:
+        w = s / s.sum()
+    else:
+        w = np.full(len(s), 1.0 / len(s))
+    h_star = h0 + sum(wk * hk for wk, hk in zip(w, h_i, strict=True))
+    return clip, max_cos(t, h_star)
+
+
 def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Scores:
     """Every pair in turn: one detector call, one encoder call per image and per text.
 
@@ -116,6 +144,13 @@ def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Score
     def text_row(text: str) -> np.ndarray:
         return enc.encode_texts([text])[0].float().cpu().numpy().astype(np.float64)
 
+    multi_query = bool(getattr(enc, "multi_query", False))
+
+    def project(h: np.ndarray) -> np.ndarray:  # the model's own projection; everything around it is NumPy
+        import torch
+
+        return enc.project_queries(torch.from_numpy(h).float()).float().cpu().numpy().astype(np.float64)
+
     scores: Scores = []
     for loaded, caption, graph in inputs.pair_list():
         image = loaded.image
@@ -127,5 +162,8 @@ def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Score
         for text, boxes in components(graph, found, relations=opts.relations, relation_text=opts.relation_text):
             v_i.append(image_row(sub_image(image, boxes, opts.subimage)))
             t_i.append(text_row(text))
-        scores.append(comclip_score(t, v0, t_i, v_i, scale, opts.weighting))
+        if multi_query:
+            scores.append(comclip_score_queries(t, v0, t_i, v_i, scale, opts.weighting, project))
+        else:
+            scores.append(comclip_score(t, v0, t_i, v_i, scale, opts.weighting))
     return scores

@@ -44,6 +44,9 @@ class BLIP2Encoder(BatchedEncoder):
     """A ``Blip2ForImageTextRetrieval`` behind the encoder protocol, with ``multi_query = True``."""
 
     multi_query = True
+    #: The tensor-in methods that are one image / text forward pass each (the bench records these:
+    #: the retrieval model has no single image or text forward method of its own).
+    bench_forwards = {"image": "_image_features", "text": "_text_forward"}
 
     def __init__(self, model: torch.nn.Module, image_processor: Any, tokenizer: Any, *, name: str,
                  device: torch.device, batch_size: int = 32, logit_scale: float = DEFAULT_LOGIT_SCALE) -> None:
@@ -88,8 +91,12 @@ class BLIP2Encoder(BatchedEncoder):
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         enc = self.tokenizer([blip_caption(t) for t in texts], padding=True, truncation=True,
                              max_length=self.context_length, return_tensors="pt").to(self.device)
-        embeds = self.model.embeddings(input_ids=enc["input_ids"])
-        out = self.model.qformer(query_embeds=embeds, query_length=0, attention_mask=enc["attention_mask"])
+        return self._text_forward(enc["input_ids"], enc["attention_mask"])
+
+    def _text_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Tokens → projected (unnormalised) text features ``(N, D)``."""
+        embeds = self.model.embeddings(input_ids=input_ids)
+        out = self.model.qformer(query_embeds=embeds, query_length=0, attention_mask=attention_mask)
         return self.model.text_projection(out.last_hidden_state[:, 0, :])
 
     @torch.no_grad()
