@@ -80,9 +80,13 @@ def evaluate(engine: Any, loaded: Loaded | RetrievalSet, out: str | Path, *, lim
     selection = selection[:limit] if limit else selection
     with ResultStore(out, sig, shard=shard) as store:
         if isinstance(loaded, RetrievalSet):
-            _run_retrieval(engine, loaded, store, selection, batch_size, topk, retry_failed, progress, world)
+            todo = retrieval.todo_queries(loaded, selection, store.records, retry_failed)
         else:
             todo = [ex for ex in selection if not is_done(store.records.get(ex.id), ex, retry_failed)]
+        world.barrier()  # every process has its list before any writes: they all hold the same list
+        if isinstance(loaded, RetrievalSet):
+            _run_retrieval(engine, loaded, store, todo, batch_size, topk, progress, world, len(selection))
+        else:
             run_pairs(engine, world.share(todo), store, batch_size=batch_size, progress=progress,
                       total=len(selection))
     world.barrier()  # every shard is complete
@@ -101,9 +105,8 @@ def evaluate(engine: Any, loaded: Loaded | RetrievalSet, out: str | Path, *, lim
     return report
 
 
-def _run_retrieval(engine: Any, rs: RetrievalSet, store: ResultStore, selection: list[Any], batch_size: int,
-                   topk: int, retry_failed: bool, progress: bool, world: World) -> None:
-    todo = retrieval.todo_queries(rs, selection, store.records, retry_failed)
+def _run_retrieval(engine: Any, rs: RetrievalSet, store: ResultStore, todo: list[Any], batch_size: int,
+                   topk: int, progress: bool, world: World, total: int) -> None:
     if not todo:  # the same in every process: all skip the gallery together
         return
     cache = store.out / "gallery"
@@ -112,7 +115,7 @@ def _run_retrieval(engine: Any, rs: RetrievalSet, store: ResultStore, selection:
         world.barrier()
     gallery = retrieval.encode_gallery(engine, rs, cache, progress)
     retrieval.run_retrieval(engine, rs, store, world.share(todo), gallery, batch_size=batch_size, topk=topk,
-                            progress=progress, total=len(selection))
+                            progress=progress, total=total)
 
 
 def run(engine: Any, dataset: str, data: str | Path, out: str | Path, *, images: str | Path | None = None,
