@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from comclip.cli import main
 from comclip.errors import DatasetError
 from comclip.eval import metrics
 from comclip.eval.datasets import MissingImage, load_comvg, load_svo, load_vl_checklist, load_winoground
@@ -431,42 +430,6 @@ def test_retrieval_malformed(tmp_path):
     data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=1)
     with pytest.raises(DatasetError, match=r"no images in split 'val' \(splits found: test, train\)"):
         load("flickr30k", data, split="val")
-
-
-# -- command line -------------------------------------------------------------------------------
-
-def test_cli_eval_json_last_line(tiny_engine, tmp_path, capsys):
-    data = synth.write_comvg(tmp_path / "comvg", n=3, missing_ids=(1000,))
-    out = tmp_path / "out"
-    code = main(["eval", "comvg", "--data", str(data), "--preset", "tiny", "--device", "cpu", "--parser", "rules",
-                 "--out", str(out), "--json", "--limit", "2", "--no-progress"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    report = json.loads(captured.out.strip().splitlines()[-1])
-    assert report["dataset"] == "comvg" and report["limit"] == 2
-    assert (report["n_total"], report["n_scored"], report["n_failed"]) == (2, 1, 1)
-    assert report["failures"][0]["id"] == "0" and "1000" in report["failures"][0]["reason"]
-    assert set(report["metrics"]) == {"clip", "comclip"}
-    assert json.loads((out / "report.json").read_text())["n_total"] == 2
-
-
-@pytest.mark.parametrize(("argv", "message"), [
-    (["eval", "winoground", "--data", "{tmp}/missing"], "winoground data folder not found"),
-    (["eval", "svo", "--data", "{svo}"], "columns found: text, pos_triplet"),
-    (["eval", "coco", "--data", "{tmp}"], "has no dataset_coco.json"),
-    (["eval", "comvg", "--data", "{tmp}"], "has no ComVG.csv"),
-    (["eval", "comvg", "--data", "{tmp}", "--limit", "0"], "--limit must be a whole number >= 1, got 0"),
-    (["eval", "imagenet", "--data", "{tmp}"], "invalid choice: 'imagenet'"),
-])
-def test_cli_eval_errors_are_one_line(tmp_path, capsys, argv, message):
-    svo = synth.write_svo(tmp_path / "svo", n=1, columns=["text", *synth.SVO_COLUMNS[1:]])
-    argv = [a.format(tmp=tmp_path, svo=svo) for a in argv] + ["--preset", "tiny", "--out", str(tmp_path / "o")]
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
-    assert not (tmp_path / "o").exists()  # failed before anything ran
 
 
 def test_missing_image_source_is_reported(tiny_engine, tmp_path):

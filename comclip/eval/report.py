@@ -75,6 +75,10 @@ def _vl_checklist_levels(result: dict[str, dict[str, float | None]], counts: dic
         under = [c for f, c in files.items() if f.startswith(node + "/")]
         group_counts[node] = {k: sum(c[k] for c in under) for k in ("n_total", "n_scored", "n_failed")}
         counts[f"accuracy[{node}]"] = {k: group_counts[node][k] for k in ("n_scored", "n_failed")}
+    # shown from the top: overall, types, subtypes ..., then the annotation files
+    order = ["accuracy", *(f"accuracy[{n}]" for n in levels), *(f"accuracy[{f}]" for f in files)]
+    for m in METHODS:
+        result[m] = {k: result[m][k] for k in order}
 
 
 def build(loaded: Any, summary: dict[str, Any], *, engine: Any, limit: int | None, out: Path) -> dict[str, Any]:
