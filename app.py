@@ -35,7 +35,7 @@ import gradio as gr  # noqa: E402
 from comclip import counterfactual, service, viz  # noqa: E402
 from comclip import parse as parsing  # noqa: E402
 from comclip.errors import ComCLIPError, InputError  # noqa: E402
-from comclip.models import PRESETS, get_preset  # noqa: E402
+from comclip.presets import PRESETS, get_preset  # noqa: E402
 
 log = logging.getLogger("comclip.app")
 ROOT = Path(__file__).resolve().parent

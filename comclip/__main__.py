@@ -1,6 +1,6 @@
 import sys
 
-from comclip.cli import main
+from comclip.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -196,7 +196,7 @@ def run_reference(engine: Any, inputs: BenchInputs, **options: Any) -> Scores:
         t = enc.encode_texts([caption])[0]
         v_i, t_i = [], []
         for plan in plan_components(graph, opts):
-            region, _, _ = component_region(plan, graph, detections)
+            region = component_region(plan, graph, detections).region
             v_i.append(enc.encode_images([subimage.render(image, region, opts.subimage)])[0])
             t_i.append(enc.encode_texts([plan.text])[0])
         empty = t.new_zeros(0, t.shape[-1])
@@ -548,7 +548,8 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
     reference (thresholds, weighting, sub-image mode, relations).
     """
     from comclip.engine import ComCLIP
-    from comclip.models import get_preset, resolve_device
+    from comclip.loading import resolve_device
+    from comclip.presets import get_preset
 
     _check_counts(pairs, captions_per_image, repeats)
     say = progress or (lambda _msg: None)
@@ -683,7 +684,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
-    from comclip.models import get_preset, resolve_device
+    from comclip.loading import resolve_device
+    from comclip.presets import get_preset
 
     _check_counts(args.pairs, args.captions_per_image, args.repeats)
     get_preset(args.preset)

@@ -21,9 +21,12 @@ from comclip.errors import InputError
 MAX_PIXELS = 100_000_000
 #: Files larger than this are refused before decoding.
 MAX_FILE_BYTES = 200 * 1024 * 1024
+#: A JPEG at least this many times over the pixel limit is decoded reduced (1/2, 1/4 or 1/8 scale,
+#: JPEG's "draft" mode) when that brings it under the limit; other images over the limit are refused.
+DRAFT_FACTOR = 4
 
-# We do our own, clearer size check; PIL's bomb check would otherwise fire first with its own text.
-Image.MAX_IMAGE_PIXELS = None
+# PIL's own decompression-bomb guard (Image.MAX_IMAGE_PIXELS) stays as it is, process-wide: the
+# size checks here are local. Image.open only reads the header, so sizes are checked before decoding.
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,11 @@ def _open(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
                              f"{MAX_FILE_BYTES / 2**20:.0f} MiB)")
         fp = path
     try:
-        return Image.open(fp)  # type: ignore[arg-type]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp)  # type: ignore[arg-type]
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image is too large: {_describe(source)} ({exc}); downscale it first") from None
     except UnidentifiedImageError:
         raise InputError(f"not an image file (format not recognised): {_describe(source)}") from None
     except OSError as exc:
@@ -105,6 +112,10 @@ def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: i
     w, h = img.size
     if w <= 0 or h <= 0:
         raise InputError(f"image has no pixels: {_describe(source)}")
+    if w * h >= DRAFT_FACTOR * max_pixels and img.format == "JPEG":
+        scale = (max_pixels / (w * h)) ** 0.5
+        img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+        w, h = img.size
     if w * h > max_pixels:
         raise InputError(f"image is too large: {_describe(source)} is {w}x{h} = {w * h / 1e6:.0f} megapixels "
                          f"(limit {max_pixels / 1e6:.0f} megapixels); downscale it first")

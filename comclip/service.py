@@ -128,7 +128,7 @@ def api_options(options: Mapping[str, Any] | str | None, default_preset: str
                 ) -> tuple[str, dict[str, Any], dict[str, Any] | list | None]:
     """The API's options → (preset, engine options, graphs): :func:`check_options` plus an optional
     ``preset`` key (default: the preset the app started with)."""
-    from comclip.models import get_preset
+    from comclip.presets import get_preset
 
     if isinstance(options, str) and options.strip():
         try:
@@ -252,7 +252,7 @@ class Engines:
 
 def _load_preset(name: str) -> Any:
     from comclip.engine import ComCLIP
-    from comclip.models import get_preset
+    from comclip.presets import get_preset
 
     get_preset(name)  # InputError for an unknown name, before anything heavy
     return ComCLIP.from_preset(name, device=os.environ.get("COMCLIP_DEVICE", "auto"))

@@ -22,9 +22,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from comclip.options import SUBIMAGE_MODES
+
 Box = tuple[float, float, float, float]
 PixelBox = tuple[int, int, int, int]
-SUBIMAGE_MODES = ("blackout", "crop")
+__all__ = ["SUBIMAGE_MODES", "Box", "PixelBox", "PixelGeometry", "Region", "blackout", "blackout_pixels", "crop",
+           "model_space_mask", "pixel_box", "region_mask", "render", "union"]
 
 
 def pixel_box(box: Sequence[float], width: int, height: int) -> PixelBox:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from comclip import bench
-from comclip.cli import main
+from comclip.cli.main import main
 from comclip.errors import InputError
 
 JSON_KEYS = {"preset", "device", "pairs", "captions_per_image", "reference", "engine", "floor",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comclip.cli import main
+from comclip.cli.main import main
 
 from .conftest import EXAMPLE_IMAGE, ROOT
 
@@ -98,7 +98,7 @@ def test_score_with_graph_file(capsys, tmp_path, cache_dir):
     (lambda p: ["score", str(EXAMPLE_IMAGE), "  ", "--preset", "tiny"], "empty"),
     (lambda p: ["score", str(EXAMPLE_IMAGE), "--preset", "tiny"], "caption"),
     (lambda p: ["score", str(EXAMPLE_IMAGE), "a dog", "--preset", "huge"], "unknown preset"),
-    (lambda p: ["score", str(EXAMPLE_IMAGE), "a dog", "--preset", "tiny", "--parser", "magic"], "unknown parser"),
+    (lambda p: ["score", str(EXAMPLE_IMAGE), "a dog", "--preset", "tiny", "--parser", "magic"], "'magic'"),
     (lambda p: ["score", str(EXAMPLE_IMAGE), "a dog", "--preset", "tiny", "--graph", str(p / "bad.json")],
      "not valid JSON"),
     (lambda p: ["score", str(EXAMPLE_IMAGE), "a dog", "--preset", "tiny", "--graph", str(p / "dangling.json")],
@@ -172,7 +172,7 @@ def test_model_overrides_fail_clearly_offline(capsys, tmp_path, monkeypatch, cac
 
 
 def test_custom_preset_replaces_only_what_is_named():
-    from comclip.models import custom_preset, get_preset
+    from comclip.presets import custom_preset, get_preset
 
     base = get_preset("default")
     assert custom_preset(base) is base

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
-from comclip.engine import ComCLIP, Options, plan_components
+from comclip.components import plan_components
+from comclip.engine import ComCLIP
 from comclip.errors import InputError
 from comclip.graph import Entity, Relation, SceneGraph
 from comclip.images import load_image
+from comclip.options import Options
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
 
@@ -31,7 +33,12 @@ def test_result_shape_and_components(tiny_engine):
         assert all(c.grounded and c.boxes for c in cap.components)  # the tiny preset does find boxes
         rel = cap.components[2]
         assert sorted(map(tuple, rel.boxes)) == sorted(map(tuple, cap.components[0].boxes + cap.components[1].boxes))
-    assert r.best_clip in (0, 1) and r.best_comclip in (0, 1)
+    clip = [c.clip_score for c in r.captions]
+    comclip = [c.comclip_score for c in r.captions]
+    assert clip[0] != clip[1] and comclip[0] != comclip[1]  # so "best" is decided by the scores
+    assert r.best_clip == (0 if clip[0] > clip[1] else 1)
+    assert r.best_comclip == (0 if comclip[0] > comclip[1] else 1)
+    assert r.to_dict()["best"] == {"clip": r.best_clip, "comclip": r.best_comclip}
     assert set(r.timings_ms) >= {"parse", "ground", "subimages", "encode_images", "encode_texts", "compose", "total"}
 
 

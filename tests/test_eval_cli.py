@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from comclip.cli import main
+from comclip.cli.main import main
 
 from . import eval_synth as synth
 

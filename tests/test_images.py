@@ -101,3 +101,40 @@ def test_empty_file_and_folder(tmp_path):
         load_image(tmp_path / "e.png")
     with pytest.raises(InputError, match="folder"):
         load_image(tmp_path)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` but that holds no pixel data at all."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) \
+        + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("size", [(12_000, 12_000), (50_000, 50_000)])  # under / over PIL's own bomb limit
+def test_sizes_are_checked_from_the_header_before_any_decoding(tmp_path, size):
+    (tmp_path / "h.png").write_bytes(_png_header_only(*size))
+    with pytest.raises(InputError, match="too large"):  # a decode would say "cannot decode"
+        load_image(tmp_path / "h.png")
+
+
+def test_pil_decompression_guard_is_left_in_place():
+    import comclip.images  # noqa: F401 — importing it must not switch PIL's guard off
+
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS > 0
+
+
+def test_jpeg_far_over_the_limit_is_decoded_reduced(tmp_path):
+    big = Image.fromarray(np.random.RandomState(2).randint(0, 255, (800, 800, 3), dtype=np.uint8), "RGB")
+    big.save(tmp_path / "big.jpg", quality=90)
+    loaded = load_image(tmp_path / "big.jpg", max_pixels=10_000)  # 64x over: decoded at 1/8 scale
+    assert (loaded.width, loaded.height) == (100, 100)
+    big.save(tmp_path / "big.png")
+    with pytest.raises(InputError, match="too large"):  # no reduced decoding for PNG
+        load_image(tmp_path / "big.png", max_pixels=10_000)
+    with pytest.raises(InputError, match="too large"):  # only 2x over: refused, not reduced
+        load_image(tmp_path / "big.jpg", max_pixels=320_000)

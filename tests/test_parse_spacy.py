@@ -526,9 +526,14 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pipeline_from_env_is_loaded_lazily_and_used(
     fresh: None, monkeypatch: pytest.MonkeyPatch, tiny_pipeline: Path
 ) -> None:
+    loads: list[str] = []
+    real_load = spacy.load
+    monkeypatch.setattr(spacy, "load", lambda name, **kw: loads.append(str(name)) or real_load(name, **kw))
     monkeypatch.setenv("COMCLIP_SPACY_MODEL", str(tiny_pipeline))
+    assert get_parser("rules").name == "rules" and loads == []  # nothing loaded until asked for
     parser = get_parser("spacy")
     assert isinstance(parser, SpacyParser) and parser.name == "spacy"
+    assert loads == [str(tiny_pipeline)] and get_parser("spacy") is parser  # loaded once, then cached
     assert get_parser("auto").name == "spacy"
     graph = parser("A photo of a dog chasing a cat")
     assert graph.caption == "A photo of a dog chasing a cat"  # original caption kept

@@ -70,7 +70,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from comclip.eval import distributed, runner
     from comclip.eval import report as reporting
     from comclip.eval.store import ResultStore
-    from comclip.models import get_preset
+    from comclip.presets import get_preset
 
     for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size), ("--topk", args.topk),
                         ("--max-num", args.max_num)):

@@ -10,81 +10,17 @@
 
 The conventions for names, attributes and predicates are documented in
 :mod:`comclip.parse.rules` and followed by every backend.
+
+Layout: ``registry`` (names -> parsers, the cache), ``base`` (protocol, caption check),
+``builder`` (graph accumulator), ``lexicon`` (every word list), ``morphology`` (rules on one
+word), ``rules/`` (tokens -> chunker -> assembler), ``spacy_parser``, ``llm``, ``evaluate``
+(scores a parser against reference graphs; it imports the registry, never the reverse).
 """
 
 from __future__ import annotations
 
-import os
-
-from comclip.errors import InputError
-from comclip.graph import SceneGraph
-from comclip.parse.base import Parser, require_caption
+from comclip.parse.base import Parser
 from comclip.parse.evaluate import ParseScores, evaluate
-from comclip.parse.rules import RulesParser
+from comclip.parse.registry import PARSERS, clear_cache, get_parser, parse
 
 __all__ = ["PARSERS", "ParseScores", "Parser", "clear_cache", "evaluate", "get_parser", "parse"]
-
-PARSERS: tuple[str, ...] = ("auto", "rules", "spacy", "llm")
-
-_CACHE: dict[tuple[str, ...], Parser] = {}
-
-
-def _cache_key(name: str) -> tuple[str, ...]:
-    """Parsers are cached per name and per the environment that configures them."""
-    if name in {"auto", "spacy"}:
-        return (name, os.environ.get("COMCLIP_SPACY_MODEL", ""))
-    if name == "llm":
-        from comclip.parse.llm import LLMConfig
-
-        cfg = LLMConfig.from_env()
-        return (name, cfg.base_url, cfg.model, str(cfg.timeout), str(hash(cfg.api_key)))
-    return (name,)
-
-
-def _build(name: str) -> Parser:
-    if name == "rules":
-        return RulesParser()
-    if name == "llm":
-        from comclip.parse.llm import LLMParser
-
-        return LLMParser.from_env()
-    from comclip.parse.spacy_parser import SpacyParser
-
-    if name == "spacy":
-        return SpacyParser.load()
-    try:
-        return SpacyParser.load()
-    except InputError:
-        return RulesParser()
-
-
-def get_parser(name: str = "auto") -> Parser:
-    """The parser called ``name`` (one of ``PARSERS``), built once and cached.
-
-    Raises InputError for an unknown name, for ``spacy`` without an English pipeline, and for
-    ``llm`` without its environment variables.
-    """
-    key = name.strip().lower() if isinstance(name, str) else ""
-    if key not in PARSERS:
-        raise InputError(f"unknown parser {name!r}; choose one of: {', '.join(PARSERS)}")
-    cache_key = _cache_key(key)
-    parser = _CACHE.get(cache_key)
-    if parser is None:
-        parser = _build(key)
-        _CACHE[cache_key] = parser
-    return parser
-
-
-def clear_cache() -> None:
-    """Forget every built parser (e.g. after installing a spaCy pipeline)."""
-    _CACHE.clear()
-
-
-def parse(caption: str, parser: str = "auto") -> SceneGraph:
-    """Parse ``caption`` into a SceneGraph with the named backend.
-
-    An empty caption is an InputError; a caption in which no entity is found gives a graph with
-    zero entities (the engine then scores it with plain CLIP).
-    """
-    require_caption(caption)
-    return get_parser(parser)(caption)

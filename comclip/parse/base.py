@@ -1,4 +1,10 @@
-"""What every parse backend shares: the parser protocol and caption checking."""
+"""What every parse backend shares: the parser protocol and caption checking.
+
+Contract: a ``Parser`` has a ``name`` (the backend actually used) and is called as
+``parser(caption) -> SceneGraph`` whose ``caption`` is the caption as given. ``require_caption``
+returns its argument unchanged, or raises InputError "caption must be a string, got T" for a
+non-string and "caption is empty" for an empty or whitespace-only string.
+"""
 
 from __future__ import annotations
 

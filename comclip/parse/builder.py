@@ -1,4 +1,10 @@
-"""A small mutable accumulator that the parse backends fill and freeze into a SceneGraph."""
+"""A small mutable accumulator that the parse backends fill and freeze into a SceneGraph.
+
+Contract: entity ids are "e0", "e1", ... in order of ``add_entity``; names and attributes are
+stripped, an empty attribute or a repeated one is ignored; predicates have their whitespace
+collapsed, and an empty predicate, a self-loop or an exact repeat of a relation is ignored.
+``build(caption)`` returns a validated SceneGraph (entities and relations in insertion order).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 Entities are compared as ``(name, sorted attributes)``; relations as ``(subject entity,
 predicate, object entity or None)`` with both ends written as entity keys, so ids do not matter.
 Matching is multiset intersection per caption, summed over all captions (micro-average).
+
+Contract: ``evaluate(cases, parser) -> ParseScores``; ``parser`` is a name looked up in
+:mod:`comclip.parse.registry` or any callable; no parser module imports this one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from comclip.graph import Entity, SceneGraph
+from comclip.parse.registry import get_parser
 
 __all__ = ["PRF", "ParseScores", "entity_key", "evaluate", "relation_keys"]
 
@@ -102,8 +106,6 @@ def evaluate(
     ``parser`` is a parser name (see ``comclip.parse.PARSERS``) or any callable.
     """
     if isinstance(parser, str):
-        from comclip.parse import get_parser
-
         parser = get_parser(parser)
     name = getattr(parser, "name", getattr(parser, "__name__", "parser"))
     ent = Counter[str]()

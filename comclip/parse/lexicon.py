@@ -1,7 +1,12 @@
-"""Small English word lists and a tiny verb lemmatizer shared by the parse backends.
+"""Every English word list the parse backends use, in one place (data only).
 
-Nothing here needs a model: the lists are deliberately short and aimed at image captions
-(people, animals, objects, colours, materials, spatial prepositions, visible actions).
+Contract: public names are constants only (frozensets, tuples, two dicts, one compiled
+pattern), built from literals here (``_graded`` derives the comparatives) and never mutated; no
+model, file or environment variable is read. The
+lists are deliberately short and aimed at image captions (people, animals, objects, colours,
+materials, spatial prepositions, visible actions). The rules that apply them to single words
+(lemmatising, verb forms, "adjective-like") live in :mod:`comclip.parse.morphology`; the sections
+at the end hold the lists only the rules chunker or only the spaCy backend reads.
 """
 
 from __future__ import annotations
@@ -10,28 +15,46 @@ import re
 
 __all__ = [
     "ADJECTIVES",
+    "ADJECTIVE_SUFFIXES",
     "ADVERBS",
     "AUXILIARIES",
+    "CAPTION_FRAME_RE",
     "COLOURS",
     "COMPARATIVES",
+    "CONJUNCTIONS",
+    "CONTRACTIONS",
     "COPULAS",
     "DETERMINERS",
+    "END_PUNCT",
     "FIXED_COMPOUNDS",
+    "FUNCTION_WORDS",
+    "IGNORED_PRONOUNS",
     "ING_NOUNS",
+    "IRREGULAR_PAST",
     "IRREGULAR_PLURALS",
+    "IRREGULAR_VERBS",
+    "LINKING_VERBS",
+    "LY_NOT_ADVERBS",
     "MATERIALS",
+    "MERGED_PHRASES",
     "MULTIWORD_PREPOSITIONS",
+    "NEGATIONS",
+    "NOUNY_ADJECTIVES",
     "NUMBERS",
+    "OBJECT_PRONOUNS",
     "PARTICLES",
+    "POSITIONAL",
+    "POSITION_NOUNS",
     "PREPOSITIONS",
+    "PREP_HEADS",
+    "PREP_TOKENS",
+    "PRESENTATIONAL_SUBJECTS",
     "QUANTITY_NOUNS",
+    "RELATIONAL_NOUNS",
+    "RELATIVE_WORDS",
+    "REL_PRONOUNS",
+    "SUBJECT_PRONOUNS",
     "VERBS",
-    "adjective_like",
-    "is_number",
-    "is_plural_noun",
-    "lemmatize_verb",
-    "strip_caption_frame",
-    "verb_form",
 ]
 
 DETERMINERS: frozenset[str] = frozenset(
@@ -182,19 +205,12 @@ QUANTITY_NOUNS: frozenset[str] = frozenset(
 )
 
 # Frame phrases that describe the picture, not its content: "a photo of a dog" -> "a dog".
-_FRAME_RE = re.compile(
+CAPTION_FRAME_RE: re.Pattern[str] = re.compile(
     r"^\s*(?:(?:this|it)\s+is\s+)?(?:(?:a|an|the|this)\s+)?"
     r"(?:(?:close[- ]?up|black and white|color|colour|blurry|aerial|old)\s+)?"
     r"(?:photo|photograph|picture|image|pic|snapshot|shot|view|close[- ]?up)\s+(?:of|showing)\s+",
     re.IGNORECASE,
 )
-
-
-def strip_caption_frame(caption: str) -> str:
-    """Drop a leading "a photo of" / "an image of" / "a close-up of" frame phrase."""
-    stripped = _FRAME_RE.sub("", caption, count=1)
-    return stripped if stripped.strip() else caption
-
 
 # Base forms of verbs that describe something visible. Irregular forms are listed below.
 VERBS: frozenset[str] = frozenset(
@@ -217,7 +233,8 @@ VERBS: frozenset[str] = frozenset(
     decorate juggle wrestle rub flip kneel wander explore observe admire chat argue""".split()
 )
 
-_IRREGULAR: dict[str, str] = {
+# Irregular verb forms -> base form.
+IRREGULAR_VERBS: dict[str, str] = {
     "sat": "sit",
     "sitting": "sit",
     "ran": "run",
@@ -318,97 +335,15 @@ _IRREGULAR: dict[str, str] = {
     "am": "be",
 }
 # Irregular forms that are simple past / past participle (never plain nouns in captions).
-_IRREGULAR_PAST: frozenset[str] = frozenset(
-    w for w, b in _IRREGULAR.items() if not w.endswith(("ing", "s")) and w not in COPULAS
+IRREGULAR_PAST: frozenset[str] = frozenset(
+    w for w, b in IRREGULAR_VERBS.items() if not w.endswith(("ing", "s")) and w not in COPULAS
 )
-
-_VOWELS = set("aeiou")
-
-
-def _candidates(word: str) -> list[str]:
-    """Possible base forms of an inflected verb, most likely first."""
-    cands: list[str] = []
-    if word.endswith("ies") and len(word) > 4:
-        cands.append(word[:-3] + "y")
-    if word.endswith("es") and len(word) > 3:
-        cands.append(word[:-2])
-    if word.endswith("s") and not word.endswith("ss") and len(word) > 2:
-        cands.append(word[:-1])
-    for suffix in ("ing", "ed"):
-        if word.endswith(suffix) and len(word) > len(suffix) + 1:
-            stem = word[: -len(suffix)]
-            if suffix == "ed" and stem.endswith("i"):
-                cands.append(stem[:-1] + "y")
-            if len(stem) > 2 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
-                cands.append(stem[:-1])
-            cands.extend([stem, stem + "e"])
-            if suffix == "ed" and word.endswith("eed"):
-                cands.append(word[:-1])
-    return cands
-
-
-def lemmatize_verb(word: str, *, known_only: bool = False) -> str | None:
-    """Base form of a verb form: "sits" -> "sit", "riding" -> "ride", "held" -> "hold".
-
-    Irregular forms come from a table, regular ones from stripping -s/-es/-ies/-ing/-ed and
-    checking the result against ``VERBS``. Unknown words get a suffix-based guess unless
-    ``known_only`` is set, in which case ``None`` is returned for them.
-    """
-    w = word.lower()
-    if w in _IRREGULAR:
-        return _IRREGULAR[w]
-    if w in VERBS:
-        return w
-    cands = _candidates(w)
-    for cand in cands:
-        if cand in VERBS:
-            return cand
-    if known_only or not cands:
-        return None
-    return _guess_stem(w)
-
-
-def _guess_stem(w: str) -> str:
-    """Suffix-stripping guess for a verb form not in the word list."""
-    for suffix in ("ing", "ed"):
-        if w.endswith(suffix) and len(w) > len(suffix) + 2:
-            stem = w[: -len(suffix)]
-            if stem[-1] == stem[-2] and stem[-1] not in "lsz":
-                return stem[:-1]
-            cvc = stem[-1] not in _VOWELS and stem[-2] in _VOWELS and stem[-3] not in _VOWELS
-            return stem + "e" if cvc and stem[-1] not in "wxyr" and len(stem) <= 4 else stem
-    if w.endswith("ies"):
-        return w[:-3] + "y"
-    if w.endswith(("ches", "shes", "sses", "xes", "zes")):
-        return w[:-2]
-    if w.endswith("s") and not w.endswith("ss"):
-        return w[:-1]
-    return w
-
-
-def verb_form(word: str) -> str | None:
-    """Classify a known verb form: "base", "s", "ing", "past" (past/participle) or None."""
-    w = word.lower()
-    if w in COPULAS or lemmatize_verb(w, known_only=True) is None:
-        return None
-    if w in _IRREGULAR_PAST:
-        return "past"
-    if w in VERBS:
-        return "base"
-    if w.endswith("ing"):
-        return "ing"
-    if w.endswith("ed"):
-        return "past"
-    if w.endswith("s"):
-        return "s"
-    return "base"
-
 
 # -ing words that are nouns in captions ("a tall building"), checked before the verb reading.
 ING_NOUNS: frozenset[str] = frozenset(
     """building ceiling clothing thing string ring king wing morning evening swing spring sibling
     pudding railing icing frosting topping bedding awning painting drawing stuffing wedding
-    sapling duckling dumpling earring offspring lightning pudding ping""".split()
+    sapling duckling dumpling earring offspring lightning ping""".split()
 )
 
 # Compound nouns whose first word would otherwise read as an attribute.
@@ -447,24 +382,102 @@ IRREGULAR_PLURALS: frozenset[str] = frozenset(
     "people men women children feet teeth mice geese sheep deer fish cattle police".split()
 )
 
-_ADJ_SUFFIXES = ("ous", "ful", "ive", "less", "ish", "able", "ible", "ical", "ese")
+# Endings that make an unknown word read as an adjective ("colourful", "plastic-ish").
+ADJECTIVE_SUFFIXES: tuple[str, ...] = ("ous", "ful", "ive", "less", "ish", "able", "ible", "ical", "ese")
 
+# -- pronouns, conjunctions, negation (both backends) ----------------------------------------
 
-def adjective_like(word: str) -> bool:
-    """True for a known adjective, a number, or an unknown word with an adjective suffix."""
-    w = word.lower()
-    return w in ADJECTIVES or is_number(w) or (len(w) > 5 and w.endswith(_ADJ_SUFFIXES))
+CONJUNCTIONS: frozenset[str] = frozenset({"and", "or", "but", "&", "while", "whereas", "where", "then", ",", ":"})
+# Relative pronouns; "that" is one too but, being also a determiner, is decided in context.
+REL_PRONOUNS: frozenset[str] = frozenset({"who", "which", "whom"})
+RELATIVE_WORDS: frozenset[str] = REL_PRONOUNS | {"that"}
+SUBJECT_PRONOUNS: frozenset[str] = frozenset({"he", "she", "it", "they"})
+OBJECT_PRONOUNS: frozenset[str] = frozenset({"him", "her", "it", "them"})
+IGNORED_PRONOUNS: frozenset[str] = frozenset(
+    {"i", "you", "we", "me", "us", "himself", "herself", "itself", "themselves"}
+)
+NEGATIONS: frozenset[str] = frozenset({"not", "n't", "never"})
+# Verbs that take a predicate adjective like a copula ("the dog looks happy").
+LINKING_VERBS: frozenset[str] = frozenset({"look", "seem", "appear", "become", "turn", "stay", "remain", "feel", "get"})
 
+# -- the rules tokeniser and chunker ---------------------------------------------------------
 
-def is_number(word: str) -> bool:
-    """Cardinal numbers as words ("two") or digits ("3")."""
-    w = word.lower()
-    return w in NUMBERS or w.replace(".", "", 1).isdigit()
+END_PUNCT: frozenset[str] = frozenset(".;!?")
+# Positions without an object ("on the left"); merged into one token like a preposition.
+POSITIONAL: frozenset[str] = frozenset(
+    {
+        "on the left",
+        "on the right",
+        "to the left",
+        "to the right",
+        "in the background",
+        "in the foreground",
+        "in the distance",
+        "in the middle",
+        "at the top",
+        "at the bottom",
+        "in the center",
+        "in the centre",
+        "in front",
+        "on top",
+        "in the back",
+        "at the back",
+    }
+)
+# Every multi-word phrase the tokeniser merges into one token, longest first.
+MERGED_PHRASES: tuple[tuple[str, ...], ...] = tuple(
+    sorted({*MULTIWORD_PREPOSITIONS, *(tuple(p.split()) for p in POSITIONAL)}, key=len, reverse=True)
+)
+# Every token the chunker reads as a preposition (single words and merged phrases).
+PREP_TOKENS: frozenset[str] = frozenset(PREPOSITIONS | {" ".join(p) for p in MERGED_PHRASES})
+# Adjectives that are also common nouns: only modifiers when a clear noun follows them.
+NOUNY_ADJECTIVES: frozenset[str] = frozenset(
+    """wood metal plastic glass stone brick leather steel iron cotton wool paper cardboard ceramic
+    concrete marble rubber denim silk straw tin copper bronze porcelain velvet fur gold silver
+    orange light cream lime olive chocolate baby toy top bottom front back side left right
+    middle dark""".split()
+)
+# Words ending in -ly that are not adverbs.
+LY_NOT_ADVERBS: frozenset[str] = frozenset(
+    """fly belly lily jelly family bully holly ally rally apply reply supply ugly curly early
+    friendly lonely lovely elderly chilly hilly woolly silly jolly smelly oily wrinkly bubbly
+    sparkly frilly""".split()
+)
+# Tokens that never belong to a noun phrase or a verb group.
+FUNCTION_WORDS: frozenset[str] = frozenset(
+    DETERMINERS
+    | COPULAS
+    | AUXILIARIES
+    | CONJUNCTIONS
+    | REL_PRONOUNS
+    | SUBJECT_PRONOUNS
+    | OBJECT_PRONOUNS
+    | IGNORED_PRONOUNS
+    | NEGATIONS
+    | PREP_TOKENS
+    | END_PUNCT
+    | {"there", "'", '"', "(", ")"}
+)
+# Clitics written out by the tokeniser ("they're" -> "they are").
+CONTRACTIONS: dict[str, str] = {
+    "'re": "are",
+    "'m": "am",
+    "'ll": "will",
+    "'ve": "have",
+    "'d": "would",
+}
 
+# -- the spaCy backend ------------------------------------------------------------------------
 
-def is_plural_noun(word: str) -> bool:
-    """Rough plural test used for subject-verb agreement heuristics."""
-    w = word.lower()
-    if w in IRREGULAR_PLURALS:
-        return True
-    return w.endswith("s") and not w.endswith(("ss", "us", "is", "ics"))
+# Nouns that, with "of", make a multi-word preposition ("in front of", "on top of").
+RELATIONAL_NOUNS: frozenset[str] = frozenset(
+    "front top left right side middle center centre back bottom edge end corner".split()
+)
+# Nouns that make an object-less position ("in the background").
+POSITION_NOUNS: frozenset[str] = frozenset(
+    "left right background foreground distance middle center centre front top back bottom".split()
+)
+# Adverbs/adjectives that head a multi-word preposition ("next to", "close to").
+PREP_HEADS: frozenset[str] = frozenset("next close closer adjacent far away out because instead inside outside".split())
+# Subjects of a presentational copula ("this is a dog"): not entities.
+PRESENTATIONAL_SUBJECTS: frozenset[str] = frozenset({"this", "that", "these", "those", "it", "here"})

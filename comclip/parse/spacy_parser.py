@@ -3,7 +3,7 @@
 ``graph_from_doc(doc)`` is a pure function of a parsed ``Doc`` (ClearNLP-style labels as produced
 by spaCy's English pipelines: nsubj, dobj, prep, pobj, amod, compound, nummod, acl, relcl, conj,
 attr, acomp, expl, neg, prt, poss, ...). It follows the conventions documented in
-:mod:`comclip.parse.rules`:
+:mod:`comclip.parse.rules` (word lists: :mod:`comclip.parse.lexicon`):
 
 - every noun (NOUN/PROPN) that is not part of a compound, a multi-word preposition ("front" in
   "in front of") or a collective "group of" is an entity; ``name`` = compounds + head, lowercased,
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from comclip.errors import InputError
 from comclip.graph import SceneGraph
 from comclip.parse import lexicon as lx
+from comclip.parse import morphology as mo
 from comclip.parse.base import require_caption
 from comclip.parse.builder import GraphBuilder
 
@@ -41,24 +42,10 @@ __all__ = ["SPACY_MODELS", "SpacyParser", "graph_from_doc", "load_pipeline"]
 SPACY_MODELS: tuple[str, ...] = ("en_core_web_sm", "en_core_web_md", "en_core_web_lg", "en_core_web_trf")
 _REMEDY = "install one with: python -m spacy download en_core_web_sm"
 
+# spaCy tag and dependency label sets (not words; the word lists are in the lexicon).
 NOUN_POS = frozenset({"NOUN", "PROPN"})
 SUBJ_DEPS = frozenset({"nsubj", "nsubjpass", "csubj"})
 PREP_DEPS = frozenset({"prep", "agent"})
-# Nouns that, with "of", make a multi-word preposition ("in front of", "on top of").
-RELATIONAL_NOUNS = frozenset(
-    "front top left right side middle center centre back bottom edge end corner".split()
-)
-# Nouns that make an object-less position ("in the background").
-POSITION_NOUNS = frozenset(
-    "left right background foreground distance middle center centre front top back bottom".split()
-)
-# Adverbs/adjectives that head a multi-word preposition ("next to", "close to").
-PREP_HEADS = frozenset("next close closer adjacent far away out because instead inside outside".split())
-REL_PRONOUNS = frozenset({"who", "which", "that", "whom"})
-PRESENTATIONAL_SUBJECTS = frozenset({"this", "that", "these", "those", "it", "here"})
-SUBJECT_PRONOUNS = frozenset({"he", "she", "it", "they"})
-OBJECT_PRONOUNS = frozenset({"him", "her", "it", "them"})
-LINKING_VERBS = frozenset({"look", "seem", "appear", "become", "turn", "stay", "remain", "feel", "get"})
 
 
 @dataclass(frozen=True)
@@ -78,7 +65,7 @@ def _is_copula(tok: Token) -> bool:
 
 def _lemma(tok: Token) -> str:
     """Verb lemma from spaCy, falling back to the small lemmatizer when the doc has none."""
-    return tok.lemma_.lower() or lx.lemmatize_verb(_low(tok)) or _low(tok)
+    return tok.lemma_.lower() or mo.lemmatize_verb(_low(tok)) or _low(tok)
 
 
 def _children(tok: Token, deps: frozenset[str] | set[str]) -> list[Token]:
@@ -100,14 +87,14 @@ def prep_phrase(prep: Token) -> _PrepPhrase:
     if pobj is None and inner is not None:  # "out of", "in between", "next to", "close to"
         sub = prep_phrase(inner)
         return _PrepPhrase(f"{_low(prep)} {sub.text}", sub.obj, (inner, *sub.consumed))
-    if pobj is not None and _low(pobj) in RELATIONAL_NOUNS | POSITION_NOUNS:
+    if pobj is not None and _low(pobj) in lx.RELATIONAL_NOUNS | lx.POSITION_NOUNS:
         of = next((c for c in _children(pobj, PREP_DEPS) if _low(c) == "of"), None)
         mods = [c for c in pobj.children if c.dep_ in {"det", "amod", "compound"} and c.i < pobj.i]
         words = [_low(prep), *(_low(m) for m in sorted(mods, key=lambda t: t.i)), _low(pobj)]
-        if of is not None and _low(pobj) in RELATIONAL_NOUNS:
+        if of is not None and _low(pobj) in lx.RELATIONAL_NOUNS:
             sub = prep_phrase(of)
             return _PrepPhrase(" ".join([*words, "of"]), sub.obj, (pobj, of, *mods, *sub.consumed))
-        if of is None and _low(pobj) in POSITION_NOUNS and not _children(pobj, PREP_DEPS):
+        if of is None and _low(pobj) in lx.POSITION_NOUNS and not _children(pobj, PREP_DEPS):
             return _PrepPhrase(" ".join(words), None, (pobj, *mods))
     return _PrepPhrase(_low(prep), pobj)
 
@@ -117,7 +104,7 @@ def _prep_children(tok: Token) -> list[Token]:
     out = []
     for c in tok.children:
         if c.dep_ in PREP_DEPS or (
-            _low(c) in PREP_HEADS
+            _low(c) in lx.PREP_HEADS
             and c.dep_ in {"advmod", "amod", "npadvmod", "prep"}
             and _children(c, PREP_DEPS)
         ):
@@ -150,7 +137,7 @@ class _Extractor:
     def mark_structure(self) -> None:
         """Tokens inside multi-word prepositions, and "group of X" redirects."""
         for tok in self.doc:
-            if tok.dep_ in PREP_DEPS or _low(tok) in PREP_HEADS:
+            if tok.dep_ in PREP_DEPS or _low(tok) in lx.PREP_HEADS:
                 self.consumed.update(t.i for t in prep_phrase(tok).consumed)
             if _low(tok) in lx.QUANTITY_NOUNS and tok.pos_ in NOUN_POS:
                 of = next((c for c in _children(tok, PREP_DEPS) if _low(c) == "of"), None)
@@ -206,9 +193,9 @@ class _Extractor:
 
     def pronoun(self, tok: Token, exclude: list[str]) -> list[str]:
         word = _low(tok)
-        if word in SUBJECT_PRONOUNS and tok.dep_ in SUBJ_DEPS:
+        if word in lx.SUBJECT_PRONOUNS and tok.dep_ in SUBJ_DEPS:
             return list(self.last_subjects)
-        if word in OBJECT_PRONOUNS:
+        if word in lx.OBJECT_PRONOUNS:
             for i in range(tok.i - 1, -1, -1):
                 if i in self.ids and self.ids[i] not in exclude:
                     return [self.ids[i]]
@@ -219,7 +206,7 @@ class _Extractor:
         if _presentational(verb):
             return self.entity_ids(next(iter(_children(verb, {"attr"})), None))
         for s in _children(verb, SUBJ_DEPS):
-            if _low(s) in REL_PRONOUNS and verb.dep_ == "relcl":
+            if _low(s) in lx.RELATIVE_WORDS and verb.dep_ == "relcl":
                 return self.entity_ids(verb.head)
             found = self.entity_ids(s)
             if found or s.pos_ != "PRON":
@@ -281,7 +268,7 @@ class _Extractor:
         if _is_copula(verb):
             self.copula(verb, subjects, neg)
             return
-        if _lemma(verb) in LINKING_VERBS and _children(verb, {"acomp", "oprd"}):
+        if _lemma(verb) in lx.LINKING_VERBS and _children(verb, {"acomp", "oprd"}):
             for s in subjects:
                 for a in _children(verb, {"acomp", "oprd"}):
                     for adj in _conjuncts(a):
@@ -305,7 +292,7 @@ class _Extractor:
         """Direct objects; a relative pronoun object is the modified noun ("the horse that ...")."""
         out: list[str] = []
         for d in _children(carrier, {"dobj"}):
-            if _low(d) in REL_PRONOUNS and verb.dep_ == "relcl":
+            if _low(d) in lx.RELATIVE_WORDS and verb.dep_ == "relcl":
                 out.extend(self.entity_ids(verb.head))
             else:
                 out.extend(self.entity_ids(d))
@@ -352,7 +339,7 @@ def _presentational(verb: Token) -> bool:
         return False
     subjects = _children(verb, SUBJ_DEPS)
     return bool(_children(verb, {"expl"})) or (
-        bool(subjects) and all(_low(s) in PRESENTATIONAL_SUBJECTS for s in subjects)
+        bool(subjects) and all(_low(s) in lx.PRESENTATIONAL_SUBJECTS for s in subjects)
     )
 
 
@@ -404,7 +391,7 @@ class SpacyParser:
 
     def __call__(self, caption: str) -> SceneGraph:
         require_caption(caption)
-        doc = self.nlp(lx.strip_caption_frame(caption).strip())
+        doc = self.nlp(mo.strip_caption_frame(caption).strip())
         return graph_from_doc(doc, caption)
 
     def __repr__(self) -> str:

@@ -1,24 +1,21 @@
-"""The ``parse`` and ``score`` subcommands of ``python -m comclip``."""
+"""``python -m comclip score``: one image against captions, CLIP vs ComCLIP (a table or JSON)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from comclip.cli import add_model_options, load_engine, read_json_file
+from comclip.cli.common import add_model_options, load_engine, read_json_file
 from comclip.errors import GraphError, InputError
 from comclip.graph import SceneGraph
+from comclip.options import check_captions
+
+if TYPE_CHECKING:
+    from comclip.result import MatchResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("parse", help="parse captions into entity/relation graphs",
-                       description="Parse captions into scene graphs (entities with attributes, relations).")
-    p.add_argument("captions", nargs="+", metavar="CAPTION")
-    p.add_argument("--parser", default="auto", help="auto (spacy if installed, else rules), rules, spacy, llm")
-    p.add_argument("--json", action="store_true", help="JSON Lines: one graph per caption, in order")
-    p.set_defaults(func=run_parse)
-
     s = sub.add_parser("score", help="score an image against captions: CLIP vs ComCLIP",
                        description="Score one image against captions with plain CLIP and with ComCLIP.")
     s.add_argument("image", metavar="IMAGE")
@@ -34,36 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_score)
 
 
-def run_parse(args: argparse.Namespace) -> int:
-    from comclip import parse as parsing
-
-    parser = parsing.get_parser(args.parser)
-    for caption in args.captions:
-        graph = parser(caption)
-        if args.json:
-            print(graph.to_json())
-        else:
-            print(format_graph(graph))
-    return 0
-
-
-def format_graph(graph: SceneGraph) -> str:
-    lines = [f"caption: {graph.caption}"]
-    if not graph.entities:
-        lines.append("  (no entities found)")
-    for e in graph.entities:
-        attrs = f"  [{', '.join(e.attributes)}]" if e.attributes else ""
-        lines.append(f"  {e.id}: {e.name}{attrs}")
-    for i, r in enumerate(graph.relations):
-        obj = f" {r.object}" if r.object else ""
-        lines.append(f"  r{i}: {r.subject} --{r.predicate}-->{obj}")
-    return "\n".join(lines)
-
-
 def load_graphs(path: str, captions: list[str]) -> tuple[list[str], list[SceneGraph | None]]:
     """Graphs from a file, one per caption; with no captions given, the graphs' captions are used."""
     data = read_json_file(path, "graph file")
-    items: list[Any] = data if isinstance(data, list) else [data]
+    items: list[object] = data if isinstance(data, list) else [data]
     if captions and len(items) != len(captions):
         raise InputError(f"graph file {path} has {len(items)} graph(s) but {len(captions)} caption(s) were given")
     graphs: list[SceneGraph | None] = []
@@ -80,7 +51,6 @@ def load_graphs(path: str, captions: list[str]) -> tuple[list[str], list[SceneGr
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from comclip.engine import check_captions
     from comclip.images import load_image
 
     captions = list(args.captions)
@@ -102,7 +72,7 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_scores(result: Any) -> str:
+def format_scores(result: MatchResult) -> str:
     """A readable table: caption, CLIP, ComCLIP, delta; the best under each marked with *."""
     width = min(max(len(c.caption) for c in result.captions), 60)
     lines = [f"image: {result.image_path} ({result.width}x{result.height})   preset: {result.preset}"]

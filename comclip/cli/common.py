@@ -1,0 +1,87 @@
+"""What every model-running command shares: model flags (generated from :class:`Options`),
+loading an engine from them, and reading JSON inputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from comclip.errors import InputError
+from comclip.options import OptionField, Options, OptionValue
+from comclip.presets import ENCODER_BACKENDS
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
+
+
+def add_option_flag(p: argparse.ArgumentParser, f: OptionField, default: OptionValue = None) -> None:
+    """One :class:`Options` field as a flag; an unset flag leaves the value None (= the default)."""
+    assert f.flag is not None
+    if f.type is bool:
+        p.add_argument(f.flag, dest=f.name, action="store_const", const=not f.default, default=None,
+                       help=f.help)
+        return
+    shown = "the preset's" if f.default is None else f.default
+    p.add_argument(f.flag, dest=f.name, type=f.type, choices=f.choices, default=default,
+                   help=f"{f.help} [{shown}]")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that runs the models."""
+    p.add_argument("--preset", default=os.environ.get("COMCLIP_PRESET", "default"),
+                   help="model preset: default, large or tiny (offline, random weights) [default: %(default)s]")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--clip-model", default=None, metavar="NAME",
+                   help="replace the preset's image-text model: an open_clip name (with --clip-pretrained), an "
+                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id")
+    p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag, e.g. openai")
+    p.add_argument("--clip-backend", choices=ENCODER_BACKENDS, default=None, help="[open_clip]")
+    p.add_argument("--detector", default=None, metavar="ID",
+                   help="replace the preset's detector: a transformers Grounding DINO id")
+    for f in Options.fields():
+        if f.flag is not None:
+            add_option_flag(p, f)
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, OptionValue]:
+    """The :class:`Options` values given on the command line (unset flags left out)."""
+    return {f.name: getattr(args, f.name) for f in Options.fields()
+            if f.flag is not None and getattr(args, f.name, None) is not None}
+
+
+def load_engine(args: argparse.Namespace) -> ComCLIP:
+    """The engine the model flags describe; options are validated before anything heavy loads."""
+    from comclip.engine import load
+    from comclip.loading import resolve_device
+    from comclip.presets import custom_preset, get_preset
+
+    preset = custom_preset(get_preset(args.preset), clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
+                           clip_backend=args.clip_backend, detector=args.detector)
+    options = Options.from_mapping(engine_options(args))
+    device = resolve_device(args.device)
+    if sys.stderr.isatty():  # progress for people; scripts get a clean stderr (errors only)
+        print(f"loading preset '{preset.name}' on {device}: {preset.description}", file=sys.stderr)
+    return load(preset, device=device, **options.to_dict())
+
+
+def read_json_file(path: str, what: str) -> object:
+    """Read a JSON document or JSON Lines file; one ``InputError`` for any problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} not found: {path}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} {path}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        try:
+            return [json.loads(ln) for ln in lines] if len(lines) > 1 else json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{what} {path} is not valid JSON or JSON Lines: {exc}") from None
