@@ -209,6 +209,38 @@ def csv_file(data: Path, names: Iterable[str], dataset: str) -> Path:
                        + (f" (CSV files found: {', '.join(found)})" if found else ""))
 
 
+@dataclass
+class CsvDataset:
+    """A CSV benchmark opened and checked: its file, columns, rows and an image finder."""
+
+    dataset: str
+    path: Path
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    roots: list[Path]
+    finder: ImageFolder
+
+    def loaded(self, examples: list[Example], graphs: str) -> Loaded:
+        if not examples:
+            raise DatasetError(f"{self.dataset}: {self.path} has no rows")
+        return Loaded(self.dataset, "pairs", unique_ids(examples), str(self.path), ", ".join(map(str, self.roots)),
+                      notes=[f"graphs: {graphs}"])
+
+
+def open_csv_dataset(dataset: str, data: str | Path, images: str | Path | None, *, names: Iterable[str],
+                     required: Iterable[str], image_dirs: Iterable[str], graphs: str,
+                     any_of: Iterable[tuple[str, ...]] = ()) -> CsvDataset:
+    """The checks every CSV benchmark makes before reading a row: graph source, folder, CSV file
+    (``data`` itself or one of ``names`` in it), columns, images folder(s)."""
+    check_graphs(graphs)
+    root = folder(data, dataset)
+    path = csv_file(root, tuple(names), dataset)
+    columns, rows = read_csv(path, dataset)
+    check_columns(columns, required, path, dataset, any_of=any_of)
+    roots = image_roots(root, images, image_dirs, dataset)
+    return CsvDataset(dataset, path, columns, rows, roots, ImageFolder(roots))
+
+
 def image_roots(data: Path, images: str | Path | None, defaults: Iterable[str], dataset: str) -> list[Path]:
     """``--images`` if given, else every one of ``defaults`` that exists beside the annotations."""
     if images:

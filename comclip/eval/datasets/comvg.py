@@ -11,23 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from comclip.errors import DatasetError, GraphError
+from comclip.errors import GraphError
 from comclip.eval.datasets.common import (
     Example,
     ImageFolder,
     Loaded,
     Probe,
-    check_columns,
-    check_graphs,
     clean_id,
-    csv_file,
-    folder,
     id_names,
-    image_roots,
-    read_csv,
+    open_csv_dataset,
     row_problem,
     sentence_graph,
-    unique_ids,
 )
 
 COLUMNS = ("id", "sentence", "pos_triplet", "neg_triplet", "pos_image_id", "neg_image_id", "neg_value", "sentence_id")
@@ -57,15 +51,6 @@ def _example(n: int, row: dict[str, Any], finder: ImageFolder, graphs: str) -> E
 
 def load_comvg(data: str | Path, images: str | Path | None = None, graphs: str = "triplet", **_: Any) -> Loaded:
     """``ComVG.csv`` + Visual Genome images ``{image_id}.jpg`` (``images/``, ``VG_100K/``, ``VG_100K_2/``)."""
-    check_graphs(graphs)
-    root = folder(data, "comvg")
-    path = csv_file(root, ("ComVG.csv", "comvg.csv"), "comvg")
-    columns, rows = read_csv(path, "comvg")
-    check_columns(columns, REQUIRED, path, "comvg")
-    roots = image_roots(root, images, ("images", "VG_100K", "VG_100K_2"), "comvg")
-    finder = ImageFolder(roots)
-    examples = [_example(n, row, finder, graphs) for n, row in enumerate(rows, 1)]
-    if not examples:
-        raise DatasetError(f"comvg: {path} has no rows")
-    return Loaded("comvg", "pairs", unique_ids(examples), str(path), ", ".join(map(str, roots)),
-                  notes=[f"graphs: {graphs}"])
+    csv = open_csv_dataset("comvg", data, images, names=("ComVG.csv", "comvg.csv"), required=REQUIRED,
+                           image_dirs=("images", "VG_100K", "VG_100K_2"), graphs=graphs)
+    return csv.loaded([_example(n, row, csv.finder, graphs) for n, row in enumerate(csv.rows, 1)], graphs)

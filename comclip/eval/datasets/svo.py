@@ -12,23 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from comclip.errors import DatasetError, GraphError
+from comclip.errors import GraphError
 from comclip.eval.datasets.common import (
     Example,
     ImageFolder,
     Loaded,
     Probe,
-    check_columns,
-    check_graphs,
     clean_id,
-    csv_file,
-    folder,
     id_names,
-    image_roots,
-    read_csv,
+    open_csv_dataset,
     row_problem,
     sentence_graph,
-    unique_ids,
     url_name,
 )
 
@@ -83,16 +77,7 @@ def load_svo(data: str | Path, images: str | Path | None = None, graphs: str = "
     Images are found by ``pos_image_id``/``neg_image_id`` (as a file name, or with an image
     extension) or else by the file name at the end of ``pos_url``/``neg_url``.
     """
-    check_graphs(graphs)
-    root = folder(data, "svo")
-    path = csv_file(root, ("svo_probes.csv", "svo-probes.csv"), "svo")
-    columns, rows = read_csv(path, "svo")
-    check_columns(columns, REQUIRED, path, "svo", any_of=IMAGES)
-    roots = image_roots(root, images, ("images",), "svo")
-    finder = ImageFolder(roots)
-    id_column = next((c for c in ID_COLUMNS if c in columns), None)
-    examples = [_example(n, row, finder, graphs, id_column) for n, row in enumerate(rows, 1)]
-    if not examples:
-        raise DatasetError(f"svo: {path} has no rows")
-    return Loaded("svo", "pairs", unique_ids(examples), str(path), ", ".join(map(str, roots)),
-                  notes=[f"graphs: {graphs}"])
+    csv = open_csv_dataset("svo", data, images, names=("svo_probes.csv", "svo-probes.csv"), required=REQUIRED,
+                           image_dirs=("images",), graphs=graphs, any_of=IMAGES)
+    id_column = next((c for c in ID_COLUMNS if c in csv.columns), None)
+    return csv.loaded([_example(n, row, csv.finder, graphs, id_column) for n, row in enumerate(csv.rows, 1)], graphs)
