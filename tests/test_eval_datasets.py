@@ -421,6 +421,25 @@ def test_retrieval_comclip_protocol(tiny_engine, tmp_path):
     assert any("caption 0" in n for n in loaded.notes)
 
 
+def test_retrieval_comclip_protocol_with_the_official_queries(tmp_path):
+    """--queries: a CSV of (image, sentence) rows, as the official flickr30k_test.pkl exports."""
+    data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=3)
+    queries = tmp_path / "flickr30k_test.csv"
+    queries.write_text("image,sentence,clip_baseline,original_index\n"
+                       "1000092795.jpg,A dog runs.,\"[(0, 0.3)]\",0\n"
+                       "1000092797.jpg,A cat sleeps.,\"[(2, 0.2)]\",1\n"
+                       "999.jpg,Not in the split.,[],2\n")
+    loaded = load("flickr30k", data, protocol="comclip", queries=queries)
+    assert [(q.id, q.caption, q.target, q.error) for q in loaded.queries[:2]] == [
+        ("q0", "A dog runs.", 0, None), ("q1", "A cat sleeps.", 2, None)]
+    assert loaded.queries[2].error == "row 2: image '999.jpg' is not in the split"
+    with pytest.raises(DatasetError, match="--queries goes with --protocol comclip"):
+        load("flickr30k", data, queries=queries)
+    queries.write_text("filename,caption\nx.jpg,y\n")
+    with pytest.raises(DatasetError, match="lacks the columns image, sentence; columns found: filename, caption"):
+        load("flickr30k", data, protocol="comclip", queries=queries)
+
+
 def test_retrieval_malformed(tmp_path):
     with pytest.raises(DatasetError, match="has no dataset_coco.json"):
         load("coco", tmp_path)

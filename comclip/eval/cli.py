@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default="karpathy",
                    help="retrieval: karpathy = every caption, text->image and image->text, R@1/5/10 (default); "
                         "comclip = the paper's: one caption per test image, text->image, R@1/5 [karpathy]")
+    p.add_argument("--queries", metavar="CSV", default=None,
+                   help="retrieval, --protocol comclip: the queries (columns image, sentence), e.g. the official "
+                        "flickr30k_test.pkl exported to CSV (docs/datasets.md) [each image's first caption]")
     p.add_argument("--pairs", choices=("first", "all"), default="first",
                    help="vl-checklist: the first POS vs the first NEG per entry, as VL-CheckList does, or every "
                         "POS/NEG pair [first]")
@@ -79,7 +82,7 @@ def run_eval(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)  # an unknown preset is refused before reading any data
     # The data folder is checked first: a bad one fails at once, before any model is loaded.
     loaded = runner.load(args.dataset, args.data, args.images, split=args.split, graphs=args.graphs,
-                         protocol=args.protocol, pairs=args.pairs, max_num=args.max_num)
+                         protocol=args.protocol, pairs=args.pairs, max_num=args.max_num, queries=args.queries)
     out = Path(args.out) if args.out else Path("runs") / "eval" / f"{args.dataset}-{preset.name}"
     ResultStore.precheck(out, runner.data_signature(loaded, args.topk) | {"preset": preset.name})
     world, args.device = distributed.start(args.device)  # torchrun: this process's rank and GPU

@@ -36,13 +36,13 @@ DEFAULT_TOPK = 10
 
 
 def load(dataset: str, data: str | Path, images: str | Path | None = None, *, split: str = "test",
-         graphs: str = "triplet", protocol: str = "karpathy", pairs: str = "first", max_num: int | None = None
-         ) -> Loaded | RetrievalSet:
+         graphs: str = "triplet", protocol: str = "karpathy", pairs: str = "first", max_num: int | None = None,
+         queries: str | Path | None = None) -> Loaded | RetrievalSet:
     """Read and check a benchmark's data folder; :class:`DatasetError` at once if it is unusable."""
     if dataset in PAIR_LOADERS:
         return PAIR_LOADERS[dataset](data, images, graphs=graphs, pairs=pairs, max_num=max_num)
     if dataset in RETRIEVAL_DATASETS:
-        return load_retrieval(dataset, data, images, split=split, protocol=protocol)
+        return load_retrieval(dataset, data, images, split=split, protocol=protocol, queries=queries)
     raise InputError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
 
 
@@ -120,9 +120,10 @@ def _run_retrieval(engine: Any, rs: RetrievalSet, store: ResultStore, todo: list
 
 def run(engine: Any, dataset: str, data: str | Path, out: str | Path, *, images: str | Path | None = None,
         split: str = "test", graphs: str = "triplet", protocol: str = "karpathy", pairs: str = "first",
-        max_num: int | None = None, **kwargs: Any) -> dict[str, Any] | None:
+        max_num: int | None = None, queries: str | Path | None = None, **kwargs: Any) -> dict[str, Any] | None:
     """``load`` then ``evaluate``: the Python equivalent of ``python -m comclip eval``."""
-    loaded = load(dataset, data, images, split=split, graphs=graphs, protocol=protocol, pairs=pairs, max_num=max_num)
+    loaded = load(dataset, data, images, split=split, graphs=graphs, protocol=protocol, pairs=pairs, max_num=max_num,
+                  queries=queries)
     return evaluate(engine, loaded, out, **kwargs)
 
 

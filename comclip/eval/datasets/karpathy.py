@@ -13,11 +13,14 @@ Protocols (``--protocol``):
 * ``comclip`` (the paper's Flickr30K setting, its ``flickr30k_test.pkl``): the test split's images
   (1,000 for Flickr30K), ONE caption per image, text→image only, Recall@1/5. The caption is the
   image's first by default (``caption_index``); the official pickle's caption is not always the
-  first (for ``1007129816.jpg`` it is Karpathy's fourth), so numbers differ slightly from it.
+  first (for ``1007129816.jpg`` it is Karpathy's fourth). ``queries`` = a CSV with the columns
+  ``image, sentence`` (the official pickle's, exported as docs/datasets.md shows) takes the
+  queries from it instead: the paper's exact 1,000.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,10 +84,13 @@ class RetrievalSet:
 
 
 def load_retrieval(dataset: str, data: str | Path, images: str | Path | None = None, *, split: str = "test",
-                   protocol: str = DEFAULT_PROTOCOL, caption_index: int = 0) -> RetrievalSet:
+                   protocol: str = DEFAULT_PROTOCOL, caption_index: int = 0,
+                   queries: str | Path | None = None) -> RetrievalSet:
     """Karpathy-split JSON (``dataset_flickr30k.json`` / ``dataset_coco.json``) + its images."""
     if protocol not in PROTOCOLS:
         raise DatasetError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if queries is not None and protocol != "comclip":
+        raise DatasetError("--queries goes with --protocol comclip (one caption per image, text→image)")
     ann_name, image_dirs = DATASETS[dataset]
     root_in = Path(data).expanduser()
     if not root_in.exists():
@@ -139,16 +145,49 @@ def load_retrieval(dataset: str, data: str | Path, images: str | Path | None = N
         raise DatasetError(f"{dataset}: {ann} has no images in split {split!r} "
                            f"(splits found: {', '.join(sorted(splits)) or 'none'})")
     if protocol == "karpathy":
-        queries = [Query(c.id, "t2i", c.text, c.image, c.error) for c in captions]
-        queries += [Query(f"i{g}", "i2t", names[g], g, None if any(c.error is None for c in per_image[g])
-                          else f"image {names[g]} has no readable caption") for g in range(len(names))]
+        qs = [Query(c.id, "t2i", c.text, c.image, c.error) for c in captions]
+        qs += [Query(f"i{g}", "i2t", names[g], g, None if any(c.error is None for c in per_image[g])
+                     else f"image {names[g]} has no readable caption") for g in range(len(names))]
         notes = [f"split: {split}", "protocol: karpathy (every caption; text→image and image→text; R@1/5/10)"]
+    elif queries is not None:
+        path = Path(queries).expanduser()
+        qs = _from_file(path, names, dataset)
+        notes = [f"split: {split}", f"protocol: comclip (the queries of {path}; text→image; R@1/5)"]
+        bad_rows = []  # the split's rows are only the gallery here
     else:
-        queries = [_first(per_image[g], g, names[g], caption_index) for g in range(len(names))]
+        qs = [_first(per_image[g], g, names[g], caption_index) for g in range(len(names))]
         notes = [f"split: {split}", f"protocol: comclip (one caption per image: caption {caption_index}; "
                  "text→image; R@1/5)"]
-    return RetrievalSet(dataset, str(ann), str(root), split, names, paths, bad_rows + queries, captions,
+    return RetrievalSet(dataset, str(ann), str(root), split, names, paths, bad_rows + qs, captions,
                         protocol, notes)
+
+
+def _from_file(path: Path, names: list[str], dataset: str) -> list[Query]:
+    """Queries from a CSV with ``image`` (a gallery file name) and ``sentence`` columns."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{dataset}: cannot read the queries file {path}: {one_line(exc)}") from None
+    if not {"image", "sentence"} <= set(columns):
+        raise DatasetError(f"{dataset}: {path} lacks the columns image, sentence; columns found: "
+                           f"{', '.join(c for c in columns if c) or 'none'}")
+    where = {Path(n).name: g for g, n in enumerate(names)}
+    out = []
+    for n, row in enumerate(rows):
+        image, text = (row.get("image") or "").strip(), " ".join((row.get("sentence") or "").split())
+        g = where.get(Path(image).name, -1)
+        error = None
+        if g < 0:
+            error = f"row {n}: image {image!r} is not in the split"
+        elif not text:
+            error = f"row {n}: empty sentence"
+        out.append(Query(f"q{n}", "t2i", text, g, error))
+    if not out:
+        raise DatasetError(f"{dataset}: {path} has no rows")
+    return out
 
 
 def _first(mine: list[Caption], g: int, name: str, index: int) -> Query:
