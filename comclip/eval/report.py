@@ -147,6 +147,8 @@ def markdown(report: dict[str, Any]) -> str:
         + (f"; first {report['limit']} examples" if report.get("limit") else ""),
     ]
     parts += [f"- {n}" for n in report.get("notes", [])]
+    if report.get("world_size", 1) > 1:
+        parts.append(f"- scored by {report['world_size']} processes (torchrun), merged into one examples.jsonl")
     if report["models"].get("random_weights"):
         parts += ["", f"**Preset `{report['preset']}` has random weights: these numbers mean nothing.**"]
     if report["failures"]:
