@@ -32,7 +32,7 @@ from comclip.components import (
 )
 from comclip.encoders import Encoder
 from comclip.errors import InputError
-from comclip.formula import compose_batch
+from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
 from comclip.ground import Detector, PhraseBoxes, normalise_phrase
 from comclip.images import LoadedImage, image_digest, load_image
@@ -55,7 +55,8 @@ DetectionKey = tuple[str, tuple[str, ...], float, float, int]
 
 
 def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], image_emb: torch.Tensor,
-                     text_emb: torch.Tensor, logit_scale: float, weighting: str) -> dict[str, np.ndarray]:
+                     text_emb: torch.Tensor, logit_scale: float, weighting: str,
+                     project: Projection | None = None) -> dict[str, np.ndarray]:
     """Every caption's numbers at once, on the embeddings' device, with one transfer to the host.
 
     Caption ``k``'s global image is row ``plans[k].item`` of ``image_emb``; texts are looked up in
@@ -72,7 +73,7 @@ def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], 
     cap_text = torch.tensor([text_row[p.caption] for p in plans], dtype=torch.long, device=dev)
     comp_text, comp_image, valid = comp_text.to(dev), comp_image.to(dev), valid.to(dev)
     out = compose_batch(text_emb[cap_text], image_emb[cap_image], text_emb[comp_text], image_emb[comp_image],
-                        valid, logit_scale, weighting)
+                        valid, logit_scale, weighting, project)
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
@@ -183,7 +184,8 @@ class ComCLIP:
         text_row = {t: k for k, t in enumerate(texts)}
         lap("encode_texts")
         scale = float(self.encoder.logit_scale)
-        host = compose_captions(plans, text_row, image_emb, text_emb, scale, opts.weighting)
+        host = compose_captions(plans, text_row, image_emb, text_emb, scale, opts.weighting,
+                                getattr(self.encoder, "project_queries", None))  # multi-query encoders (BLIP-2)
         results = self._results(prepared, plans, host, image_emb.float().cpu().numpy(),
                                 text_emb.float().cpu().numpy(), text_row, opts, scale)
         lap("compose")

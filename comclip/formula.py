@@ -10,10 +10,23 @@ For one caption with text embedding ``t``, global image embedding ``v0`` and com
     score = cos(t, v* / |v*|)          baseline = cos(t, v0)
 
 With no components the ComCLIP score equals the baseline.
+
+Multi-query image side (BLIP-2). The image rows are per-query features ``h0, h_i`` of shape
+``(Q, D_q)`` (the Q-Former's query outputs before the projection) and ``P`` is the model's affine
+image projection; ``p(h)_q = P(h_q) / |P(h_q)|``::
+
+    s_i   = logit_scale * max_q cos(t_i, p(h_i)_q)
+    w     = softmax(s) | s_i / sum_j s_j          (as above)
+    h*    = h0 + sum_i w_i h_i                    (per query)
+    score = max_q cos(t, P(h*_q))                 baseline = max_q cos(t, P(h0_q))
+
+as the official ``comblip.py`` composes the query outputs before projecting (it also L2-normalises
+each ``h*_q`` before ``P``; we do not, so that with no components the score is BLIP-2's own).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -56,23 +69,41 @@ class Composition:
     loo_scores: list[float]
 
 
+#: An image projection for multi-query rows: ``(…, D_q) -> (…, D)`` (affine, not normalised).
+Projection = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _loo_masks(valid: torch.Tensor) -> torch.Tensor:
+    """``(C, n + 1, n)``: ``[:, 0]`` every valid component; ``[:, 1 + j]`` all valid components but j."""
+    c, n = valid.shape
+    masks = valid[:, None, :].expand(c, n + 1, n).clone()
+    masks[:, 1:] &= ~torch.eye(n, dtype=torch.bool, device=valid.device)
+    return masks
+
+
 def compose_batch(t: torch.Tensor, v0: torch.Tensor, t_i: torch.Tensor, v_i: torch.Tensor, valid: torch.Tensor,
-                  logit_scale: float, weighting: str = "softmax") -> dict[str, torch.Tensor]:
+                  logit_scale: float, weighting: str = "softmax", project: Projection | None = None
+                  ) -> dict[str, torch.Tensor]:
     """Many captions at once, on the tensors' device, with no host round-trip.
 
     ``t``, ``v0``: ``(C, D)``; ``t_i``, ``v_i``: ``(C, n, D)`` padded to the longest caption's
     ``n`` components; ``valid``: ``(C, n)`` bool marks real components. Returns tensors:
     ``clip (C,)``, ``comclip (C,)``, ``similarity (C, n)``, ``weight (C, n)``, ``loo (C, n)``
     (padding positions hold 0). A caption with no component has ``comclip == clip``.
+
+    Multi-query rows: ``v0`` ``(C, Q, D_q)`` and ``v_i`` ``(C, n, Q, D_q)`` with ``project`` the
+    image projection (module docstring); ``t``, ``t_i`` stay ``(C, D)``, ``(C, n, D)``.
     """
+    if v0.dim() == 3:
+        if project is None:
+            raise ValueError("multi-query image rows (C, Q, D_q) need the encoder's projection")
+        return _compose_batch_queries(t, v0, t_i, v_i, valid, logit_scale, weighting, project)
     t, v0, t_i, v_i = (x.float() for x in (t, v0, t_i, v_i))
     c, n = valid.shape
     clip = cosine(t, v0)
     cos_i = cosine(t_i, v_i) if n else t.new_zeros(c, 0)
     s = logit_scale * cos_i
-    # masks[:, 0]: every valid component; masks[:, 1 + j]: all valid components but j.
-    masks = valid[:, None, :].expand(c, n + 1, n).clone()
-    masks[:, 1:] &= ~torch.eye(n, dtype=torch.bool, device=valid.device)
+    masks = _loo_masks(valid)
     w = component_weights(s[:, None, :].expand(c, n + 1, n), weighting, masks)
     v_star = v0[:, None, :] + w @ v_i  # (C, n + 1, D)
     scores = cosine(t[:, None, :].expand_as(v_star), v_star)
@@ -81,14 +112,41 @@ def compose_batch(t: torch.Tensor, v0: torch.Tensor, t_i: torch.Tensor, v_i: tor
             "weight": torch.where(valid, w[:, 0], zero), "loo": torch.where(valid, scores[:, 1:], zero)}
 
 
+def _max_query_cosine(t: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+    """``max_q cos(t, projected_q)``: ``t`` ``(…, D)``, ``projected`` ``(…, Q, D)`` → ``(…)``."""
+    return cosine(t[..., None, :].expand_as(projected), projected).amax(dim=-1)
+
+
+def _compose_batch_queries(t: torch.Tensor, h0: torch.Tensor, t_i: torch.Tensor, h_i: torch.Tensor,
+                           valid: torch.Tensor, logit_scale: float, weighting: str,
+                           project: Projection) -> dict[str, torch.Tensor]:
+    t, h0, t_i, h_i = (x.float() for x in (t, h0, t_i, h_i))
+    c, n = valid.shape
+
+    def proj(h: torch.Tensor) -> torch.Tensor:
+        return project(h).float()
+
+    clip = _max_query_cosine(t, proj(h0))
+    cos_i = _max_query_cosine(t_i, proj(h_i)) if n else t.new_zeros(c, 0)
+    s = logit_scale * cos_i
+    masks = _loo_masks(valid)
+    w = component_weights(s[:, None, :].expand(c, n + 1, n), weighting, masks)
+    h_star = h0[:, None] + torch.einsum("cmn,cnqd->cmqd", w, h_i)  # (C, n + 1, Q, D_q)
+    scores = _max_query_cosine(t[:, None, :].expand(c, n + 1, t.shape[-1]), proj(h_star))
+    zero = torch.zeros((), device=s.device)
+    return {"clip": clip, "comclip": scores[:, 0], "similarity": torch.where(valid, cos_i, zero),
+            "weight": torch.where(valid, w[:, 0], zero), "loo": torch.where(valid, scores[:, 1:], zero)}
+
+
 def compose(t: torch.Tensor, v0: torch.Tensor, t_i: torch.Tensor, v_i: torch.Tensor, logit_scale: float,
-            weighting: str = "softmax") -> Composition:
+            weighting: str = "softmax", project: Projection | None = None) -> Composition:
     """The ComCLIP score of one caption, its parts, and every leave-one-out score.
 
-    ``t``, ``v0``: ``(D,)``; ``t_i``, ``v_i``: ``(n, D)`` with ``n >= 0``.
+    ``t``, ``v0``: ``(D,)``; ``t_i``, ``v_i``: ``(n, D)`` with ``n >= 0`` (multi-query: ``v0``
+    ``(Q, D_q)``, ``v_i`` ``(n, Q, D_q)`` and ``project``, as :func:`compose_batch`).
     """
     n = t_i.shape[0]
     out = compose_batch(t[None], v0[None], t_i[None], v_i[None], torch.ones(1, n, dtype=torch.bool, device=t.device),
-                        logit_scale, weighting)
+                        logit_scale, weighting, project)
     vals = {k: v[0].tolist() for k, v in out.items()}
     return Composition(vals["clip"], vals["comclip"], vals["similarity"], vals["weight"], vals["loo"])

@@ -24,7 +24,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from comclip.encoders import Encoder, HFCLIPEncoder, OpenCLIPEncoder
 from comclip.errors import InputError, ModelUnavailableError
 from comclip.ground import GroundingDINO
 from comclip.presets import (
+    ENCODER_BACKENDS,
     MODEL_CONFIG_DIR,
     DetectorSpec,
     EncoderSpec,
@@ -46,7 +47,7 @@ from comclip.presets import (
 TINY_SEED = 1234
 PROBE_TIMEOUT_S = 3.0
 #: Files a transformers model needs (first existing alternative of each group).
-TRANSFORMERS_FILES = (("config.json",), ("model.safetensors", "pytorch_model.bin"),
+TRANSFORMERS_FILES = (("config.json",), ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
                       ("preprocessor_config.json", "processor_config.json"), ("tokenizer_config.json",))
 OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -133,8 +134,10 @@ def _hub_files(spec: EncoderSpec | DetectorSpec) -> tuple[str, str, tuple[tuple[
     """(description, repo, file groups) a spec loads from the hub; None when nothing comes from it."""
     if isinstance(spec, DetectorSpec):
         return None if spec.random else (spec.model, spec.model, TRANSFORMERS_FILES)
-    if spec.backend == "hf_clip":
-        return spec.model, spec.model, TRANSFORMERS_FILES
+    if spec.backend in ("hf_clip", "blip2"):
+        return None if spec.random else (spec.model, spec.model, TRANSFORMERS_FILES)
+    if spec.backend == "slip":
+        return None  # not from the hub: see ``missing``
     if spec.model.startswith("hf-hub:"):
         return spec.model, spec.model[len("hf-hub:"):], (("open_clip_config.json",), OPEN_CLIP_WEIGHTS)
     if spec.pretrained is None:
@@ -153,6 +156,11 @@ def _hub_files(spec: EncoderSpec | DetectorSpec) -> tuple[str, str, tuple[tuple[
 
 def missing(spec: EncoderSpec | DetectorSpec) -> Download | None:
     """What of a spec is not in the local cache (None: nothing is missing)."""
+    if isinstance(spec, EncoderSpec) and spec.backend == "slip":
+        from comclip.encoders.slip import pending_download
+
+        url = pending_download(spec.model)
+        return Download(f"SLIP checkpoint {url}", url, (url.rsplit("/", 1)[-1],), spec.download_size) if url else None
     found = _hub_files(spec)
     if found is None:
         return None
@@ -282,19 +290,28 @@ def build_random_detector(spec: DetectorSpec) -> tuple[torch.nn.Module, object]:
     return model, GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
-def _random_detector_dir(spec: DetectorSpec) -> Path:
-    """Build (once) and save a seeded random Grounding DINO; return its folder."""
-    folder = _cache_root() / f"{spec.model}-{_digest([_detector_config(spec), spec.size, TINY_SEED, random_vocab()])}"
+def saved_once(name: str, key: object, save: Callable[[Path], None]) -> Path:
+    """The folder ``COMCLIP_CACHE/<name>-<digest of key>``, filled once by ``save(folder)`` (written
+    aside, then moved into place) and reused from then on."""
+    folder = _cache_root() / f"{name}-{_digest(key)}"
     if (folder / "done").exists():
         return folder
-    model, processor = build_random_detector(spec)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)  # type: ignore[attr-defined]
+    save(tmp)
     (tmp / "done").write_text("ok")
     if not folder.exists():
         tmp.replace(folder)
     return folder
+
+
+def _random_detector_dir(spec: DetectorSpec) -> Path:
+    """Build (once) and save a seeded random Grounding DINO; return its folder."""
+    def save(folder: Path) -> None:
+        model, processor = build_random_detector(spec)
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)  # type: ignore[attr-defined]
+
+    return saved_once(spec.model, [_detector_config(spec), spec.size, TINY_SEED, random_vocab()], save)
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -327,7 +344,16 @@ def load_encoder(spec: EncoderSpec, device: torch.device, preset: Preset | None 
             except (OSError, RuntimeError, ValueError) as exc:
                 raise _failed(f"Hugging Face CLIP {spec.model!r}", exc) from None
         return HFCLIPEncoder(model, processor, name=spec.label, device=device)
-    raise InputError(f"unknown encoder backend {spec.backend!r}; choose open_clip or hf_clip")
+    if spec.backend == "slip":
+        from comclip.encoders.slip import load_slip_encoder
+
+        return load_slip_encoder(spec.model, device, name=spec.label,
+                                 downloads=preset.downloads if preset else spec.download_size)
+    if spec.backend == "blip2":
+        from comclip.encoders.blip2 import load_blip2_encoder
+
+        return load_blip2_encoder(spec, device, preset)
+    raise InputError(f"unknown encoder backend {spec.backend!r}; choose one of: {', '.join(ENCODER_BACKENDS)}")
 
 
 def load_detector(spec: DetectorSpec, device: torch.device, preset: Preset | None = None, *,

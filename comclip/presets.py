@@ -5,7 +5,11 @@ preset     image–text model                             detector
 =========  ===========================================  ==================================
 default    open_clip ``ViT-B-32-quickgelu``/``openai``  ``IDEA-Research/grounding-dino-tiny``
 large      open_clip ``ViT-L-14-quickgelu``/``openai``  ``IDEA-Research/grounding-dino-base``
+slip-base  SLIP ViT-B/16 release checkpoint            ``IDEA-Research/grounding-dino-tiny``
+slip-large SLIP ViT-L/16 release checkpoint            ``IDEA-Research/grounding-dino-base``
+blip2      BLIP-2 ``Salesforce/blip2-itm-vit-g`` (ITC)  ``IDEA-Research/grounding-dino-tiny``
 tiny       seeded random tiny CLIP (built offline)      seeded random tiny Grounding DINO
+tiny-blip2 seeded random tiny BLIP-2 (built offline)    seeded random tiny Grounding DINO
 arch-*     real-size architectures, random weights      (speed benchmarks)
 =========  ===========================================  ==================================
 
@@ -26,7 +30,7 @@ from comclip.errors import InputError
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
-ENCODER_BACKENDS = ("open_clip", "hf_clip")
+ENCODER_BACKENDS = ("open_clip", "hf_clip", "slip", "blip2")
 
 JSONDict = dict[str, "JSONValue"]
 JSONValue = str | int | float | bool | None | list["JSONValue"] | JSONDict
@@ -34,16 +38,22 @@ JSONValue = str | int | float | bool | None | list["JSONValue"] | JSONDict
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    backend: str  # "open_clip" | "hf_clip"
-    model: str  # open_clip name (or ``hf-hub:ORG/NAME``), or a transformers CLIP id
+    backend: str  # "open_clip" | "hf_clip" | "slip" | "blip2"
+    #: open_clip name (or ``hf-hub:ORG/NAME``); a transformers CLIP or BLIP-2 id; for slip a
+    #: checkpoint path, release URL or release file name (``slip_base_100ep.pt``).
+    model: str
     pretrained: str | None = None  # open_clip pretrained tag
-    #: An open_clip model config in ``model_configs/open_clip/`` (an architecture built offline).
+    #: A model config in ``model_configs/<backend>/`` (an architecture built offline): open_clip's,
+    #: or for blip2 a seeded random ``Blip2ForImageTextRetrieval``.
     config: str | None = None
     download_size: str | None = None  # e.g. "605 MB", for messages
 
     @property
     def random(self) -> bool:
-        """Random weights: an open_clip architecture with no pretrained tag and no hub id."""
+        """Random weights: an open_clip architecture with no pretrained tag and no hub id, or a
+        BLIP-2 built from a config."""
+        if self.backend == "blip2":
+            return self.config is not None
         return self.backend == "open_clip" and self.pretrained is None and not self.model.startswith("hf-hub:")
 
     @property
@@ -135,6 +145,8 @@ def custom_preset(base: Preset, *, clip_model: str | None = None, clip_pretraine
 
     open_clip models take a name and a pretrained tag (``ViT-B-16``/``laion2b_s34b_b88k``) or an
     ``hf-hub:org/name`` id; ``hf_clip`` takes a transformers CLIP id (``openai/clip-vit-base-patch32``);
+    ``slip`` a SLIP release checkpoint (path, URL, or release file name such as ``slip_base_100ep.pt``);
+    ``blip2`` a transformers BLIP-2 retrieval id (``Salesforce/blip2-itm-vit-g``);
     ``detector`` is a transformers Grounding DINO id.
     """
     if not any((clip_model, clip_pretrained, clip_backend, detector)):
@@ -153,6 +165,8 @@ def custom_preset(base: Preset, *, clip_model: str | None = None, clip_pretraine
         if backend == "open_clip" and not model.startswith("hf-hub:") and not pretrained:
             raise InputError(f"open_clip model {model!r} needs a pretrained tag (--clip-pretrained, e.g. openai or "
                              "laion2b_s34b_b79k; open_clip.list_pretrained() lists them), or use an hf-hub: name")
+        if backend == "slip" and clip_pretrained:
+            raise InputError("a SLIP checkpoint takes no --clip-pretrained tag; name the file or URL with --clip-model")
         same = backend == base.encoder.backend and model == base.encoder.model and pretrained == base.encoder.pretrained
         encoder = base.encoder if same else EncoderSpec(backend, model, pretrained if backend == "open_clip" else None)
     spec = base.detector if detector is None else DetectorSpec(detector)

@@ -18,8 +18,8 @@ from comclip.options import Options
 ModelsInfo = dict[str, str | bool]
 
 
-def _as_list(x: np.ndarray | None) -> list[float] | None:
-    return None if x is None else [float(v) for v in x]
+def _as_list(x: np.ndarray | None) -> list | None:
+    return None if x is None else np.asarray(x, dtype=np.float64).tolist()  # per-query rows (BLIP-2) are 2-D
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from comclip.encoders import Encoder, HFCLIPEncoder
+from comclip.encoders import Encoder, HFCLIPEncoder, is_multi_query, similarity
 
 
 class _Processor:
@@ -47,10 +47,16 @@ def test_hf_clip_backend_follows_the_protocol(hf_encoder):
     assert v.dtype == torch.float32 and t.dtype == torch.float32
     torch.testing.assert_close(v.norm(dim=-1), torch.ones(3))
     torch.testing.assert_close(t.norm(dim=-1), torch.ones(3))
-    torch.testing.assert_close(hf_encoder.encode_images(images[2:]), v[2:], atol=1e-5, rtol=0)
+    # Rows of a batch of 2 (images 0, 1) and of the trailing batch of 1 equal each image encoded alone,
+    # and the three images do differ (so a mixed-up or repeated row would be caught).
+    alone = torch.cat([hf_encoder.encode_images([im]) for im in images])
+    torch.testing.assert_close(v, alone, atol=1e-5, rtol=0)
+    assert min((v[i] - v[j]).abs().max().item() for i, j in [(0, 1), (0, 2), (1, 2)]) > 1e-3
     assert hf_encoder.context_length == 32
     assert hf_encoder.count_tokens("ab") == 4  # [CLS] a ##b [SEP]
     assert hf_encoder.logit_scale > 0
+    assert not is_multi_query(hf_encoder)
+    torch.testing.assert_close(similarity(hf_encoder, t, v), t @ v.T)
 
 
 def test_open_clip_backend_batches_consistently(tiny_engine):

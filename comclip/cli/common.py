@@ -33,11 +33,13 @@ def add_option_flag(p: argparse.ArgumentParser, f: OptionField, default: OptionV
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """Flags shared by every command that runs the models."""
     p.add_argument("--preset", default=os.environ.get("COMCLIP_PRESET", "default"),
-                   help="model preset: default, large or tiny (offline, random weights) [default: %(default)s]")
+                   help="model preset: default, large, slip-base, slip-large, blip2, or tiny / tiny-blip2 (offline, "
+                        "random weights); arch-* for bench [default: %(default)s]")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--clip-model", default=None, metavar="NAME",
                    help="replace the preset's image-text model: an open_clip name (with --clip-pretrained), an "
-                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id")
+                        "open_clip hf-hub:ORG/NAME, or with --clip-backend hf_clip a transformers CLIP id, slip a "
+                        "SLIP release checkpoint (PATH_OR_URL), blip2 a transformers BLIP-2 retrieval id")
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag, e.g. openai")
     p.add_argument("--clip-backend", choices=ENCODER_BACKENDS, default=None, help="[open_clip]")
     p.add_argument("--detector", default=None, metavar="ID",

@@ -1,0 +1,150 @@
+"""The encoder protocol and the batching every backend shares.
+
+Every backend returns float32 ``torch.Tensor`` rows on its device, runs under
+``torch.inference_mode`` in batches, and uses half precision on CUDA. Text rows are always
+L2-normalised ``(N, D)``. Image rows are L2-normalised ``(N, D)`` too, except for *multi-query*
+encoders (BLIP-2, ``multi_query = True``): their image rows are the ``(N, Q, D_q)`` per-query
+features before the model's projection, which is what ComCLIP composes; ``project_queries`` maps
+them to the ``(…, Q, D)`` space of the text rows (see :mod:`comclip.formula`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import torch
+from PIL import Image
+
+from comclip.subimage import PixelGeometry
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the engine needs from an image–text model."""
+
+    name: str
+    device: torch.device
+    #: Temperature of the model's contrastive head (``exp`` of the learned log-scale).
+    logit_scale: float
+    #: Longest text, in tokens, the model reads (longer texts are truncated).
+    context_length: int
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images → model-ready pixel batch (on the encoder's device)."""
+        ...
+
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Preprocessed pixel batch → normalised float32 embeddings ``(N, D)`` (multi-query
+        encoders: per-query features ``(N, Q, D_q)`` before projection)."""
+        ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images → image rows, as :meth:`encode_pixels`."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts → normalised float32 embeddings ``(N, D)``."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the text takes, start/end tokens included (compare with context_length)."""
+        ...
+
+    def compile(self) -> None:
+        """Optionally ``torch.compile`` the hot path."""
+        ...
+
+
+def is_multi_query(encoder: object) -> bool:
+    """Whether ``encoder`` yields ``(N, Q, D_q)`` per-query image rows (BLIP-2) instead of ``(N, D)``.
+
+    Such an encoder also has ``project_queries(h: (…, Q, D_q)) -> (…, Q, D)``, the model's own
+    (affine, unnormalised) image projection into the text space.
+    """
+    return bool(getattr(encoder, "multi_query", False))
+
+
+def similarity(encoder: object, texts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """The model's own image–text similarity ``(T, N)`` of text rows ``(T, D)`` and image rows: a
+    dot product of normalised embeddings, or for multi-query encoders the max over queries of the
+    cosine of the projected, normalised query vectors (BLIP-2's contrastive score)."""
+    texts = texts.float()
+    if not is_multi_query(encoder):
+        return texts @ images.float().T
+    projected = _normalise(encoder.project_queries(images))  # type: ignore[attr-defined]
+    return torch.einsum("td,nqd->tnq", texts.to(projected.device), projected).amax(dim=-1)
+
+
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    x = x.float()
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def half_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on CUDA (the CLIP papers' inference precision), fp32 elsewhere."""
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+class BatchedEncoder(ABC):
+    """Shared batching for the backends: subclasses implement the single-batch calls."""
+
+    name: str
+    device: torch.device
+    dtype: torch.dtype
+    batch_size: int = 64
+    multi_query: bool = False
+    model: torch.nn.Module
+    #: Preprocessing geometry, when known: lets the engine build blackout sub-images on the device.
+    pixel_geometry: PixelGeometry | None = None
+
+    @abstractmethod
+    def _images_to_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """One batch, on the encoder's device."""
+
+    @abstractmethod
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """One batch, on the encoder's device."""
+
+    @abstractmethod
+    def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        """One batch, on the encoder's device."""
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        return self._images_to_pixels(images).to(self.device, self.dtype)
+
+    def _adopt(self, model: torch.nn.Module, *, name: str, device: torch.device, batch_size: int) -> None:
+        """Common set-up: name, device, batch size; the model on the device in eval mode, in half
+        precision on CUDA."""
+        self.name, self.device, self.batch_size = name, device, batch_size
+        self.dtype = half_dtype(device)
+        self.model = model.to(device=device, dtype=self.dtype).eval()
+
+    #: Shape of one image row: ``(D,)``, or ``(Q, D_q)`` for a multi-query encoder.
+    @property
+    def image_row_shape(self) -> tuple[int, ...]:
+        return (self.embed_dim,)
+
+    def _image_rows(self, pixels: torch.Tensor) -> torch.Tensor:
+        """One batch of image rows: normalised embeddings (multi-query encoders override)."""
+        return _normalise(self._image_features(pixels))
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        pixels = pixels.to(self.device, self.dtype)
+        outs = [self._image_rows(pixels[i:i + self.batch_size]) for i in range(0, pixels.shape[0], self.batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, *self.image_row_shape, device=self.device)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        outs = [self.encode_pixels(self.preprocess(images[i:i + self.batch_size]))
+                for i in range(0, len(images), self.batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, *self.image_row_shape, device=self.device)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        outs = [_normalise(self._text_features(texts[i:i + self.batch_size]))
+                for i in range(0, len(texts), self.batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, self.embed_dim, device=self.device)
+
+    embed_dim: int
