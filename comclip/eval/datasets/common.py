@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
-from comclip.errors import DatasetError
+from comclip.errors import DatasetError, GraphError
 from comclip.eval.triplets import triplet_graph
 from comclip.graph import SceneGraph
 
@@ -188,8 +188,16 @@ def row_problem(row: Mapping[str, Any], required: Iterable[str]) -> str | None:
     return None
 
 
-def sentence_graph(caption: str, triplet: str, graphs: str) -> SceneGraph | None:
-    return triplet_graph(caption, triplet) if graphs == "triplet" else None
+def sentence_graph(row: Mapping[str, Any], graphs: str) -> tuple[str, SceneGraph | None]:
+    """A CSV row's ``sentence`` and its graph: from ``pos_triplet`` (the paper) or None (parse it).
+    An unreadable triplet raises :class:`GraphError` naming the column."""
+    sentence = row["sentence"].strip()
+    if graphs != "triplet":
+        return sentence, None
+    try:
+        return sentence, triplet_graph(sentence, row["pos_triplet"])
+    except GraphError as exc:
+        raise GraphError(f"pos_triplet: {exc}") from None
 
 
 def check_graphs(graphs: str) -> None:

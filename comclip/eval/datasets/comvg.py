@@ -33,9 +33,8 @@ def _example(n: int, row: dict[str, Any], finder: ImageFolder, graphs: str) -> E
     problem = row_problem(row, REQUIRED)
     if problem:
         return Example(ex_id, error=f"row {n}: {problem}")
-    sentence = row["sentence"].strip()
     try:
-        graph = sentence_graph(sentence, row["pos_triplet"], graphs)
+        sentence, graph = sentence_graph(row, graphs)
     except GraphError as exc:
         return Example(ex_id, error=f"row {n}: {exc}")
     pos_id, neg_id = clean_id(row["pos_image_id"]), clean_id(row["neg_image_id"])

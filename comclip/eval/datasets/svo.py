@@ -54,11 +54,10 @@ def _example(n: int, row: dict[str, Any], finder: ImageFolder, graphs: str, id_c
     neg_types = [name for name, on in flags.items() if on]
     if not neg_types:
         return Example(ex_id, error=f"row {n}: no negative type (subj_neg, verb_neg, obj_neg all false)")
-    sentence = row["sentence"].strip()
     try:
-        graph = sentence_graph(sentence, row["pos_triplet"], graphs)
+        sentence, graph = sentence_graph(row, graphs)
     except GraphError as exc:
-        return Example(ex_id, error=f"row {n}: pos_triplet: {exc}")
+        return Example(ex_id, error=f"row {n}: {exc}")
     probes = []
     for side, (id_col, url_col) in zip(("pos", "neg"), IMAGES, strict=True):
         image_id = clean_id(row.get(id_col) or "")
