@@ -180,7 +180,7 @@ def run_reference(engine: Any, inputs: BenchInputs, **options: Any) -> Scores:
 
     Uses the engine's models and options (``options`` override them, as in ``match_batch``)."""
     from comclip import subimage
-    from comclip.engine import component_region, plan_components
+    from comclip.components import component_region, grounding_phrases, plan_components
     from comclip.formula import compose
 
     opts = engine.options.updated(**options) if options else engine.options
@@ -189,7 +189,7 @@ def run_reference(engine: Any, inputs: BenchInputs, **options: Any) -> Scores:
     scores: Scores = []
     for loaded, caption, graph in inputs.pair_list():
         image = loaded.image
-        phrases = [e.phrase for e in graph.entities]
+        phrases = list(grounding_phrases(graph))  # the caption's own prompt, as the engine grounds it
         detections = det.detect(image, phrases, box_threshold=opts.box_threshold, text_threshold=opts.text_threshold,
                                 boxes_per_entity=opts.boxes_per_entity) if phrases else {}
         v0 = enc.encode_images([image])[0]

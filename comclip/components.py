@@ -5,7 +5,8 @@
 - :func:`plan_components`: the components of a caption, entities first (graph order), then
   relations (if enabled), each with the text to encode and the entities whose boxes it covers.
 - :func:`component_region`: the region of one component: the union of its entities' boxes, or
-  the whole image when any of them is ungrounded (the paper's rule).
+  the whole image when any of them is ungrounded (the paper's rule) or when the plan says so (an
+  intransitive relation with ``intransitive="whole"``, as the official code).
 - :func:`plan_captions`: every caption of every item planned at once, with the unique
   sub-images to render (de-duplicated per image) in a :class:`SubImageTable`.
 """
@@ -33,6 +34,7 @@ class ComponentPlan:
     ref: str  # "e0" | "r0"
     text: str
     entity_ids: tuple[str, ...]
+    whole_image: bool = False  # the whole image whatever the boxes (intransitive="whole")
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ def plan_components(graph: SceneGraph, options: Options) -> list[ComponentPlan]:
         for i, r in enumerate(graph.relations):
             text = r.predicate if options.relation_text == "predicate" else graph.triple_text(r)
             ids = (r.subject,) if r.object is None else (r.subject, r.object)
-            plans.append(ComponentPlan("relation", f"r{i}", text, ids))
+            whole = r.object is None and options.intransitive == "whole"
+            plans.append(ComponentPlan("relation", f"r{i}", text, ids, whole))
     return plans
 
 
@@ -116,8 +119,8 @@ def component_region(plan: ComponentPlan, graph: SceneGraph, groundings: Groundi
     """The component's region from its caption's groundings (keyed by normalised phrase)."""
     found = [groundings.get(normalise_phrase(graph.entity(eid).phrase)) for eid in plan.entity_ids]
     hits = [f for f in found if f is not None and f.grounded]
-    if len(hits) != len(found):
-        return ComponentRegion(Region(), False)
+    if len(hits) != len(found) or plan.whole_image:
+        return ComponentRegion(Region(), len(hits) == len(found))
     return ComponentRegion(union(Region(f.boxes) for f in hits), True, tuple(s for f in hits for s in f.scores))
 
 

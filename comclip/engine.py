@@ -27,6 +27,7 @@ from comclip.components import (
     ScoringItem,
     SubImageTable,
     component_region,
+    grounding_phrases,
     plan_captions,
     plan_components,
 )
@@ -34,7 +35,7 @@ from comclip.encoders import Encoder
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
-from comclip.ground import Detector, PhraseBoxes, normalise_phrase
+from comclip.ground import Detector, PhraseBoxes
 from comclip.images import LoadedImage, image_digest, load_image
 from comclip.loading import load_detector, load_encoder, resolve_device
 from comclip.options import Options, OptionValue, check_captions
@@ -51,7 +52,7 @@ DETECTION_CACHE_SIZE = 64
 ImageInput = str | bytes | Image.Image | LoadedImage
 GraphInput = SceneGraph | Mapping[str, object] | None
 Item = tuple[ImageInput, Sequence[str]] | tuple[ImageInput, Sequence[str], Sequence[GraphInput] | None]
-DetectionKey = tuple[str, tuple[str, ...], float, float, int]
+DetectionKey = tuple[str, tuple[str, ...], float | None, float | None, int]
 
 
 def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], image_emb: torch.Tensor,
@@ -133,21 +134,27 @@ class ComCLIP:
         return {t: out[t] for t in wanted}
 
     def ground(self, items: Sequence[ScoringItem], opts: Options) -> list[list[Groundings]]:
-        """Boxes for every caption: one detector call per image for all its phrases (cached)."""
-        found: list[list[Groundings]] = []
-        for item in items:
-            phrases = list(dict.fromkeys(e.phrase for g in item.graphs for e in g.entities))
-            boxes = self._detect(item.image.image, phrases, opts) if phrases else {}
-            by_norm = {normalise_phrase(p): b for p, b in boxes.items()}
-            found.append([by_norm] * len(item.captions))
-        return found
-
-    def _detect(self, image: Image.Image, phrases: list[str], opts: Options) -> dict[str, PhraseBoxes]:
-        key: DetectionKey = (image_digest(image), tuple(phrases), float(opts.box_threshold or 0.0),
-                             float(opts.text_threshold or 0.0), opts.boxes_per_entity)
-        return self._detection_cache.get_or_compute(key, lambda: self.detector.detect(
-            image, phrases, box_threshold=opts.box_threshold, text_threshold=opts.text_threshold,
-            boxes_per_entity=opts.boxes_per_entity))
+        """Boxes for every caption, each grounded with a prompt of its own phrases only
+        (:func:`~comclip.components.grounding_phrases`), so its boxes never depend on what else is
+        scored. Captions of one image with the same phrase set share one request; requests not in
+        the cache go to the detector in one ``detect_batch`` call."""
+        thresholds = (opts.box_threshold, opts.text_threshold, opts.detector_boxes)
+        phrase_sets = [[grounding_phrases(g) for g in item.graphs] for item in items]
+        keys: dict[tuple[int, tuple[str, ...]], DetectionKey] = {}
+        for i, (item, sets) in enumerate(zip(items, phrase_sets, strict=True)):
+            digest = image_digest(item.image.image) if any(sets) else ""
+            for phrases in sets:
+                if phrases:
+                    keys[(i, phrases)] = (digest, phrases, *thresholds)  # type: ignore[assignment]
+        found = {req: hit for req, key in keys.items() if (hit := self._detection_cache.get(key)) is not None}
+        todo = [req for req in keys if req not in found]
+        if todo:
+            answers = self.detector.detect_batch(
+                [(items[i].image.image, list(phrases)) for i, phrases in todo], box_threshold=opts.box_threshold,
+                text_threshold=opts.text_threshold, boxes_per_entity=opts.detector_boxes)
+            for req, answer in zip(todo, answers, strict=True):
+                found[req] = self._detection_cache.put(keys[req], answer)
+        return [[found[(i, phrases)] if phrases else {} for phrases in sets] for i, sets in enumerate(phrase_sets)]
 
     # -- public API ---------------------------------------------------------------------------
     def match(self, image: ImageInput, captions: Sequence[str], graphs: Sequence[GraphInput] | None = None,

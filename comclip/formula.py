@@ -1,4 +1,4 @@
-"""The ComCLIP formula as pure tensor functions (DESIGN.md, "The method, exactly").
+"""The ComCLIP formula as pure tensor functions (README.md, "The method, exactly").
 
 For one caption with text embedding ``t``, global image embedding ``v0`` and components
 ``(t_i, v_i)`` (all L2-normalised)::

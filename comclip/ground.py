@@ -52,6 +52,13 @@ class Detector(Protocol):
         """Boxes for every phrase (keys are the phrases as given); None → the detector's defaults."""
         ...
 
+    def detect_batch(self, requests: Sequence[tuple[Image.Image, Sequence[str]]], *,
+                     box_threshold: float | None = None, text_threshold: float | None = None,
+                     boxes_per_entity: int | None = None) -> list[dict[str, PhraseBoxes]]:
+        """One dict per (image, phrases) request (keys: the phrases as given); each request's
+        result depends on that request alone."""
+        ...
+
 
 def normalise_phrase(phrase: str) -> str:
     """Grounding DINO reads lower-case phrases without trailing punctuation."""
@@ -185,3 +192,10 @@ class GroundingDINO:
         picked = select_boxes(probs, boxes, token_indices, box_threshold=box_threshold,
                               text_threshold=text_threshold, boxes_per_entity=boxes_per_entity)
         return {p: PhraseBoxes(p, tuple(b), tuple(s)) for p, (b, s) in zip(phrases, picked, strict=True)}
+
+    def detect_batch(self, requests: Sequence[tuple[Image.Image, Sequence[str]]], *,
+                     box_threshold: float | None = None, text_threshold: float | None = None,
+                     boxes_per_entity: int | None = None) -> list[dict[str, PhraseBoxes]]:
+        """One :meth:`detect` per request (a plain loop; each result depends on its request alone)."""
+        return [self.detect(image, phrases, box_threshold=box_threshold, text_threshold=text_threshold,
+                            boxes_per_entity=boxes_per_entity) for image, phrases in requests]

@@ -24,6 +24,10 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 #: A JPEG at least this many times over the pixel limit is decoded reduced (1/2, 1/4 or 1/8 scale,
 #: JPEG's "draft" mode) when that brings it under the limit; other images over the limit are refused.
 DRAFT_FACTOR = 4
+#: Images more elongated than this (long side / short side) are refused: the encoders resize the
+#: short side to their input size (an 8000x2 image would become ~900000x224 pixels for ViT-B/32)
+#: and no detector finds anything in a line of pixels.
+MAX_ASPECT_RATIO = 200
 
 # PIL's own decompression-bomb guard (Image.MAX_IMAGE_PIXELS) stays as it is, process-wide: the
 # size checks here are local. Image.open only reads the header, so sizes are checked before decoding.
@@ -119,6 +123,9 @@ def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: i
     if w * h > max_pixels:
         raise InputError(f"image is too large: {_describe(source)} is {w}x{h} = {w * h / 1e6:.0f} megapixels "
                          f"(limit {max_pixels / 1e6:.0f} megapixels); downscale it first")
+    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+        raise InputError(f"image is too elongated: {_describe(source)} is {w}x{h} (aspect ratio "
+                         f"{max(w, h) / min(w, h):.0f}:1; limit {MAX_ASPECT_RATIO}:1); crop or pad it first")
     try:
         if getattr(img, "is_animated", False):
             img.seek(0)

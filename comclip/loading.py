@@ -166,8 +166,7 @@ def missing(spec: EncoderSpec | DetectorSpec) -> Download | None:
         return None
     what, repo, groups = found
     absent = tuple(g[0] for g in groups if not _cached(repo, g))
-    return Download(what, repo, absent, spec.download_size if hasattr(spec, "download_size") else None) \
-        if absent else None
+    return Download(what, repo, absent, spec.download_size) if absent else None
 
 
 def missing_downloads(preset: str | Preset) -> list[str]:
@@ -321,10 +320,10 @@ def load_encoder(spec: EncoderSpec, device: torch.device, preset: Preset | None 
     if spec.backend == "open_clip":
         import open_clip
 
-        if spec.config is not None:
-            _register_open_clip_configs()
         what = f"open_clip model {spec.model!r}" + (f" (pretrained {spec.pretrained!r})" if spec.pretrained else "")
         with _hub_access(spec, preset):
+            if spec.config is not None:
+                _register_open_clip_configs()  # under the load lock
             try:
                 with _seeded(TINY_SEED):
                     model, _, preprocess = open_clip.create_model_and_transforms(

@@ -22,6 +22,9 @@ from comclip.parse import PARSERS
 WEIGHTINGS: tuple[str, ...] = ("softmax", "sum")
 RELATION_TEXTS: tuple[str, ...] = ("predicate", "triple")
 SUBIMAGE_MODES: tuple[str, ...] = ("blackout", "crop")
+INTRANSITIVE_REGIONS: tuple[str, ...] = ("subject", "whole")
+#: ``boxes_per_entity`` the detector is asked for when ``all_boxes`` is on.
+ALL_BOXES = 1_000_000
 
 OptionValue = str | bool | int | float | None
 
@@ -72,6 +75,11 @@ class Options:
     text_threshold: float | None = _opt(None, "detector text threshold [the preset's]", type=float, optional=True,
                                         flag="--text-threshold", minimum=0.0, maximum=1.0)
     boxes_per_entity: int = _opt(1, "boxes kept per entity", type=int, flag="--boxes-per-entity", minimum=1)
+    all_boxes: bool = _opt(False, "an entity's region is the union of every box above the thresholds (the official "
+                           "code: every matched object), not only its best --boxes-per-entity", type=bool,
+                           flag="--all-boxes")
+    intransitive: str = _opt("subject", "region of a relation with no object: its subject's, or the whole image "
+                             "(the official code)", type=str, choices=INTRANSITIVE_REGIONS, flag="--intransitive")
     #: Build blackout sub-images from the preprocessed whole image (fast; equal to the PIL path
     #: within a tested tolerance). False: render every sub-image with PIL, pixel-exact.
     fast_subimages: bool = _opt(True, "build blackout sub-images from the preprocessed image (off: render "
@@ -81,6 +89,17 @@ class Options:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @classmethod
+    def official(cls) -> Options:
+        """The official code's choices where they differ from the paper (docs/fidelity.md):
+        ``sum`` weighting, every matched box per entity, the whole image for an intransitive relation."""
+        return cls(weighting="sum", all_boxes=True, intransitive="whole")
+
+    @property
+    def detector_boxes(self) -> int:
+        """How many boxes per phrase the detector keeps."""
+        return ALL_BOXES if self.all_boxes else self.boxes_per_entity
 
     @classmethod
     def fields(cls) -> tuple[OptionField, ...]:

@@ -182,3 +182,20 @@ def test_custom_preset_replaces_only_what_is_named():
     p = custom_preset(base, clip_backend="hf_clip", clip_model="openai/clip-vit-base-patch32", detector="x/y")
     assert p.encoder.backend == "hf_clip" and p.encoder.pretrained is None and p.detector.model == "x/y"
     assert custom_preset(base, clip_pretrained="openai").encoder.model == "ViT-B-32-quickgelu"
+
+
+@pytest.mark.parametrize("size", [(8000, 2), (2, 8000)])
+def test_extreme_aspect_ratios_give_one_clear_error_line(capsys, tmp_path, cache_dir, size):
+    Image.new("RGB", size, (120, 200, 30)).save(tmp_path / "line.png")
+    code, out, err = run(capsys, "score", str(tmp_path / "line.png"), "a mug in some grass", "--preset", "tiny",
+                         "--parser", "rules")
+    _assert_one_error_line(code, err)
+    assert "too elongated" in err and f"{size[0]}x{size[1]}" in err and "internal error" not in err
+
+
+def test_elongated_but_allowed_images_score(capsys, tmp_path, cache_dir):
+    Image.new("RGB", (4000, 20), (120, 200, 30)).save(tmp_path / "strip.png")  # 200:1, the limit
+    code, out, err = run(capsys, "score", str(tmp_path / "strip.png"), "a mug in some grass", "--preset", "tiny",
+                         "--parser", "rules", "--json")
+    assert code == 0, err
+    assert json.loads(out)["image"]["width"] == 4000

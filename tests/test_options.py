@@ -12,7 +12,7 @@ from comclip.options import Options, check_captions
 def test_fields_carry_their_metadata():
     names = Options.names()
     assert names == ("weighting", "relation_text", "subimage", "relations", "parser", "box_threshold",
-                     "text_threshold", "boxes_per_entity", "fast_subimages")
+                     "text_threshold", "boxes_per_entity", "all_boxes", "intransitive", "fast_subimages")
     w = Options.field("weighting")
     assert (w.default, w.choices, w.flag) == ("softmax", ("softmax", "sum"), "--weighting")
     assert Options.field("box_threshold").optional and Options.field("box_threshold").maximum == 1.0
@@ -78,3 +78,14 @@ def test_public_face_is_light_and_complete():
             "from comclip import ComCLIP, load, Options, MatchResult, CaptionResult, Component, SceneGraph; "
             "assert load.__module__ == 'comclip.engine' and ComCLIP.from_preset")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=__import__("pathlib").Path(__file__).parent.parent)
+
+
+def test_official_shortcut_and_flag():
+    o = Options.official()
+    assert (o.weighting, o.all_boxes, o.intransitive) == ("sum", True, "whole")
+    assert o.relation_text == "predicate" and o.subimage == "blackout"  # the official code agrees with the paper
+    p = argparse.ArgumentParser()
+    add_model_options(p)
+    assert Options.from_mapping(engine_options(p.parse_args(["--official"]))) == o
+    mixed = engine_options(p.parse_args(["--official", "--weighting", "softmax"]))
+    assert mixed == {"weighting": "softmax", "all_boxes": True, "intransitive": "whole"}

@@ -44,15 +44,24 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-backend", choices=ENCODER_BACKENDS, default=None, help="[open_clip]")
     p.add_argument("--detector", default=None, metavar="ID",
                    help="replace the preset's detector: a transformers Grounding DINO id")
+    p.add_argument("--official", action="store_true",
+                   help="the official code's choices where they differ from the paper: --weighting sum --all-boxes "
+                        "--intransitive whole (flags given explicitly win; see docs/fidelity.md)")
     for f in Options.fields():
         if f.flag is not None:
             add_option_flag(p, f)
 
 
 def engine_options(args: argparse.Namespace) -> dict[str, OptionValue]:
-    """The :class:`Options` values given on the command line (unset flags left out)."""
-    return {f.name: getattr(args, f.name) for f in Options.fields()
-            if f.flag is not None and getattr(args, f.name, None) is not None}
+    """The :class:`Options` values given on the command line (unset flags left out; with
+    ``--official``, :meth:`Options.official`'s values under the explicit ones)."""
+    given = {f.name: getattr(args, f.name) for f in Options.fields()
+             if f.flag is not None and getattr(args, f.name, None) is not None}
+    if getattr(args, "official", False):
+        base, official = Options(), Options.official()
+        given = {f.name: getattr(official, f.name) for f in Options.fields()
+                 if getattr(official, f.name) != getattr(base, f.name)} | given
+    return given
 
 
 def load_engine(args: argparse.Namespace) -> ComCLIP:
