@@ -70,3 +70,17 @@ def test_cli_retrieval_protocol(tiny_engine, tmp_path, capsys):
     assert report["protocol"] == "comclip" and report["n_total"] == 3
     assert set(report["metrics"]["comclip"]) == {"t2i_R@1", "t2i_R@5"}
     assert "protocol: comclip" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_cli_eval_official_options(tiny_engine, tmp_path, capsys):
+    """--official (the official code's choices, docs/fidelity.md) reaches the engine and is recorded."""
+    data = synth.write_comvg(tmp_path / "comvg", n=2)
+    code = main(["eval", "comvg", "--data", str(data), "--official", "--preset", "tiny", "--device", "cpu",
+                 "--parser", "rules", "--json", "--no-progress", "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out.strip().splitlines()[-1])
+    assert report["n_scored"] == 2
+    assert (report["options"]["weighting"], report["options"]["all_boxes"], report["options"]["intransitive"]) == (
+        "sum", True, "whole")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["options"]["weighting"] == "sum"

@@ -125,9 +125,8 @@ def test_crash_of_one_process_then_resume(cache_dir, tmp_path, comvg_single):
 
 
 def test_retrieval_two_processes(cache_dir, tmp_path):
-    """Both directions of retrieval, the gallery encoded in shares. CLIP's ranks and all counts
-    must match; ComCLIP's re-ranking too once grounding is per caption (issue 9): until then a
-    caption's ComCLIP score depends on the other captions grounded with it in a batch."""
+    """Both directions of retrieval, the gallery encoded in shares: the same counts, ranks and
+    scores as one process (each caption is grounded on its own, whatever shares its batch)."""
     env = _env(cache_dir)
     data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=5, missing=(1,))
     one, two = tmp_path / "one", tmp_path / "two"
@@ -145,10 +144,7 @@ def test_retrieval_two_processes(cache_dir, tmp_path):
     for ra, rb in zip(a, b, strict=True):
         if ra["status"] == "ok":
             assert (ra["clip"]["rank"], ra["clip"]["top"]) == (rb["clip"]["rank"], rb["clip"]["top"])
-    try:
-        _same(r1, r2, one, two)
-    except AssertionError:
-        pytest.xfail("ComCLIP scores depend on the batch until per-caption grounding (issue 9) lands")
+    _same(r1, r2, one, two)
 
 
 def test_world_shares():
