@@ -63,6 +63,34 @@ def write_winoground(root: Path, n: int = 5, missing: tuple[int, ...] = ()) -> P
     return root
 
 
+def write_winoground_parquet(root: Path, n: int = 3, unreadable: tuple[int, ...] = ()) -> Path:
+    """The hub's current layout: ``data/test-00000-of-00001.parquet`` with the images embedded as
+    ``struct<bytes, path>``; ``unreadable``: ids whose image_1 bytes are not an image."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for i in range(n):
+        c0, c1, collapsed, tag, preds = WINOGROUND_ROWS[i % len(WINOGROUND_ROWS)]
+        cells = []
+        for k in (0, 1):
+            png = draw(root / "scratch.png", f"wino{i}{'ab'[k]}").read_bytes()
+            data = b"not a png" if (k == 1 and i in unreadable) else png
+            cells.append({"bytes": data, "path": f"ex_{i}_img_{k}.png"})
+        rows.append({"id": i, "image_0": cells[0], "image_1": cells[1], "caption_0": c0, "caption_1": c1,
+                     "tag": tag, "secondary_tag": "Symbolic" if i % 2 else "", "num_main_preds": preds,
+                     "collapsed_tag": collapsed})
+    (root / "scratch.png").unlink()
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema([("id", pa.int32()), ("image_0", image), ("image_1", image), ("caption_0", pa.string()),
+                        ("caption_1", pa.string()), ("tag", pa.string()), ("secondary_tag", pa.string()),
+                        ("num_main_preds", pa.int32()), ("collapsed_tag", pa.string())])
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), root / "data" / "test-00000-of-00001.parquet",
+                   row_group_size=2)
+    return root
+
+
 # -- ComVG: ComVG.csv + Visual Genome images {image_id}.jpg --------------------------------------
 
 COMVG_COLUMNS = ["id", "sentence", "pos_triplet", "neg_triplet", "pos_image_id", "neg_image_id", "neg_value",
@@ -108,8 +136,10 @@ SVO_ROWS = [
 ]
 
 
-def write_svo(root: Path, n: int = 4, missing: tuple[int, ...] = (), columns: list[str] | None = None) -> Path:
-    """Even rows' images are named by image id, odd rows' only by the URL's file name."""
+def write_svo(root: Path, n: int = 4, missing: tuple[int, ...] = (), columns: list[str] | None = None,
+              cells: dict[int, str] | None = None) -> Path:
+    """Even rows' images are named by image id, odd rows' only by the URL's file name.
+    ``cells``: row → pos_triplet cell written as is (list literals as in the released CSV)."""
     root.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
@@ -117,6 +147,7 @@ def write_svo(root: Path, n: int = 4, missing: tuple[int, ...] = (), columns: li
         pos_id, neg_id = f"p{i:03d}", f"n{i:03d}"
         pos_url = f"https://example.org/pics/{pos_id}_web.jpg?size=large"
         neg_url = f"https://example.org/pics/{neg_id}_web.jpg"
+        pos = (cells or {}).get(i, pos)
         rows.append([sentence, pos, neg, *map(str, flags), pos_url, neg_url, pos_id, neg_id])
         if i in missing:
             continue  # this row's images are deliberately absent
@@ -131,40 +162,59 @@ def write_svo(root: Path, n: int = 4, missing: tuple[int, ...] = (), columns: li
     return root
 
 
-# -- VL-Checklist: data/{Attribute,Object,Relation}/**/*.json + images root ------------------------
+# -- VL-CheckList: a checkout (corpus/v1/**.yaml + data/**.json) and a $DATASET folder --------------
 
-VL_FILES = {
-    "Attribute/vaw/color.json": [
-        ["vg/VG_100K/10.jpg", {"POS": ["a red car"], "NEG": ["a blue car"]}],
-        ["vg/VG_100K/11.jpg", {"POS": ["a white dog"], "NEG": ["a black dog"]}],
-    ],
-    "Attribute/vg/material.json": [
-        ["vg/VG_100K/12.jpg", {"POS": ["a wooden table"], "NEG": ["a metal table"]}],
-    ],
-    "Object/Location/center.json": [
-        ["swig/cooking_1.jpg", {"POS": ["a man cooking food"], "NEG": ["a man cooking shoe", "a cat cooking food"]}],
-    ],
-    "Relation/vg/spatial.json": [
-        ["vg/VG_100K_2/13.jpg", {"POS": ["a cup on a table"], "NEG": ["a table on a cup"]}],
-        ["vg/VG_100K_2/14.jpg", {"POS": ["a lamp above a bed"], "NEG": ["a bed above a lamp"]}],
-    ],
-    "Relation/hake_action.json": [
-        ["hake/pic_1.jpg", {"POS": ["a person holds a cup"], "NEG": ["a person kicks a cup"]}],
-    ],
+#: corpus yaml (under corpus/v1/, without .yaml) → (ANNO_PATH, IMG_ROOT, entries); the layout of
+#: om-ai-lab/VL-CheckList: image paths are relative to IMG_ROOT, IMG_ROOT to $DATASET.
+VL_CORPUS = {
+    "Attribute/color/vaw": ("data/Attribute/vaw/color.json", "vg", [
+        ["VG_100K/10.jpg", {"POS": ["a red car"], "NEG": ["a blue car"]}],
+        ["VG_100K/11.jpg", {"POS": ["a white dog"], "NEG": ["a black dog"]}],
+    ]),
+    "Attribute/color/vg": ("data/Attribute/vg/color.json", "vg", [
+        ["VG_100K_2/12.jpg", {"POS": ["a green bench"], "NEG": ["a pink bench"]}],
+    ]),
+    "Attribute/material/vg": ("data/Attribute/vg/material.json", "vg/", [
+        ["VG_100K/13.jpg", {"POS": ["a wooden table"], "NEG": ["a metal table"]}],
+    ]),
+    "Object/Location/center/swig_agent": (
+        "data/Object/Location/swig_location/swig_agent/swig_agent_center.json", "swig/", [
+            ["cooking_1.jpg", {"POS": ["a man cooking food", "a person cooking food"],
+                               "NEG": ["a man cooking shoe", "a cat cooking food"]}],
+        ]),
+    "Object/Location/center/hake": ("data/Object/Location/hake_location/hake_obj_center.json", "hake/", [
+        ["hake_images_20190730/pic_1.jpg", {"POS": ["a person holds a cup"], "NEG": ["a person holds a tree"]}],
+    ]),
+    "Relation/action/swig": ("data/Relation/swig_action.json", "swig/", [
+        ["dialing_8.jpg", {"POS": ["a woman dials on a phone"], "NEG": ["a woman bites on a phone"]}],
+        ["skiing_189.jpg", {"POS": ["a skier skis on a slope"], "NEG": ["a skier eats on a slope"]}],
+    ]),
+    "Relation/spatial/vg": ("data/Relation/vg/spatial.json", "vg/", [
+        ["VG_100K_2/14.jpg", {"POS": ["a cup on a table"], "NEG": ["a table on a cup"]}],
+    ]),
 }
 
 
-def write_vl_checklist(root: Path, missing: tuple[str, ...] = (), broken_entry: bool = False) -> Path:
-    for rel, entries in VL_FILES.items():
+def write_vl_checklist(root: Path, dataset: Path | None = None, missing: tuple[str, ...] = (),
+                       broken_entry: bool = False, skip_roots: tuple[str, ...] = ()) -> Path:
+    """A VL-CheckList checkout at ``root``; images under ``dataset`` (default: ``root``) as
+    ``{IMG_ROOT}/{path}``. ``missing``: image paths (IMG_ROOT-relative) not written;
+    ``skip_roots``: image roots (``hake`` ...) not created at all."""
+    dataset = root if dataset is None else dataset
+    for name, (anno, img_root, entries) in VL_CORPUS.items():
         entries = list(entries)
-        if broken_entry and rel == "Attribute/vg/material.json":
-            entries.append(["vg/VG_100K/15.jpg", {"POS": ["only a positive"]}])
-        path = root / "data" / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(entries), encoding="utf-8")
+        if broken_entry and name == "Attribute/material/vg":
+            entries.append(["VG_100K/15.jpg", {"POS": ["only a positive"]}])
+        yaml_path = root / "corpus" / "v1" / f"{name}.yaml"
+        yaml_path.parent.mkdir(parents=True, exist_ok=True)
+        yaml_path.write_text(f'ANNO_PATH: "{anno}"\nIMG_ROOT: "{img_root}"\nTYPE: "TUPLE_JSON"', encoding="utf-8")
+        (root / anno).parent.mkdir(parents=True, exist_ok=True)
+        (root / anno).write_text(json.dumps(entries), encoding="utf-8")
+        if img_root.strip("/") in skip_roots:
+            continue  # this image source is not downloaded
         for image, _ in entries:
             if image not in missing:
-                draw(root / "images" / image, f"vl{image}")
+                draw(dataset / img_root / image, f"vl{img_root}{image}")
     return root
 
 

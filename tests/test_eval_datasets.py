@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from comclip.cli.main import main
 from comclip.errors import DatasetError
 from comclip.eval import metrics
-from comclip.eval.datasets import MissingImage, load_comvg, load_svo, load_vl_checklist, load_winoground, vl_subtype
+from comclip.eval.datasets import MissingImage, load_comvg, load_svo, load_vl_checklist, load_winoground
+from comclip.eval.datasets.vl_checklist import aggregate
 from comclip.eval.runner import load, run
 from comclip.eval.triplets import restore_predicate, triplet_graph
 from comclip.graph import Relation
@@ -91,7 +91,7 @@ def test_winoground_malformed_folders(tmp_path):
     with pytest.raises(DatasetError, match="data folder not found"):
         load_winoground(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="no examples.jsonl"):
+    with pytest.raises(DatasetError, match=r"has neither data/test-\*.parquet nor examples.jsonl"):
         load_winoground(tmp_path / "empty")
     data = synth.write_winoground(tmp_path / "w", n=1)
     (data / "examples.jsonl").write_text("id,caption\n1,2\n")
@@ -130,6 +130,39 @@ def test_winoground_through_datasets_library(monkeypatch, tmp_path):
     assert [e.id for e in loaded.examples] == ["0", "1"]
     assert loaded.examples[1].probes[1].image().size == (160, 128)
     assert loaded.source == "datasets:facebook/winoground"
+
+
+def test_winoground_parquet_layout_scores_as_the_jsonl_layout(tiny_engine, tmp_path):
+    """The hub's current layout (images embedded in data/test-00000-of-00001.parquet) gives the
+    same examples and scores as examples.jsonl + images/ holding the same images."""
+    pq_root = synth.write_winoground_parquet(tmp_path / "hub", n=3, unreadable=(2,))
+    js_root = synth.write_winoground(tmp_path / "old", n=3)
+    loaded = load_winoground(pq_root)  # the repository root: data/*.parquet is found
+    assert loaded.source.endswith("data/test-00000-of-00001.parquet")
+    assert loaded.images == "embedded in the parquet file"
+    assert [e.id for e in loaded.examples] == ["0", "1", "2"]
+    assert loaded.examples[1].meta == {"tag": "Adjective-Color", "secondary_tag": "Symbolic", "num_main_preds": 1,
+                                       "collapsed_tag": "Relation"}
+    report = run(tiny_engine, "winoground", pq_root / "data", tmp_path / "o1", batch_size=2, progress=False)
+    records = check_common(report, tmp_path / "o1", n_total=3, n_failed=1)
+    assert report["failures"][0]["id"] == "2"
+    assert report["failures"][0]["reason"].startswith("image_1 of row 2: not an image file")
+    other = check_common(run(tiny_engine, "winoground", js_root, tmp_path / "o2", progress=False),
+                         tmp_path / "o2", n_total=3, n_failed=0)
+    for a, b in zip(records[:2], other[:2], strict=True):
+        assert a["id"] == b["id"]
+        for m in ("clip", "comclip"):
+            assert a[m] == pytest.approx(b[m], abs=1e-6)
+
+
+def test_winoground_parquet_without_the_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({"id": [0], "caption": ["a"]}), tmp_path / "data" / "test-00000-of-00001.parquet")
+    with pytest.raises(DatasetError, match=r"lacks column\(s\) caption_0, caption_1, image_0, image_1"):
+        load_winoground(tmp_path)
 
 
 # -- ComVG --------------------------------------------------------------------------------------
@@ -209,6 +242,20 @@ def test_svo_end_to_end(tiny_engine, tmp_path):
     assert report["counts"]["accuracy[object]"] == {"n_scored": 0, "n_failed": 1}
 
 
+def test_svo_list_literal_cells(tmp_path):
+    """Released cells like "['dog,catch,frisbee']" are read as the triplet; one that cannot be
+    read fails its example with the reason instead of giving a wrong graph."""
+    cells = {0: "['girl,sit,shore']", 1: "['man', 'ride', 'horse']", 2: "['dog,catch", 3: "['a,b,c', 'd,e,f']"}
+    loaded = load_svo(synth.write_svo(tmp_path / "svo", n=4, cells=cells))
+    ok, one, bad, two = loaded.examples
+    graph = ok.probes[0].graphs[0]
+    assert [e.name for e in graph.entities] == ["girl", "shore"] and graph.relations[0].predicate == "sit"
+    assert [e.name for e in one.probes[0].graphs[0].entities] == ["man", "horse"]
+    assert bad.error is not None and "pos_triplet" in bad.error and "not readable" in bad.error
+    assert two.error is not None and "holds 2 triplets" in two.error
+    assert load_svo(tmp_path / "svo", graphs="parse").examples[2].error is None  # the triplet is not used
+
+
 def test_svo_column_mismatch_lists_columns(tmp_path):
     cols = ["caption", "pos_triplet", "neg_triplet", "subj_neg", "verb_neg", "obj_neg", "pos_url", "neg_url",
             "pos_image_id", "neg_image_id"]
@@ -219,86 +266,178 @@ def test_svo_column_mismatch_lists_columns(tmp_path):
     assert "columns found: caption, pos_triplet, neg_triplet, subj_neg" in str(err.value)
 
 
-# -- VL-Checklist -------------------------------------------------------------------------------
+# -- VL-CheckList -------------------------------------------------------------------------------
 
-def test_vl_subtype():
-    from pathlib import Path
-
-    assert vl_subtype(Path("vaw/color.json")) == "color"
-    assert vl_subtype(Path("Location/center.json")) == "location"
-    assert vl_subtype(Path("hake_action.json")) == "action"
-    assert vl_subtype(Path("vg/spatial.json")) == "spatial"
-    assert vl_subtype(Path("misc/odd.json")) == "odd"
-
-
-def test_vl_checklist_end_to_end(tiny_engine, tmp_path):
-    data = synth.write_vl_checklist(tmp_path / "vl", missing=("vg/VG_100K_2/14.jpg",), broken_entry=True)
+def test_vl_checklist_checkout_with_a_separate_dataset_folder(tiny_engine, tmp_path):
+    """--data = the checkout (corpus/v1 yamls, data/ JSONs), --images = $DATASET with vg/ hake/ swig/;
+    each file's images under its IMG_ROOT; first POS vs first NEG per entry."""
+    repo = synth.write_vl_checklist(tmp_path / "VL-CheckList", dataset=tmp_path / "DATASET",
+                                    missing=("VG_100K_2/14.jpg",), broken_entry=True, skip_roots=("hake",))
     out = tmp_path / "out"
-    report = run(tiny_engine, "vl-checklist", data, out, progress=False)
-    records = check_common(report, out, n_total=9, n_failed=2)
+    report = run(tiny_engine, "vl-checklist", repo, out, images=tmp_path / "DATASET", progress=False)
+    records = check_common(report, out, n_total=10, n_failed=3)
     reasons = {f["id"]: f["reason"] for f in report["failures"]}
-    assert "no NEG captions" in reasons["Attribute/vg/material.json#1"]
-    assert "14.jpg" in reasons["Relation/vg/spatial.json#1"]
-    ids = [r["id"] for r in records]
-    assert "Object/Location/center.json#0.0" in ids and "Object/Location/center.json#0.1" in ids  # 1 POS, 2 NEG
-    assert report["groups"]["Attribute"] == {"n_total": 4, "n_scored": 3, "n_failed": 1}
-    assert report["groups"]["Relation/spatial"] == {"n_total": 2, "n_scored": 1, "n_failed": 1}
-    assert set(report["groups"]) == {"Attribute", "Attribute/color", "Attribute/material", "Object",
-                                     "Object/location", "Relation", "Relation/action", "Relation/spatial"}
+    assert "no NEG captions" in reasons["Attribute/material/vg#1"]
+    assert "14.jpg" in reasons["Relation/spatial/vg#0"] and "not found" in reasons["Relation/spatial/vg#0"]
+    hake = reasons["Object/Location/center/hake#0"]
+    assert "image root" in hake and "DATASET/hake" in hake and "IMG_ROOT 'hake/'" in hake
     ok = {r["id"]: r for r in records if r["status"] == "ok"}
-    attr = [ok[i]["comclip"] for i in ok if i.startswith("Attribute/")]
-    assert report["metrics"]["comclip"]["accuracy[Attribute]"] == metrics.pair_accuracy(attr)
+    swig = ok["Object/Location/center/swig_agent#0"]  # 2 POS x 2 NEG: only the first of each
+    assert (swig["meta"]["pos"], swig["meta"]["neg"]) == ("a man cooking food", "a man cooking shoe")
+    assert swig["meta"]["image"] == "cooking_1.jpg"
+
+    # per annotation file, then VL-CheckList's levels: subtype = mean over sources of the files'
+    # means; every folder above = the mean of its children
+    for m in ("clip", "comclip"):
+        acc = report["metrics"][m]
+        files = {f: metrics.pair_accuracy([r[m] for i, r in ok.items() if i.startswith(f + "#")])
+                 for f in synth.VL_CORPUS}
+        for f, v in files.items():
+            assert acc[f"accuracy[{f}]"] == v
+        color = (files["Attribute/color/vaw"] + files["Attribute/color/vg"]) / 2
+        assert acc["accuracy[Attribute/color]"] == pytest.approx(color)
+        assert acc["accuracy[Attribute]"] == pytest.approx((color + files["Attribute/material/vg"]) / 2)
+        assert acc["accuracy[Object/Location/center]"] == files["Object/Location/center/swig_agent"]  # hake: none
+        assert acc["accuracy[Object]"] == acc["accuracy[Object/Location]"] == acc["accuracy[Object/Location/center]"]
+        assert acc["accuracy[Relation/spatial]"] is None  # its only entry failed
+        assert acc["accuracy[Relation]"] == acc["accuracy[Relation/action]"]
+        assert acc["accuracy"] == metrics.pair_accuracy([r[m] for r in ok.values()])
+    assert report["groups"]["Attribute"] == {"n_total": 5, "n_scored": 4, "n_failed": 1}
+    assert report["groups"]["Object/Location/center"] == {"n_total": 2, "n_scored": 1, "n_failed": 1}
+    assert report["counts"]["accuracy[Relation/spatial]"] == {"n_scored": 0, "n_failed": 1}
+    assert any("image roots not found" in n and "hake" in n for n in report["notes"])
 
 
-def test_vl_checklist_malformed(tmp_path):
-    (tmp_path / "x" / "data").mkdir(parents=True)
-    with pytest.raises(DatasetError, match="none of the folders Attribute, Object, Relation"):
-        load_vl_checklist(tmp_path / "x")
-    data = synth.write_vl_checklist(tmp_path / "vl")
-    (data / "data" / "Attribute" / "vaw" / "color.json").write_text("[[broken")
+def test_vl_checklist_all_pairs_and_max_num(tmp_path):
+    repo = synth.write_vl_checklist(tmp_path / "vl")  # images inside the checkout: --images defaults to it
+    every = load_vl_checklist(repo, pairs="all")
+    ids = [e.id for e in every.examples]
+    assert "Object/Location/center/swig_agent#0.0" in ids and "Object/Location/center/swig_agent#0.1" in ids
+    assert len(ids) == 10  # 9 entries; the one with 2 POS and 2 NEG gives 2 pairs
+    capped = load_vl_checklist(repo, max_num=1)
+    assert [e.id for e in capped.examples if e.id.startswith("Relation/action/swig")] == ["Relation/action/swig#0"]
+    assert len(capped.examples) == 7 and "max-num: first 1 entries per annotation file" in capped.notes
+
+
+def test_vl_checklist_aggregate_levels():
+    files = {"Object/Size/large/vg_obj": 1.0, "Object/Size/large/vg_subj": 0.0, "Object/Size/large/swig_agent": 1.0,
+             "Object/Location/mid/hake": 0.25, "Object/Location/margin/hake": None}
+    levels = aggregate(files)
+    assert levels["Object/Size/large"] == pytest.approx((0.5 + 1.0) / 2)  # vg: mean of 2 files; swig: 1
+    assert levels["Object/Location/margin"] is None and levels["Object/Location"] == 0.25
+    assert levels["Object"] == pytest.approx((0.75 + 0.25) / 2)
+    assert list(levels)[0] == "Object"
+
+
+def test_vl_checklist_failures(tmp_path):
+    with pytest.raises(DatasetError, match=r"has no corpus/v1/ folder"):
+        load_vl_checklist(tmp_path)
+    repo = synth.write_vl_checklist(tmp_path / "vl")
+    with pytest.raises(DatasetError, match="none of the image roots hake, swig, vg is in"):
+        load_vl_checklist(repo, images=tmp_path)
+    with pytest.raises(DatasetError, match=r"images \(\$DATASET\) folder not found"):
+        load_vl_checklist(repo, images=tmp_path / "nope")
+    bad_yaml = repo / "corpus" / "v1" / "Relation" / "spatial" / "vg.yaml"
+    bad_yaml.write_text('ANNO_PATH: "data/Relation/vg/spatial.json\nIMG_ROOT: [vg')
+    with pytest.raises(DatasetError, match=r"cannot read .*Relation/spatial/vg.yaml"):
+        load_vl_checklist(repo)
+    bad_yaml.write_text('IMG_ROOT: "vg/"\n')
+    with pytest.raises(DatasetError, match=r"vg.yaml has no ANNO_PATH"):
+        load_vl_checklist(repo)
+    bad_yaml.write_text('ANNO_PATH: "data/Relation/vg/gone.json"\nIMG_ROOT: "vg/"\n')
+    with pytest.raises(DatasetError, match=r"annotation file .*gone.json \(ANNO_PATH of corpus/v1/Relation/spatial"):
+        load_vl_checklist(repo)
+    bad_yaml.write_text('ANNO_PATH: "data/Relation/vg/spatial.json"\nIMG_ROOT: "vg/"\n')
+    (repo / "data" / "Relation" / "vg" / "spatial.json").write_text("[[broken")
     with pytest.raises(DatasetError, match="cannot read annotation file"):
-        load_vl_checklist(data)
+        load_vl_checklist(repo)
 
 
 # -- retrieval ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dataset", ["flickr30k", "coco"])
-def test_retrieval_end_to_end(tiny_engine, tmp_path, dataset):
+def test_retrieval_karpathy_protocol_both_directions(tiny_engine, tmp_path, dataset):
     data = synth.write_karpathy(tmp_path / dataset, dataset, n_test=6, missing=(2,))
     out = tmp_path / "out"
     topk = 3
     report = run(tiny_engine, dataset, data, out, topk=topk, batch_size=4, progress=False)
-    records = check_common(report, out, n_total=12, n_failed=2)  # 6 test images x 2 captions; train left out
-    assert {f["id"] for f in report["failures"]} == {"s4", "s5"}  # the captions of the missing image
+    # 6 test images x 2 captions (text→image) + 6 images (image→text); train left out
+    records = check_common(report, out, n_total=18, n_failed=3)
+    assert {f["id"] for f in report["failures"]} == {"s4", "s5", "i2"}  # the missing image's queries
     assert all("could not be read" in f["reason"] for f in report["failures"])
     assert report["gallery"]["n_images"] == 6 and report["gallery"]["n_failed"] == 1
-    assert report["topk"] == topk
+    assert report["topk"] == topk and report["protocol"] == "karpathy"
+    assert report["counts"]["t2i_R@1"] == {"n_scored": 10, "n_failed": 2}
+    assert report["counts"]["i2t_R@10"] == {"n_scored": 5, "n_failed": 1}
 
-    # CLIP ranks recomputed with the encoder directly over the 5 readable test images
+    # CLIP ranks recomputed with the encoder directly over the 5 readable test images / their captions
     loaded = load(dataset, data)
     from comclip.images import load_image
 
     keep = [i for i in range(6) if i != 2]
     with torch.inference_mode():
         v = tiny_engine.encoder.encode_images([load_image(loaded.paths[i]).image for i in keep]).float()
+        t_all = tiny_engine.encoder.encode_texts([c.text for c in loaded.captions]).float()
     ok = [r for r in records if r["status"] == "ok"]
     queries = {q.id: q for q in loaded.queries}
     for r in ok:
         q = queries[r["id"]]
-        with torch.inference_mode():
-            t = tiny_engine.encoder.encode_texts([q.caption]).float()
-        sims = (t @ v.T)[0].tolist()
-        assert r["clip"]["rank"] == metrics.rank_of(sims, keep.index(q.target))
+        assert r["direction"] == q.direction
+        if q.direction == "t2i":
+            sims = (t_all[[c.id for c in loaded.captions].index(q.id)] @ v.T).tolist()
+            assert r["clip"]["rank"] == metrics.rank_of(sims, keep.index(q.target))
+            target = r["image"]
+        else:
+            sims = (v[keep.index(q.target)] @ t_all.T).tolist()
+            targets = [j for j, c in enumerate(loaded.captions) if c.image == q.target]
+            assert r["clip"]["rank"] == metrics.rank_of_any(sims, targets)
+            target = {loaded.captions[j].id for j in targets}
         assert len(r["comclip"]["top"]) == topk and sorted(r["comclip"]["top"]) == sorted(r["clip"]["top"])
-        if r["image"] not in r["clip"]["top"]:
+        hits = [k for k, x in enumerate(r["comclip"]["top"]) if x == target or x in (target if isinstance(target, set)
+                                                                                     else ())]
+        if not hits:
             assert r["comclip"]["rank"] == r["clip"]["rank"]
         else:
-            assert r["comclip"]["rank"] == 1 + r["comclip"]["top"].index(r["image"])
+            assert r["comclip"]["rank"] == 1 + hits[0]
     for m in ("clip", "comclip"):
-        assert report["metrics"][m] == metrics.recall_at([r[m]["rank"] for r in ok])
+        for d in ("t2i", "i2t"):
+            expected = metrics.recall_at([r[m]["rank"] for r in ok if r["direction"] == d])
+            assert {k: report["metrics"][m][f"{d}_{k}"] for k in expected} == expected
     # re-ranking only permutes CLIP's top-k: recall at K >= k cannot change
-    assert report["metrics"]["comclip"]["R@5"] == report["metrics"]["clip"]["R@5"]
-    assert report["metrics"]["comclip"]["R@10"] == report["metrics"]["clip"]["R@10"]
+    for key in ("t2i_R@5", "t2i_R@10", "i2t_R@5", "i2t_R@10"):
+        assert report["metrics"]["comclip"][key] == report["metrics"]["clip"][key]
+
+
+def test_retrieval_comclip_protocol(tiny_engine, tmp_path):
+    """The paper's protocol: one caption per test image (the first), text→image, R@1/5."""
+    data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=6)
+    report = run(tiny_engine, "flickr30k", data, tmp_path / "out", protocol="comclip", progress=False)
+    records = check_common(report, tmp_path / "out", n_total=6, n_failed=0)
+    assert [r["id"] for r in records] == ["s0", "s2", "s4", "s6", "s8", "s10"]  # each image's first caption
+    assert set(report["metrics"]["clip"]) == {"t2i_R@1", "t2i_R@5"} and report["protocol"] == "comclip"
+    karpathy = run(tiny_engine, "flickr30k", data, tmp_path / "k", progress=False)
+    assert karpathy["n_total"] == 18
+    loaded = load("flickr30k", data, protocol="comclip")
+    assert any("caption 0" in n for n in loaded.notes)
+
+
+def test_retrieval_comclip_protocol_with_the_official_queries(tmp_path):
+    """--queries: a CSV of (image, sentence) rows, as the official flickr30k_test.pkl exports."""
+    data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=3)
+    queries = tmp_path / "flickr30k_test.csv"
+    queries.write_text("image,sentence,clip_baseline,original_index\n"
+                       "1000092795.jpg,A dog runs.,\"[(0, 0.3)]\",0\n"
+                       "1000092797.jpg,A cat sleeps.,\"[(2, 0.2)]\",1\n"
+                       "999.jpg,Not in the split.,[],2\n")
+    loaded = load("flickr30k", data, protocol="comclip", queries=queries)
+    assert [(q.id, q.caption, q.target, q.error) for q in loaded.queries[:2]] == [
+        ("q0", "A dog runs.", 0, None), ("q1", "A cat sleeps.", 2, None)]
+    assert loaded.queries[2].error == "row 2: image '999.jpg' is not in the split"
+    with pytest.raises(DatasetError, match="--queries goes with --protocol comclip"):
+        load("flickr30k", data, queries=queries)
+    queries.write_text("filename,caption\nx.jpg,y\n")
+    with pytest.raises(DatasetError, match="lacks the columns image, sentence; columns found: filename, caption"):
+        load("flickr30k", data, protocol="comclip", queries=queries)
 
 
 def test_retrieval_malformed(tmp_path):
@@ -310,42 +449,6 @@ def test_retrieval_malformed(tmp_path):
     data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=1)
     with pytest.raises(DatasetError, match=r"no images in split 'val' \(splits found: test, train\)"):
         load("flickr30k", data, split="val")
-
-
-# -- command line -------------------------------------------------------------------------------
-
-def test_cli_eval_json_last_line(tiny_engine, tmp_path, capsys):
-    data = synth.write_comvg(tmp_path / "comvg", n=3, missing_ids=(1000,))
-    out = tmp_path / "out"
-    code = main(["eval", "comvg", "--data", str(data), "--preset", "tiny", "--device", "cpu", "--parser", "rules",
-                 "--out", str(out), "--json", "--limit", "2", "--no-progress"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    report = json.loads(captured.out.strip().splitlines()[-1])
-    assert report["dataset"] == "comvg" and report["limit"] == 2
-    assert (report["n_total"], report["n_scored"], report["n_failed"]) == (2, 1, 1)
-    assert report["failures"][0]["id"] == "0" and "1000" in report["failures"][0]["reason"]
-    assert set(report["metrics"]) == {"clip", "comclip"}
-    assert json.loads((out / "report.json").read_text())["n_total"] == 2
-
-
-@pytest.mark.parametrize(("argv", "message"), [
-    (["eval", "winoground", "--data", "{tmp}/missing"], "winoground data folder not found"),
-    (["eval", "svo", "--data", "{svo}"], "columns found: text, pos_triplet"),
-    (["eval", "coco", "--data", "{tmp}"], "has no dataset_coco.json"),
-    (["eval", "comvg", "--data", "{tmp}"], "has no ComVG.csv"),
-    (["eval", "comvg", "--data", "{tmp}", "--limit", "0"], "--limit must be a whole number >= 1, got 0"),
-    (["eval", "imagenet", "--data", "{tmp}"], "invalid choice: 'imagenet'"),
-])
-def test_cli_eval_errors_are_one_line(tmp_path, capsys, argv, message):
-    svo = synth.write_svo(tmp_path / "svo", n=1, columns=["text", *synth.SVO_COLUMNS[1:]])
-    argv = [a.format(tmp=tmp_path, svo=svo) for a in argv] + ["--preset", "tiny", "--out", str(tmp_path / "o")]
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
-    assert not (tmp_path / "o").exists()  # failed before anything ran
 
 
 def test_missing_image_source_is_reported(tiny_engine, tmp_path):

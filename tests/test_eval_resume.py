@@ -115,7 +115,8 @@ def test_retrieval_interrupted_then_resumed(tiny_engine, tmp_path, monkeypatch):
     real = retrieval._encode_chunk
     monkeypatch.setattr(retrieval, "_encode_chunk", lambda *a: encoded.append(a) or real(*a))
     resumed = run(spy, "flickr30k", data, out, topk=4, batch_size=3, progress=False)
-    assert len(spy.calls) == 2  # the 6 remaining queries, 3 per call
+    # the 12 remaining queries, 3 per call: 6 text→image, then the 6 images' image→text queries
+    assert len(spy.calls) == 4 and all(len(c) == 3 for c in spy.calls[2:])
     assert encoded == []  # the gallery was not encoded again: its cached embeddings were used
     assert comparable(resumed) == comparable(whole)
     assert_same_scores(records(out), records(tmp_path / "whole"))

@@ -70,6 +70,14 @@ def rank_of(scores: Sequence[float], target: int) -> int:
     return 1 + sum(1 for j, s in enumerate(scores) if j != target and s >= t)
 
 
+def rank_of_any(scores: Sequence[float], targets: Iterable[int]) -> int:
+    """1-based rank of the best of several targets (image→text: any of the image's captions):
+    1 + the number of non-target entries scoring >= the best target."""
+    targets = set(targets)
+    best = max(scores[t] for t in targets)
+    return 1 + sum(1 for j, s in enumerate(scores) if j not in targets and s >= best)
+
+
 def top_k(scores: Sequence[float], k: int) -> list[int]:
     """Indices of the ``k`` highest scores, highest first; ties keep the lower index first."""
     order = sorted(range(len(scores)), key=lambda j: (-scores[j], j))
@@ -88,9 +96,18 @@ def reranked_rank(candidates: Sequence[int], scores: Sequence[float], target: in
     A target among the candidates gets its (pessimistic) rank among them; a target outside them
     keeps its first-stage rank — re-ranking only permutes the top-k.
     """
-    if target not in candidates:
+    return reranked_rank_any(candidates, scores, (target,), first_stage_rank)
+
+
+def reranked_rank_any(candidates: Sequence[int], scores: Sequence[float], targets: Iterable[int],
+                      first_stage_rank: int) -> int:
+    """:func:`reranked_rank` for several targets: the best target among the candidates, or the
+    first-stage rank when none of them is a candidate."""
+    targets = set(targets)
+    inside = [j for j, c in enumerate(candidates) if c in targets]
+    if not inside:
         return first_stage_rank
-    return rank_of(scores, list(candidates).index(target))
+    return rank_of_any(scores, inside)
 
 
 def recall_at(ranks: Sequence[int], ks: Sequence[int] = RECALL_KS) -> dict[str, float | None]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from comclip.eval import metrics
-from comclip.eval.datasets import Example
+from comclip.eval.datasets import Example, vl_checklist
 from comclip.eval.store import has_scores
 
 METHODS = ("clip", "comclip")
@@ -57,8 +57,28 @@ def summarise_pairs(kind: str, selection: Sequence[Example], records: dict[str, 
                 key = name if label is None else f"{name}[{label}]"
                 result[m][key] = value
                 counts[key] = {"n_scored": len(members), "n_failed": n_failed}
+    if kind == "vl-checklist":
+        _vl_checklist_levels(result, counts, group_counts)
     return {"n_total": len(selection), "n_scored": len(ok), "n_failed": len(failures), "failures": failures,
             "metrics": result, "counts": counts, "groups": group_counts}
+
+
+def _vl_checklist_levels(result: dict[str, dict[str, float | None]], counts: dict[str, dict[str, int]],
+                         group_counts: dict[str, dict[str, int]]) -> None:
+    """Add VL-CheckList's subtype and type scores (means of the per-file accuracies, see
+    :func:`comclip.eval.datasets.vl_checklist.aggregate`) with the counts of the files under them."""
+    files = dict(group_counts)
+    for m in METHODS:
+        levels = vl_checklist.aggregate({f: result[m][f"accuracy[{f}]"] for f in files})
+        result[m].update({f"accuracy[{node}]": v for node, v in levels.items()})
+    for node in levels:
+        under = [c for f, c in files.items() if f.startswith(node + "/")]
+        group_counts[node] = {k: sum(c[k] for c in under) for k in ("n_total", "n_scored", "n_failed")}
+        counts[f"accuracy[{node}]"] = {k: group_counts[node][k] for k in ("n_scored", "n_failed")}
+    # shown from the top: overall, types, subtypes ..., then the annotation files
+    order = ["accuracy", *(f"accuracy[{n}]" for n in levels), *(f"accuracy[{f}]" for f in files)]
+    for m in METHODS:
+        result[m] = {k: result[m][k] for k in order}
 
 
 def build(loaded: Any, summary: dict[str, Any], *, engine: Any, limit: int | None, out: Path) -> dict[str, Any]:
@@ -127,6 +147,8 @@ def markdown(report: dict[str, Any]) -> str:
         + (f"; first {report['limit']} examples" if report.get("limit") else ""),
     ]
     parts += [f"- {n}" for n in report.get("notes", [])]
+    if report.get("world_size", 1) > 1:
+        parts.append(f"- scored by {report['world_size']} processes (torchrun), merged into one examples.jsonl")
     if report["models"].get("random_weights"):
         parts += ["", f"**Preset `{report['preset']}` has random weights: these numbers mean nothing.**"]
     if report["failures"]:

@@ -1,29 +1,27 @@
-"""Text → image retrieval on Flickr30k and COCO (Karpathy split): CLIP ranks, ComCLIP re-ranks.
+"""Retrieval on Flickr30K and COCO: CLIP ranks, ComCLIP re-ranks CLIP's top-k.
 
-Protocol, stated plainly because it is not the pairwise one:
+The data and the protocols (``karpathy``: every caption, both directions, R@1/5/10;
+``comclip``: the paper's one caption per image, text→image, R@1/5) are described in
+:mod:`comclip.eval.datasets.karpathy`. Here, for every query:
 
-* the gallery is every image of the chosen split (``test``: 1000 Flickr30k / 5000 COCO images);
-  each caption of those images is one query, and its target is the image it describes;
-* **CLIP** ranks the whole gallery by ``cos(t, f_img(I))`` — the same frozen encoder the engine
-  uses, called directly: one pass over the gallery (cached in ``OUT/gallery/``), one over the
-  captions;
+* **CLIP** ranks the whole gallery with the engine's own frozen encoder, called directly —
+  text→image: the split's images by ``cos(t, f_img(I))`` (one pass over the images, cached in
+  ``OUT/gallery/``); image→text: all the split's captions;
 * **ComCLIP** re-ranks only CLIP's top-k (default 10) by the engine's ComCLIP score
-  (``match_batch``: each candidate image with all the batch's captions that retrieved it). A
-  target outside CLIP's top-k keeps its CLIP rank, so with k = 10, ComCLIP's R@10 equals CLIP's
-  by construction; R@1 and R@5 are where re-ranking shows;
-* ranks are pessimistic (ties count against the target); Recall@K is the fraction of queries
-  ranked at K or better.
+  (``match_batch``). A target outside CLIP's top-k keeps its CLIP rank, so with k = 10
+  ComCLIP's R@10 equals CLIP's by construction; R@1 and R@5 are where re-ranking shows;
+* ranks are pessimistic (ties count against the target); image→text ranks the best of the
+  image's captions; Recall@K is the fraction of queries ranked at K or better.
 
-A gallery image that cannot be read is left out of the gallery and reported; the captions of
-that image fail with the reason. A caption whose candidate image fails in the engine fails too.
+A gallery image that cannot be read is left out of the gallery and reported; its queries fail
+with the reason. A query whose candidate fails in the engine fails too.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,116 +29,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from comclip.errors import ComCLIPError, DatasetError
+from comclip.errors import ComCLIPError
 from comclip.eval import metrics
 from comclip.eval.batching import match_or_reason
+from comclip.eval.datasets.karpathy import DATASETS as RETRIEVAL_DATASETS
+from comclip.eval.datasets.karpathy import Query, RetrievalSet, load_retrieval
 from comclip.images import LoadedImage, load_image
 
-#: dataset → (annotation file, image folders tried under --data, in order)
-RETRIEVAL_DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "flickr30k": ("dataset_flickr30k.json", ("flickr30k-images", "images", "")),
-    "coco": ("dataset_coco.json", ("images", "")),
-}
+__all__ = ["RETRIEVAL_DATASETS", "RetrievalSet", "encode_gallery", "load_retrieval", "run_retrieval", "summarise"]
+
 GALLERY_CHUNK = 256
 TEXT_CHUNK = 256
 
 
-@dataclass
-class Query:
-    id: str
-    caption: str
-    target: int  # index into the gallery; -1 when the row is unreadable
-    error: str | None = None
-
-
-@dataclass
-class RetrievalSet:
-    dataset: str
-    source: str
-    images: str
-    split: str
-    names: list[str]  # gallery images, as the annotation names them (filepath/filename)
-    paths: list[Path]
-    queries: list[Query]
-    notes: list[str] = field(default_factory=list)
-    kind: str = "retrieval"
-
-
-def _one_line(text: object, limit: int = 200) -> str:
-    return " ".join(str(text).split())[:limit]
-
-
-def load_retrieval(dataset: str, data: str | Path, images: str | Path | None = None, *,
-                   split: str = "test") -> RetrievalSet:
-    """Karpathy-split JSON (``dataset_flickr30k.json`` / ``dataset_coco.json``) + its images."""
-    ann_name, image_dirs = RETRIEVAL_DATASETS[dataset]
-    folder = Path(data).expanduser()
-    if not folder.exists():
-        raise DatasetError(f"{dataset} data folder not found: {folder}")
-    ann = folder if folder.is_file() else folder / ann_name
-    if not ann.is_file():
-        raise DatasetError(f"{dataset}: {folder} has no {ann_name} (the Karpathy split annotation file)")
-    base = ann.parent
-    try:
-        doc = json.loads(ann.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{dataset}: cannot read {ann}: {_one_line(exc)}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise DatasetError(f"{dataset}: {ann} is not a Karpathy split file (no 'images' list)")
-    if images:
-        root = Path(images).expanduser()
-        if not root.is_dir():
-            raise DatasetError(f"{dataset}: images folder not found: {root}")
-    else:
-        root = next(base / d for d in image_dirs if (base / d).is_dir())
-
-    names: list[str] = []
-    paths: list[Path] = []
-    queries: list[Query] = []
-    splits: set[str] = set()
-    dir_ok: dict[str, bool] = {}
-    for i, entry in enumerate(doc["images"]):
-        if not isinstance(entry, dict):
-            queries.append(Query(f"image{i}", "", -1, f"images[{i}] is not an object"))
-            continue  # recorded as a failed query
-        splits.add(str(entry.get("split")))
-        if entry.get("split") != split:
-            continue  # another split: not part of this evaluation
-        filename, filepath = entry.get("filename"), entry.get("filepath") or ""
-        sentences = entry.get("sentences")
-        if not isinstance(filename, str) or not filename.strip() or not isinstance(filepath, str):
-            queries.append(Query(f"image{i}", "", -1, f"images[{i}] has no filename"))
-            continue  # recorded as a failed query
-        if not isinstance(sentences, list):
-            queries.append(Query(f"image{i}", "", -1, f"images[{i}] ({filename}) has no 'sentences' list"))
-            continue  # recorded as a failed query
-        if filepath not in dir_ok:
-            dir_ok[filepath] = bool(filepath) and (root / filepath).is_dir()
-        target = len(names)
-        names.append(f"{filepath}/{filename}" if filepath else filename)
-        paths.append(root / filepath / filename if dir_ok[filepath] else root / filename)
-        for j, s in enumerate(sentences):
-            queries.append(_query(s, i, j, target, filename))
-    if not names:
-        raise DatasetError(f"{dataset}: {ann} has no images in split {split!r} "
-                           f"(splits found: {', '.join(sorted(splits)) or 'none'})")
-    return RetrievalSet(dataset, str(ann), str(root), split, names, paths, queries, notes=[f"split: {split}"])
-
-
-def _query(s: Any, i: int, j: int, target: int, filename: str) -> Query:
-    sid = s.get("sentid") if isinstance(s, dict) else None
-    qid = f"s{sid}" if isinstance(sid, int) else f"{i}.{j}"
-    if not isinstance(s, dict):
-        return Query(qid, "", target, f"sentence {j} of {filename} is not an object")
-    raw = s.get("raw")
-    text = raw if isinstance(raw, str) and raw.strip() else " ".join(t for t in s.get("tokens") or []
-                                                                       if isinstance(t, str))
-    if not text.strip():
-        return Query(qid, "", target, f"sentence {j} of {filename} is empty")
-    return Query(qid, " ".join(text.split()), target)
-
-
-# -- the gallery --------------------------------------------------------------------------------
+# -- the galleries ------------------------------------------------------------------------------
 
 @dataclass
 class Gallery:
@@ -148,9 +50,17 @@ class Gallery:
     index: np.ndarray  # gallery position of each embedding row
     failures: dict[int, str]  # gallery position → why it could not be read
 
+    def position(self) -> dict[int, int]:
+        return {int(g): row for row, g in enumerate(self.index)}
 
-def encode_gallery(engine: Any, rs: RetrievalSet, cache: Path, progress: bool) -> Gallery:
-    """CLIP embeddings of every gallery image, in chunks cached under ``cache`` (resumable)."""
+
+def encode_gallery(engine: Any, rs: RetrievalSet, cache: Path, progress: bool,
+                   mine: Callable[[int], bool] | None = None) -> Gallery:
+    """CLIP embeddings of every gallery image, in chunks cached under ``cache`` (resumable).
+
+    ``mine``: encode only the chunks it accepts (by chunk number) — a process's share when
+    several processes fill one cache; the returned gallery then holds only those.
+    """
     cache.mkdir(parents=True, exist_ok=True)
     embs: list[np.ndarray] = []
     index: list[int] = []
@@ -159,13 +69,15 @@ def encode_gallery(engine: Any, rs: RetrievalSet, cache: Path, progress: bool) -
     bar = tqdm(total=n, unit="img", desc="encoding gallery", file=sys.stderr, disable=not progress,
                dynamic_ncols=True, mininterval=0.5)
     with bar:
-        for start in range(0, n, GALLERY_CHUNK):
+        for number, start in enumerate(range(0, n, GALLERY_CHUNK)):
             names = rs.names[start:start + GALLERY_CHUNK]
+            if mine is not None and not mine(number):
+                continue  # another process encodes this chunk
             path = cache / f"chunk_{start:07d}.npz"
             chunk = _read_chunk(path, names)
             if chunk is None:
                 chunk = _encode_chunk(engine, rs.paths[start:start + GALLERY_CHUNK], names)
-                tmp = path.with_name(path.stem + ".tmp.npz")
+                tmp = path.with_name(f"{path.stem}.{id(chunk)}.tmp.npz")
                 np.savez(tmp, **chunk)
                 tmp.replace(path)
             ok = chunk["ok"]
@@ -203,10 +115,44 @@ def _encode_chunk(engine: Any, paths: list[Path], names: list[str]) -> dict[str,
         else:
             ok[k] = True
     if loaded:
-        emb = engine.encoder.encode_images([li.image for li in loaded]).float().cpu().numpy()
+        with torch.inference_mode():
+            emb = engine.encoder.encode_images([li.image for li in loaded]).float().cpu().numpy()
     else:
         emb = np.zeros((0, 0), dtype=np.float32)
     return {"names": np.asarray(names), "ok": ok, "reasons": np.asarray(reasons), "emb": emb.astype(np.float32)}
+
+
+def gallery_failures(rs: RetrievalSet, cache: Path) -> dict[int, str]:
+    """The unreadable gallery images, as recorded in the cache."""
+    failures: dict[int, str] = {}
+    for start in range(0, len(rs.names), GALLERY_CHUNK):
+        chunk = _read_chunk(cache / f"chunk_{start:07d}.npz", rs.names[start:start + GALLERY_CHUNK])
+        if chunk is not None:
+            failures.update({start + k: str(chunk["reasons"][k]) for k in np.flatnonzero(~chunk["ok"])})
+    return failures
+
+
+def encode_texts(engine: Any, texts: Sequence[str]) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.cat([engine.encoder.encode_texts(list(texts[i:i + TEXT_CHUNK])).float().cpu()
+                          for i in range(0, len(texts), TEXT_CHUNK)])
+
+
+@dataclass
+class TextGallery:
+    """image→text: the readable captions of the split, embedded."""
+
+    embeddings: torch.Tensor
+    captions: list[int]  # index into rs.captions of each row
+    rows_of: dict[int, list[int]]  # gallery image → its captions' rows
+
+    @classmethod
+    def build(cls, engine: Any, rs: RetrievalSet) -> TextGallery:
+        keep = [j for j, c in enumerate(rs.captions) if c.error is None]
+        rows_of: dict[int, list[int]] = {}
+        for row, j in enumerate(keep):
+            rows_of.setdefault(rs.captions[j].image, []).append(row)
+        return cls(encode_texts(engine, [rs.captions[j].text for j in keep]), keep, rows_of)
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -219,59 +165,67 @@ def is_done(record: dict[str, Any] | None, retry_failed: bool = False) -> bool:
     return all(isinstance(record.get(m), dict) and isinstance(record[m].get("rank"), int) for m in ("clip", "comclip"))
 
 
-def run_retrieval(engine: Any, rs: RetrievalSet, store: Any, *, limit: int | None, batch_size: int, topk: int,
-                  retry_failed: bool, progress: bool) -> dict[str, Any]:
-    selection = rs.queries[:limit] if limit else rs.queries
-    todo = [q for q in selection if not is_done(store.records.get(q.id), retry_failed)]
-    gallery_cache = store.out / "gallery"
-    gallery = encode_gallery(engine, rs, gallery_cache, progress) if todo else None
-    if todo:
-        assert gallery is not None
-        bar = tqdm(total=len(selection), initial=len(selection) - len(todo), unit="query", desc="ranking",
-                   file=sys.stderr, disable=not progress, dynamic_ncols=True, mininterval=0.5)
-        with bar:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
-                store.append(_score_queries(engine, rs, gallery, batch, topk))
-                bar.update(len(batch))
-    else:
-        gallery = _gallery_failures_only(rs, gallery_cache)
-    return summarise(rs, selection, store.records, gallery.failures, topk)
+def todo_queries(rs: RetrievalSet, selection: Sequence[Query], records: dict[str, dict[str, Any]],
+                 retry_failed: bool) -> list[Query]:
+    return [q for q in selection if not is_done(records.get(q.id), retry_failed)]
 
 
-def _gallery_failures_only(rs: RetrievalSet, cache: Path) -> Gallery:
-    failures: dict[int, str] = {}
-    for start in range(0, len(rs.names), GALLERY_CHUNK):
-        chunk = _read_chunk(cache / f"chunk_{start:07d}.npz", rs.names[start:start + GALLERY_CHUNK])
-        if chunk is not None:
-            failures.update({start + k: str(chunk["reasons"][k]) for k in np.flatnonzero(~chunk["ok"])})
-    return Gallery(torch.zeros(0, 1), np.zeros(0, dtype=np.int64), failures)
+def run_retrieval(engine: Any, rs: RetrievalSet, store: Any, todo: Sequence[Query], gallery: Gallery, *,
+                  batch_size: int, topk: int, progress: bool, total: int | None = None) -> None:
+    """Score ``todo`` (this process's share) in batches, appending each batch to ``store``."""
+    texts = TextGallery.build(engine, rs) if any(q.direction == "i2t" for q in todo) else None
+    total = len(todo) if total is None else total
+    bar = tqdm(total=total, initial=total - len(todo), unit="query", desc="ranking", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    with bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            records = _score_t2i(engine, rs, gallery, [q for q in batch if q.direction == "t2i"], topk)
+            records |= _score_i2t(engine, rs, gallery, texts, [q for q in batch if q.direction == "i2t"], topk)
+            store.append([records[q.id] for q in batch])
+            bar.update(len(batch))
 
 
 def _failed(q: Query, reason: str) -> dict[str, Any]:
-    return {"id": q.id, "status": "failed", "reason": " ".join(reason.split()), "caption": q.caption}
+    return {"id": q.id, "status": "failed", "direction": q.direction, "reason": " ".join(reason.split()),
+            "caption" if q.direction == "t2i" else "image": q.caption}
 
 
-def _score_queries(engine: Any, rs: RetrievalSet, gallery: Gallery, batch: Sequence[Query], topk: int
-                   ) -> list[dict[str, Any]]:
-    records: dict[str, dict[str, Any]] = {}
-    live = [q for q in batch if q.error is None and q.target not in gallery.failures]
+def _unusable(rs: RetrievalSet, gallery: Gallery, batch: Sequence[Query]) -> dict[str, dict[str, Any]]:
+    records = {}
     for q in batch:
         if q.error is not None:
             records[q.id] = _failed(q, q.error)
         elif q.target in gallery.failures:
             records[q.id] = _failed(q, f"its image {rs.names[q.target]} could not be read: "
                                        f"{gallery.failures[q.target]}")
+    return records
+
+
+def _match_each(engine: Any, items: list[tuple], keys: list[Any]) -> tuple[list[Any], dict[Any, str]]:
+    """``match_batch`` over ``items``; if the batch is refused, item by item: (results or None, failures)."""
+    results = match_or_reason(engine, items) if items else []
+    if isinstance(results, list):
+        return results, {}
+    results, failures = [], {}
+    for item, key in zip(items, keys, strict=True):
+        one = match_or_reason(engine, [item])
+        results.append(one[0] if isinstance(one, list) else None)
+        if not isinstance(one, list):
+            failures[key] = one
+    return results, failures
+
+
+def _score_t2i(engine: Any, rs: RetrievalSet, gallery: Gallery, batch: Sequence[Query], topk: int
+               ) -> dict[str, dict[str, Any]]:
+    records = _unusable(rs, gallery, batch)
+    live = [q for q in batch if q.id not in records]
     first: dict[str, dict[str, Any]] = {}
     if live:
-        with torch.inference_mode():
-            t = torch.cat([engine.encoder.encode_texts([q.caption for q in live[i:i + TEXT_CHUNK]]).float().cpu()
-                           for i in range(0, len(live), TEXT_CHUNK)])
-            sims = (t @ gallery.embeddings.T).numpy()
-        position = {int(g): row for row, g in enumerate(gallery.index)}
+        sims = (encode_texts(engine, [q.caption for q in live]) @ gallery.embeddings.T).numpy()
+        position = gallery.position()
         for q, row in zip(live, sims, strict=True):
-            target_row = position[q.target]
-            rank = int(np.count_nonzero(row >= row[target_row]))  # = metrics.rank_of: ties count against
+            rank = metrics.rank_of(row.tolist(), position[q.target])
             order = np.lexsort((np.arange(len(row)), -row))[:topk]  # by score, ties by position
             first[q.id] = {"rank": rank, "top": [int(gallery.index[r]) for r in order],
                            "scores": [float(row[r]) for r in order]}
@@ -281,7 +235,6 @@ def _score_queries(engine: Any, rs: RetrievalSet, gallery: Gallery, batch: Seque
     for q in live:
         for g in first[q.id]["top"]:
             wanted.setdefault(g, []).append(q)
-    comclip: dict[tuple[str, int], float] = {}
     image_failures: dict[int, str] = {}
     items, keys = [], []
     for g, qs in wanted.items():
@@ -291,20 +244,13 @@ def _score_queries(engine: Any, rs: RetrievalSet, gallery: Gallery, batch: Seque
             image_failures[g] = str(exc)
         else:
             items.append((image, [q.caption for q in qs]))
-            keys.append((g, qs))
-    results = match_or_reason(engine, items) if items else []
-    if not isinstance(results, list):  # refused as a batch: find the failing image(s)
-        results = []
-        for item, (g, _) in zip(items, keys, strict=True):
-            one = match_or_reason(engine, [item])
-            if isinstance(one, list):
-                results.append(one[0])
-            else:
-                image_failures[g] = one
-                results.append(None)
-    for res, (g, qs) in zip(results, keys, strict=True):
+            keys.append(g)
+    results, refused = _match_each(engine, items, keys)
+    image_failures |= refused
+    comclip: dict[tuple[str, int], float] = {}
+    for res, g in zip(results, keys, strict=True):
         if res is not None:
-            for q, c in zip(qs, res.captions, strict=True):
+            for q, c in zip(wanted[g], res.captions, strict=True):
                 comclip[(q.id, g)] = c.comclip_score
 
     for q in live:
@@ -316,26 +262,80 @@ def _score_queries(engine: Any, rs: RetrievalSet, gallery: Gallery, batch: Seque
         scores = [comclip[(q.id, g)] for g in f["top"]]
         reranked = metrics.rerank(f["top"], scores)
         records[q.id] = {
-            "id": q.id, "status": "ok", "caption": q.caption, "image": rs.names[q.target],
+            "id": q.id, "status": "ok", "direction": "t2i", "caption": q.caption, "image": rs.names[q.target],
             "clip": {"rank": f["rank"], "top": [rs.names[g] for g in f["top"]], "scores": f["scores"]},
             "comclip": {"rank": metrics.reranked_rank(f["top"], scores, q.target, f["rank"]),
                         "top": [rs.names[g] for g in reranked], "scores": sorted(scores, reverse=True)},
         }
-    return [records[q.id] for q in batch]
+    return records
+
+
+def _score_i2t(engine: Any, rs: RetrievalSet, gallery: Gallery, texts: TextGallery | None, batch: Sequence[Query],
+               topk: int) -> dict[str, dict[str, Any]]:
+    records = _unusable(rs, gallery, batch)
+    live = [q for q in batch if q.id not in records]
+    if not live:
+        return records
+    assert texts is not None
+    position = gallery.position()
+    v = gallery.embeddings[[position[q.target] for q in live]]
+    sims = (v @ texts.embeddings.T).numpy()
+    first: dict[str, dict[str, Any]] = {}
+    items, keys = [], []
+    for q, row in zip(live, sims, strict=True):
+        targets = texts.rows_of[q.target]
+        order = [int(r) for r in np.lexsort((np.arange(len(row)), -row))[:topk]]
+        first[q.id] = {"rank": metrics.rank_of_any(row.tolist(), targets), "top": order,
+                       "scores": [float(row[r]) for r in order], "targets": targets}
+        try:
+            image = load_image(rs.paths[q.target])
+        except ComCLIPError as exc:
+            records[q.id] = _failed(q, str(exc))
+            continue  # recorded as failed
+        items.append((image, [rs.captions[texts.captions[r]].text for r in order]))
+        keys.append(q.id)
+    results, refused = _match_each(engine, items, keys)
+    for res, qid in zip(results, keys, strict=True):
+        q = next(x for x in live if x.id == qid)
+        if res is None:
+            records[qid] = _failed(q, refused[qid])
+            continue  # recorded as failed
+        f = first[qid]
+        scores = [c.comclip_score for c in res.captions]
+        reranked = metrics.rerank(f["top"], scores)
+        ids = [rs.captions[texts.captions[r]].id for r in f["top"]]
+        records[qid] = {
+            "id": qid, "status": "ok", "direction": "i2t", "image": q.caption,
+            "clip": {"rank": f["rank"], "top": ids, "scores": f["scores"]},
+            "comclip": {"rank": metrics.reranked_rank_any(f["top"], scores, f["targets"], f["rank"]),
+                        "top": [rs.captions[texts.captions[r]].id for r in reranked],
+                        "scores": sorted(scores, reverse=True)},
+        }
+    return records
 
 
 def summarise(rs: RetrievalSet, selection: Sequence[Query], records: dict[str, dict[str, Any]],
-              gallery_failures: dict[int, str], topk: int) -> dict[str, Any]:
-    ok = [records[q.id] for q in selection if is_done(records.get(q.id)) and records[q.id]["status"] == "ok"]
-    failures = [{"id": q.id, "reason": records[q.id].get("reason", "")} if q.id in records
-                else {"id": q.id, "reason": "not computed"} for q in selection
-                if q.id not in records or records[q.id]["status"] != "ok"]
-    ks = metrics.RECALL_KS
+              failures_in_gallery: dict[int, str], topk: int) -> dict[str, Any]:
+    """Counts, failures and Recall@K per direction, from the records alone."""
+    def ok(q: Query) -> bool:
+        return is_done(records.get(q.id)) and records[q.id]["status"] == "ok"
+
+    failures = [{"id": q.id, "reason": records[q.id].get("reason", "") if q.id in records else "not computed"}
+                for q in selection if not ok(q)]
+    result: dict[str, dict[str, float | None]] = {"clip": {}, "comclip": {}}
+    counts: dict[str, dict[str, int]] = {}
+    for d in rs.directions:
+        mine = [q for q in selection if q.direction == d]
+        good = [records[q.id] for q in mine if ok(q)]
+        for m in ("clip", "comclip"):
+            result[m].update({f"{d}_{k}": v for k, v in metrics.recall_at([r[m]["rank"] for r in good], rs.ks).items()})
+        counts.update({f"{d}_R@{k}": {"n_scored": len(good), "n_failed": len(mine) - len(good)} for k in rs.ks})
+    n_scored = len(selection) - len(failures)
     return {
-        "n_total": len(selection), "n_scored": len(ok), "n_failed": len(failures), "failures": failures,
-        "metrics": {m: metrics.recall_at([r[m]["rank"] for r in ok], ks) for m in ("clip", "comclip")},
-        "counts": {f"R@{k}": {"n_scored": len(ok), "n_failed": len(failures)} for k in ks},
-        "gallery": {"split": rs.split, "n_images": len(rs.names), "n_failed": len(gallery_failures),
-                    "failures": [{"image": rs.names[g], "reason": r} for g, r in sorted(gallery_failures.items())]},
+        "n_total": len(selection), "n_scored": n_scored, "n_failed": len(failures), "failures": failures,
+        "metrics": result, "counts": counts, "protocol": rs.protocol,
+        "gallery": {"split": rs.split, "n_images": len(rs.names), "n_captions": len(rs.captions),
+                    "n_failed": len(failures_in_gallery),
+                    "failures": [{"image": rs.names[g], "reason": r} for g, r in sorted(failures_in_gallery.items())]},
         "topk": topk,
     }

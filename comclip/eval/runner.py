@@ -23,9 +23,11 @@ from tqdm import tqdm
 
 from comclip.errors import ComCLIPError, InputError
 from comclip.eval import report as reporting
+from comclip.eval import retrieval
 from comclip.eval.batching import match_or_reason, open_image
 from comclip.eval.datasets import PAIR_LOADERS, Example, Loaded
-from comclip.eval.retrieval import RETRIEVAL_DATASETS, RetrievalSet, load_retrieval, run_retrieval
+from comclip.eval.distributed import SINGLE, World
+from comclip.eval.retrieval import RETRIEVAL_DATASETS, RetrievalSet, load_retrieval
 from comclip.eval.store import ResultStore, has_scores
 
 DATASETS = (*PAIR_LOADERS, *RETRIEVAL_DATASETS)
@@ -34,12 +36,13 @@ DEFAULT_TOPK = 10
 
 
 def load(dataset: str, data: str | Path, images: str | Path | None = None, *, split: str = "test",
-         graphs: str = "triplet") -> Loaded | RetrievalSet:
+         graphs: str = "triplet", protocol: str = "karpathy", pairs: str = "first", max_num: int | None = None,
+         queries: str | Path | None = None) -> Loaded | RetrievalSet:
     """Read and check a benchmark's data folder; :class:`DatasetError` at once if it is unusable."""
     if dataset in PAIR_LOADERS:
-        return PAIR_LOADERS[dataset](data, images, graphs=graphs)
+        return PAIR_LOADERS[dataset](data, images, graphs=graphs, pairs=pairs, max_num=max_num)
     if dataset in RETRIEVAL_DATASETS:
-        return load_retrieval(dataset, data, images, split=split)
+        return load_retrieval(dataset, data, images, split=split, protocol=protocol, queries=queries)
     raise InputError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
 
 
@@ -57,31 +60,71 @@ def signature(engine: Any, loaded: Loaded | RetrievalSet, topk: int = DEFAULT_TO
 
 def evaluate(engine: Any, loaded: Loaded | RetrievalSet, out: str | Path, *, limit: int | None = None,
              batch_size: int = DEFAULT_BATCH_SIZE, topk: int = DEFAULT_TOPK, retry_failed: bool = False,
-             progress: bool = True) -> dict[str, Any]:
-    """Score what is not in ``OUT/examples.jsonl`` yet, then write and return the report."""
+             progress: bool = True, world: World = SINGLE) -> dict[str, Any] | None:
+    """Score what is not in ``OUT`` yet, then write and return the report.
+
+    With several processes (``world``), each scores its share into its own shard and rank 0
+    merges them and writes the report (the other ranks return None).
+    """
     for name, value in (("limit", limit), ("batch size", batch_size), ("top-k", topk)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InputError(f"{name} must be a whole number >= 1, got {value}")
     out = Path(out)
-    if isinstance(loaded, RetrievalSet):
-        with ResultStore(out, signature(engine, loaded, topk)) as store:
-            summary = run_retrieval(engine, loaded, store, limit=limit, batch_size=batch_size, topk=topk,
-                                    retry_failed=retry_failed, progress=progress)
-    else:
-        selection = loaded.examples[:limit] if limit else loaded.examples
-        with ResultStore(out, signature(engine, loaded)) as store:
-            run_pairs(engine, selection, store, batch_size=batch_size, retry_failed=retry_failed,
-                      progress=progress)
+    sig = signature(engine, loaded, topk)
+    if world.distributed and world.main:
+        ResultStore(out, sig).close()  # rank 0 writes or checks run.json before the others read it
+    world.barrier()
+    progress = progress and world.main
+    shard = f"rank-{world.rank:05d}" if world.distributed else None
+    selection: list[Any] = loaded.queries if isinstance(loaded, RetrievalSet) else loaded.examples
+    selection = selection[:limit] if limit else selection
+    with ResultStore(out, sig, shard=shard) as store:
+        if isinstance(loaded, RetrievalSet):
+            todo = retrieval.todo_queries(loaded, selection, store.records, retry_failed)
+        else:
+            todo = [ex for ex in selection if not is_done(store.records.get(ex.id), ex, retry_failed)]
+        world.barrier()  # every process has its list before any writes: they all hold the same list
+        if isinstance(loaded, RetrievalSet):
+            _run_retrieval(engine, loaded, store, todo, batch_size, topk, progress, world, len(selection))
+        else:
+            run_pairs(engine, world.share(todo), store, batch_size=batch_size, progress=progress,
+                      total=len(selection))
+    world.barrier()  # every shard is complete
+    if not world.main:
+        return None
+    with ResultStore(out, sig) as store:
+        if store.shards():
+            store.merge([x.id for x in selection])
+        if isinstance(loaded, RetrievalSet):
+            summary = retrieval.summarise(loaded, selection, store.records,
+                                          retrieval.gallery_failures(loaded, out / "gallery"), topk)
+        else:
             summary = reporting.summarise_pairs(loaded.kind, selection, store.records)
-    report = reporting.build(loaded, summary, engine=engine, limit=limit, out=out)
+    report = reporting.build(loaded, summary, engine=engine, limit=limit, out=out) | {"world_size": world.size}
     reporting.write(report, out)
     return report
 
 
+def _run_retrieval(engine: Any, rs: RetrievalSet, store: ResultStore, todo: list[Any], batch_size: int,
+                   topk: int, progress: bool, world: World, total: int) -> None:
+    if not todo:  # the same in every process: all skip the gallery together
+        return
+    cache = store.out / "gallery"
+    if world.distributed:  # each process encodes its chunks of the gallery into the shared cache
+        retrieval.encode_gallery(engine, rs, cache, progress, mine=world.owns)
+        world.barrier()
+    gallery = retrieval.encode_gallery(engine, rs, cache, progress)
+    retrieval.run_retrieval(engine, rs, store, world.share(todo), gallery, batch_size=batch_size, topk=topk,
+                            progress=progress, total=total)
+
+
 def run(engine: Any, dataset: str, data: str | Path, out: str | Path, *, images: str | Path | None = None,
-        split: str = "test", graphs: str = "triplet", **kwargs: Any) -> dict[str, Any]:
+        split: str = "test", graphs: str = "triplet", protocol: str = "karpathy", pairs: str = "first",
+        max_num: int | None = None, queries: str | Path | None = None, **kwargs: Any) -> dict[str, Any] | None:
     """``load`` then ``evaluate``: the Python equivalent of ``python -m comclip eval``."""
-    return evaluate(engine, load(dataset, data, images, split=split, graphs=graphs), out, **kwargs)
+    loaded = load(dataset, data, images, split=split, graphs=graphs, protocol=protocol, pairs=pairs, max_num=max_num,
+                  queries=queries)
+    return evaluate(engine, loaded, out, **kwargs)
 
 
 # -- pairwise benchmarks ------------------------------------------------------------------------
@@ -93,10 +136,11 @@ def is_done(record: dict[str, Any] | None, example: Example, retry_failed: bool 
     return has_scores(record, example.keys)
 
 
-def run_pairs(engine: Any, selection: Sequence[Example], store: ResultStore, *, batch_size: int = DEFAULT_BATCH_SIZE,
-              retry_failed: bool = False, progress: bool = True) -> None:
-    todo = [ex for ex in selection if not is_done(store.records.get(ex.id), ex, retry_failed)]
-    bar = tqdm(total=len(selection), initial=len(selection) - len(todo), unit="ex", desc="scoring",
+def run_pairs(engine: Any, todo: Sequence[Example], store: ResultStore, *, batch_size: int = DEFAULT_BATCH_SIZE,
+              progress: bool = True, total: int | None = None) -> None:
+    """Score ``todo`` in batches of ``batch_size``, appending each batch's records to ``store``."""
+    total = len(todo) if total is None else total
+    bar = tqdm(total=total, initial=total - len(todo), unit="ex", desc="scoring",
                file=sys.stderr, disable=not progress, dynamic_ncols=True, mininterval=0.5)
     with bar:
         for start in range(0, len(todo), batch_size):

@@ -5,6 +5,11 @@ Each line is one example: ``{"id", "status": "ok"|"failed", "reason"?, "clip": {
 interrupted run loses nothing it computed; a rerun with the same ``--out`` reads them back and
 computes only what is missing. ``OUT/run.json`` records what produced the results (dataset,
 data, preset, models, options); a rerun that differs is refused instead of mixing results.
+
+Several processes (``torchrun``, see :mod:`comclip.eval.distributed`) share one ``OUT``: each
+opens the store with its ``shard`` name and appends to ``OUT/shards/<shard>.jsonl``, while
+reading every shard and ``examples.jsonl`` to know what is done; rank 0 then merges
+everything into ``examples.jsonl`` and removes the shards.
 """
 
 from __future__ import annotations
@@ -19,19 +24,42 @@ from comclip.errors import InputError
 
 EXAMPLES = "examples.jsonl"
 RUN = "run.json"
+SHARDS = "shards"
 
 
 class ResultStore:
-    def __init__(self, out: str | Path, signature: dict[str, Any]) -> None:
+    def __init__(self, out: str | Path, signature: dict[str, Any], *, shard: str | None = None) -> None:
         self.out = Path(out).expanduser()
         try:
-            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / SHARDS if shard else self.out).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create output folder {self.out}: {exc.strerror or exc}") from None
-        self.path = self.out / EXAMPLES
+        self.main = self.out / EXAMPLES
+        self.path = self.out / SHARDS / f"{shard}.jsonl" if shard else self.main
         self._check_signature(signature)
-        self.records: dict[str, dict[str, Any]] = self._read()
+        self.records: dict[str, dict[str, Any]] = {}
+        for path in [self.main, *self.shards()]:
+            # only this store's own file is repaired (a torn last line cut off); others are just read
+            self.records |= self._read(path, repair=path == self.path)
         self._fh = None
+
+    def shards(self) -> list[Path]:
+        return sorted((self.out / SHARDS).glob("*.jsonl"))
+
+    def merge(self, order: list[str]) -> None:
+        """Write every record (ids in ``order`` first, then the rest as read) to ``examples.jsonl``
+        at once, then remove the shards: one file, as a single-process run writes it."""
+        self.close()
+        records = dict(self.records)
+        for path in self.shards():
+            records |= self._read(path, repair=False)
+        ordered = [records[i] for i in order if i in records]
+        seen = set(order)
+        ordered += [r for i, r in records.items() if i not in seen]
+        _write_atomic(self.main, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ordered))
+        for path in self.shards():
+            path.unlink(missing_ok=True)
+        self.records = {r["id"]: r for r in ordered}
 
     # -- run.json -----------------------------------------------------------------------------
     @staticmethod
@@ -44,20 +72,21 @@ class ResultStore:
         run = self.out / RUN
         if run.is_file():
             _compare(self.out, signature)
-        elif self.path.exists():
-            raise InputError(f"{self.path} exists but {run} does not, so it cannot be resumed safely; "
+        elif self.main.exists():
+            raise InputError(f"{self.main} exists but {run} does not, so it cannot be resumed safely; "
                              "use another --out or delete that folder")
         else:
             _write_atomic(run, json.dumps(_as_json(signature), indent=2) + "\n")
 
     # -- examples.jsonl -----------------------------------------------------------------------
-    def _read(self) -> dict[str, dict[str, Any]]:
-        if not self.path.exists():
+    @staticmethod
+    def _read(path: Path, repair: bool = True) -> dict[str, dict[str, Any]]:
+        if not path.exists():
             return {}
         try:
-            data = self.path.read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
-            raise InputError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         records: dict[str, dict[str, Any]] = {}
         bad = 0
         pos = 0
@@ -77,11 +106,11 @@ class ResultStore:
                 records[rec["id"]] = rec  # the last line for an id wins
             if complete:
                 good_end = end
-        if good_end < len(data):  # drop a torn last line so new lines start cleanly
-            with self.path.open("r+b") as f:
+        if repair and good_end < len(data):  # drop a torn last line so new lines start cleanly
+            with path.open("r+b") as f:
                 f.truncate(good_end)
         if bad:
-            print(f"warning: {self.path}: {bad} unreadable line(s) ignored; those examples are recomputed",
+            print(f"warning: {path}: {bad} unreadable line(s) ignored; those examples are recomputed",
                   file=sys.stderr)
         return records
 

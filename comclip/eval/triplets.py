@@ -3,10 +3,15 @@
 ComVG and SVO-Probes ship each sentence's (subject, predicate, object) triplet; the paper built
 ComCLIP's graph from it. ComVG writes multi-word predicates with their spaces removed
 (``nextto``, ``layingin``, ``leaningagainst``): :func:`restore_predicate` puts them back.
+
+SVO-Probes' CSV holds some triplet cells as Python list literals (``"['dog,catch,frisbee']"``,
+as pandas writes a list): :func:`triplet_text` reads those; a cell that still cannot be read
+raises :class:`GraphError` with the reason, so the example fails instead of getting a wrong graph.
 """
 
 from __future__ import annotations
 
+import ast
 from functools import lru_cache
 
 from comclip.errors import GraphError
@@ -72,10 +77,35 @@ def restore_predicate(predicate: str) -> str:
     return " ".join(parts)
 
 
+def triplet_text(cell: str) -> str:
+    """A triplet cell as ``subject,predicate[,object]`` text.
+
+    ``"dog,catch,frisbee"`` is returned as is; the list literals ``"['dog,catch,frisbee']"`` and
+    ``"['dog', 'catch', 'frisbee']"`` become ``"dog,catch,frisbee"``. Anything else that looks
+    like a list (unbalanced, several triplets, not text) raises :class:`GraphError`.
+    """
+    if not isinstance(cell, str):
+        raise GraphError(f"triplet must be text, got {type(cell).__name__}")
+    text = cell.strip()
+    if not (text.startswith("[") or text.startswith("(")):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise GraphError(f"triplet cell {cell!r} is not readable (a list literal that does not parse)") from None
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise GraphError(f"triplet cell {cell!r} is not a list of text")
+    if len(value) == 1:
+        return value[0]
+    if len(value) in (2, 3) and not any("," in v for v in value):
+        return ",".join(value)
+    raise GraphError(f"triplet cell {cell!r} holds {len(value)} triplets; expected one")
+
+
 def split_triplet(triplet: str) -> tuple[str, str, str | None]:
-    """``"man,sit,table"`` → ``("man", "sit", "table")``; two parts give no object."""
-    if not isinstance(triplet, str):
-        raise GraphError(f"triplet must be text, got {type(triplet).__name__}")
+    """``"man,sit,table"`` (or a list literal of it, see :func:`triplet_text`) →
+    ``("man", "sit", "table")``; two parts give no object."""
+    triplet = triplet_text(triplet)
     parts = [" ".join(p.replace("_", " ").split()) for p in triplet.split(",")]
     if len(parts) not in (2, 3) or not all(parts):
         raise GraphError(f"triplet {triplet!r} is not 'subject,predicate,object'")
