@@ -13,10 +13,10 @@ import argparse
 import os
 import sys
 
-USAGE = """Environment: COMCLIP_PRESET (default|large|tiny), COMCLIP_DEVICE (auto|cpu|cuda|mps),
+USAGE = """Environment: COMCLIP_PRESET (a preset name: default, large, tiny, ...), COMCLIP_DEVICE (auto|cpu|cuda|mps),
 GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, COMCLIP_CONCURRENCY (model calls at once, default 1),
 COMCLIP_MAX_ENGINES (presets kept loaded, default 2), COMCLIP_PIXEL_CAP, COMCLIP_MAX_UPLOAD,
-COMCLIP_MAX_CAPTION_CHARS. Options given here override the environment."""
+COMCLIP_MAX_DECODE_PIXELS, COMCLIP_MAX_CAPTION_CHARS. Options given here override the environment."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -46,13 +46,15 @@ class OptionField:
     optional: bool = False  # None is a valid value (meaning: the detector's own)
     minimum: float | None = None
     maximum: float | None = None
+    #: What a boolean's flag does (it switches the option away from its default); None: ``help``.
+    flag_help: str | None = None
 
 
 def _opt(default: OptionValue, help: str, *, type: type, choices: tuple[str, ...] | None = None,
          flag: str | None = None, optional: bool = False, minimum: float | None = None,
-         maximum: float | None = None) -> OptionValue:
+         maximum: float | None = None, flag_help: str | None = None) -> OptionValue:
     meta = {"type": type, "help": help, "choices": choices, "flag": flag, "optional": optional,
-            "minimum": minimum, "maximum": maximum}
+            "minimum": minimum, "maximum": maximum, "flag_help": flag_help}
     return field(default=default, metadata=meta)  # type: ignore[return-value]
 
 
@@ -67,12 +69,12 @@ class Options:
     subimage: str = _opt("blackout", "sub-image: black out everything else (paper) or crop to the boxes",
                          type=str, choices=SUBIMAGE_MODES, flag="--subimage")
     relations: bool = _opt(True, "use relation components (off: entity components only)", type=bool,
-                           flag="--no-relations")
+                           flag="--no-relations", flag_help="use entity components only (no relations)")
     parser: str = _opt("auto", "caption parser: auto (spacy if installed, else rules), rules, spacy, llm",
                        type=str, choices=PARSERS, flag="--parser")
-    box_threshold: float | None = _opt(None, "detector box threshold [the preset's]", type=float, optional=True,
+    box_threshold: float | None = _opt(None, "detector box threshold", type=float, optional=True,
                                        flag="--box-threshold", minimum=0.0, maximum=1.0)
-    text_threshold: float | None = _opt(None, "detector text threshold [the preset's]", type=float, optional=True,
+    text_threshold: float | None = _opt(None, "detector text threshold", type=float, optional=True,
                                         flag="--text-threshold", minimum=0.0, maximum=1.0)
     boxes_per_entity: int = _opt(1, "boxes kept per entity", type=int, flag="--boxes-per-entity", minimum=1)
     all_boxes: bool = _opt(False, "an entity's region is the union of every box above the thresholds (the official "
@@ -83,7 +85,9 @@ class Options:
     #: Build blackout sub-images from the preprocessed whole image (fast; equal to the PIL path
     #: within a tested tolerance). False: render every sub-image with PIL, pixel-exact.
     fast_subimages: bool = _opt(True, "build blackout sub-images from the preprocessed image (off: render "
-                                "each with PIL, pixel-exact)", type=bool, flag="--exact-subimages")
+                                "each with PIL, pixel-exact)", type=bool, flag="--exact-subimages",
+                                flag_help="render every sub-image with PIL, pixel-exact (slower; default: built "
+                                "from the preprocessed image, equal within a tested tolerance)")
 
     _FIELDS: ClassVar[tuple[OptionField, ...] | None] = None
 

@@ -84,3 +84,34 @@ def test_cli_eval_official_options(tiny_engine, tmp_path, capsys):
     assert (report["options"]["weighting"], report["options"]["all_boxes"], report["options"]["intransitive"]) == (
         "sum", True, "whole")
     assert json.loads((tmp_path / "out" / "run.json").read_text())["options"]["weighting"] == "sum"
+
+
+def test_cli_retrieval_multi_query_backbone(tmp_path, capsys, cache_dir):
+    """BLIP-2's image rows are 32 query vectors: retrieval ranks with the model's own score (max over
+    queries), in both directions, and CLIP's first-stage rank of each query is recomputed here."""
+    import numpy as np
+    from PIL import Image
+
+    import comclip
+    from comclip.encoders import similarity
+
+    data = synth.write_karpathy(tmp_path / "f", "flickr30k", n_test=3)
+    out = tmp_path / "out"
+    code = main(["eval", "flickr30k", "--data", str(data), "--topk", "2", "--preset", "tiny-blip2", "--device", "cpu",
+                 "--parser", "rules", "--json", "--no-progress", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out.strip().splitlines()[-1])
+    assert report["n_failed"] == 0 and report["n_scored"] == report["n_total"] > 3
+    assert {"t2i_R@1", "i2t_R@1"} <= set(report["metrics"]["clip"])
+    engine = comclip.load("tiny-blip2", device="cpu", parser="rules")
+    records = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+    t2i = [r for r in records if r["direction"] == "t2i"]
+    assert t2i and all(r["status"] == "ok" for r in records)
+    images = data / "flickr30k-images"
+    rows = engine.encoder.encode_images([Image.open(images / r["clip"]["top"][0]).convert("RGB") for r in t2i])
+    assert rows.ndim == 3  # (N, Q, D_q): the per-query features
+    sims = similarity(engine.encoder, engine.encoder.encode_texts([r["caption"] for r in t2i]), rows)
+    expected = np.diag(sims.numpy())
+    got = np.array([r["clip"]["scores"][0] for r in t2i])
+    np.testing.assert_allclose(got, expected, atol=1e-5)

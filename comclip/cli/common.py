@@ -23,7 +23,7 @@ def add_option_flag(p: argparse.ArgumentParser, f: OptionField, default: OptionV
     assert f.flag is not None
     if f.type is bool:
         p.add_argument(f.flag, dest=f.name, action="store_const", const=not f.default, default=None,
-                       help=f.help)
+                       help=f.flag_help or f.help)
         return
     shown = "the preset's" if f.default is None else f.default
     p.add_argument(f.flag, dest=f.name, type=f.type, choices=f.choices, default=default,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from comclip.errors import ComCLIPError, InputError
 from comclip.eval.datasets import ImageSource, MissingImage
 from comclip.images import LoadedImage, load_image
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 
 def open_image(source: ImageSource) -> LoadedImage:
@@ -20,7 +23,7 @@ def open_image(source: ImageSource) -> LoadedImage:
     return load_image(source)
 
 
-def match_or_reason(engine: Any, items: list[tuple]) -> list[Any] | str:
+def match_or_reason(engine: ComCLIP, items: list[tuple]) -> list[Any] | str:
     """``engine.match_batch(items)``, or the reason it failed.
 
     Out-of-memory is not an example's fault and stops the run (lower ``--batch-size``; results so

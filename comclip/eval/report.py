@@ -13,11 +13,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comclip.eval import metrics
 from comclip.eval.datasets import Example, vl_checklist
 from comclip.eval.store import has_scores
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 METHODS = ("clip", "comclip")
 LABELS = {"clip": "CLIP", "comclip": "ComCLIP"}
@@ -81,7 +84,7 @@ def _vl_checklist_levels(result: dict[str, dict[str, float | None]], counts: dic
         result[m] = {k: result[m][k] for k in order}
 
 
-def build(loaded: Any, summary: dict[str, Any], *, engine: Any, limit: int | None, out: Path) -> dict[str, Any]:
+def build(loaded: Any, summary: dict[str, Any], *, engine: ComCLIP, limit: int | None, out: Path) -> dict[str, Any]:
     report = {"dataset": loaded.dataset, **summary, "source": loaded.source, "images": loaded.images,
               "preset": engine.preset_name, "models": engine.models(), "options": asdict(engine.options),
               "limit": limit, "notes": list(loaded.notes),

@@ -23,18 +23,22 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from comclip.encoders import similarity
 from comclip.errors import ComCLIPError
 from comclip.eval import metrics
 from comclip.eval.batching import match_or_reason
 from comclip.eval.datasets.karpathy import DATASETS as RETRIEVAL_DATASETS
 from comclip.eval.datasets.karpathy import Query, RetrievalSet, load_retrieval
 from comclip.images import LoadedImage, load_image
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 __all__ = ["RETRIEVAL_DATASETS", "RetrievalSet", "encode_gallery", "load_retrieval", "run_retrieval", "summarise"]
 
@@ -46,7 +50,7 @@ TEXT_CHUNK = 256
 
 @dataclass
 class Gallery:
-    embeddings: torch.Tensor  # (n_ok, D), the readable images only
+    embeddings: torch.Tensor  # (n_ok, D) or (n_ok, Q, D_q), the readable images only
     index: np.ndarray  # gallery position of each embedding row
     failures: dict[int, str]  # gallery position → why it could not be read
 
@@ -54,7 +58,7 @@ class Gallery:
         return {int(g): row for row, g in enumerate(self.index)}
 
 
-def encode_gallery(engine: Any, rs: RetrievalSet, cache: Path, progress: bool,
+def encode_gallery(engine: ComCLIP, rs: RetrievalSet, cache: Path, progress: bool,
                    mine: Callable[[int], bool] | None = None) -> Gallery:
     """CLIP embeddings of every gallery image, in chunks cached under ``cache`` (resumable).
 
@@ -85,8 +89,10 @@ def encode_gallery(engine: Any, rs: RetrievalSet, cache: Path, progress: bool,
             index.extend(int(start + k) for k in np.flatnonzero(ok))
             failures.update({start + k: str(chunk["reasons"][k]) for k in np.flatnonzero(~ok)})
             bar.update(len(names))
-    dim = next((e.shape[1] for e in embs if e.ndim == 2 and e.shape[0]), 1)
-    emb = np.concatenate([e.reshape(-1, dim) for e in embs]) if embs else np.zeros((0, dim), np.float32)
+    # A row is (D,) or, for a multi-query encoder (BLIP-2), (Q, D_q); a chunk with no readable image is empty.
+    row_shape = next((e.shape[1:] for e in embs if e.ndim >= 2 and e.shape[0]), (1,))
+    emb = (np.concatenate([e.reshape(-1, *row_shape) for e in embs]) if embs
+           else np.zeros((0, *row_shape), np.float32))
     return Gallery(torch.from_numpy(emb.astype(np.float32)), np.asarray(index, dtype=np.int64), failures)
 
 
@@ -103,7 +109,7 @@ def _read_chunk(path: Path, names: list[str]) -> dict[str, np.ndarray] | None:
     return chunk
 
 
-def _encode_chunk(engine: Any, paths: list[Path], names: list[str]) -> dict[str, np.ndarray]:
+def _encode_chunk(engine: ComCLIP, paths: list[Path], names: list[str]) -> dict[str, np.ndarray]:
     loaded: list[LoadedImage] = []
     ok = np.zeros(len(paths), dtype=bool)
     reasons = [""] * len(paths)
@@ -132,7 +138,7 @@ def gallery_failures(rs: RetrievalSet, cache: Path) -> dict[int, str]:
     return failures
 
 
-def encode_texts(engine: Any, texts: Sequence[str]) -> torch.Tensor:
+def encode_texts(engine: ComCLIP, texts: Sequence[str]) -> torch.Tensor:
     with torch.inference_mode():
         return torch.cat([engine.encoder.encode_texts(list(texts[i:i + TEXT_CHUNK])).float().cpu()
                           for i in range(0, len(texts), TEXT_CHUNK)])
@@ -147,7 +153,7 @@ class TextGallery:
     rows_of: dict[int, list[int]]  # gallery image → its captions' rows
 
     @classmethod
-    def build(cls, engine: Any, rs: RetrievalSet) -> TextGallery:
+    def build(cls, engine: ComCLIP, rs: RetrievalSet) -> TextGallery:
         keep = [j for j, c in enumerate(rs.captions) if c.error is None]
         rows_of: dict[int, list[int]] = {}
         for row, j in enumerate(keep):
@@ -170,7 +176,7 @@ def todo_queries(rs: RetrievalSet, selection: Sequence[Query], records: dict[str
     return [q for q in selection if not is_done(records.get(q.id), retry_failed)]
 
 
-def run_retrieval(engine: Any, rs: RetrievalSet, store: Any, todo: Sequence[Query], gallery: Gallery, *,
+def run_retrieval(engine: ComCLIP, rs: RetrievalSet, store: Any, todo: Sequence[Query], gallery: Gallery, *,
                   batch_size: int, topk: int, progress: bool, total: int | None = None) -> None:
     """Score ``todo`` (this process's share) in batches, appending each batch to ``store``."""
     texts = TextGallery.build(engine, rs) if any(q.direction == "i2t" for q in todo) else None
@@ -202,7 +208,7 @@ def _unusable(rs: RetrievalSet, gallery: Gallery, batch: Sequence[Query]) -> dic
     return records
 
 
-def _match_each(engine: Any, items: list[tuple], keys: list[Any]) -> tuple[list[Any], dict[Any, str]]:
+def _match_each(engine: ComCLIP, items: list[tuple], keys: list[Any]) -> tuple[list[Any], dict[Any, str]]:
     """``match_batch`` over ``items``; if the batch is refused, item by item: (results or None, failures)."""
     results = match_or_reason(engine, items) if items else []
     if isinstance(results, list):
@@ -216,13 +222,14 @@ def _match_each(engine: Any, items: list[tuple], keys: list[Any]) -> tuple[list[
     return results, failures
 
 
-def _score_t2i(engine: Any, rs: RetrievalSet, gallery: Gallery, batch: Sequence[Query], topk: int
+def _score_t2i(engine: ComCLIP, rs: RetrievalSet, gallery: Gallery, batch: Sequence[Query], topk: int
                ) -> dict[str, dict[str, Any]]:
     records = _unusable(rs, gallery, batch)
     live = [q for q in batch if q.id not in records]
     first: dict[str, dict[str, Any]] = {}
     if live:
-        sims = (encode_texts(engine, [q.caption for q in live]) @ gallery.embeddings.T).numpy()
+        queries = encode_texts(engine, [q.caption for q in live])
+        sims = similarity(engine.encoder, queries, gallery.embeddings).cpu().numpy()
         position = gallery.position()
         for q, row in zip(live, sims, strict=True):
             rank = metrics.rank_of(row.tolist(), position[q.target])
@@ -270,7 +277,7 @@ def _score_t2i(engine: Any, rs: RetrievalSet, gallery: Gallery, batch: Sequence[
     return records
 
 
-def _score_i2t(engine: Any, rs: RetrievalSet, gallery: Gallery, texts: TextGallery | None, batch: Sequence[Query],
+def _score_i2t(engine: ComCLIP, rs: RetrievalSet, gallery: Gallery, texts: TextGallery | None, batch: Sequence[Query],
                topk: int) -> dict[str, dict[str, Any]]:
     records = _unusable(rs, gallery, batch)
     live = [q for q in batch if q.id not in records]
@@ -279,7 +286,7 @@ def _score_i2t(engine: Any, rs: RetrievalSet, gallery: Gallery, texts: TextGalle
     assert texts is not None
     position = gallery.position()
     v = gallery.embeddings[[position[q.target] for q in live]]
-    sims = (v @ texts.embeddings.T).numpy()
+    sims = similarity(engine.encoder, texts.embeddings, v).T.cpu().numpy()
     first: dict[str, dict[str, Any]] = {}
     items, keys = [], []
     for q, row in zip(live, sims, strict=True):

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -29,6 +29,9 @@ from comclip.eval.datasets import PAIR_LOADERS, Example, Loaded
 from comclip.eval.distributed import SINGLE, World
 from comclip.eval.retrieval import RETRIEVAL_DATASETS, RetrievalSet, load_retrieval
 from comclip.eval.store import ResultStore, has_scores
+
+if TYPE_CHECKING:
+    from comclip.engine import ComCLIP
 
 DATASETS = (*PAIR_LOADERS, *RETRIEVAL_DATASETS)
 DEFAULT_BATCH_SIZE = 16
@@ -52,13 +55,13 @@ def data_signature(loaded: Loaded | RetrievalSet, topk: int = DEFAULT_TOPK) -> d
     return sig | ({"topk": topk} if isinstance(loaded, RetrievalSet) else {})
 
 
-def signature(engine: Any, loaded: Loaded | RetrievalSet, topk: int = DEFAULT_TOPK) -> dict[str, Any]:
+def signature(engine: ComCLIP, loaded: Loaded | RetrievalSet, topk: int = DEFAULT_TOPK) -> dict[str, Any]:
     """What a result depends on: a resumed run must match it exactly."""
     return data_signature(loaded, topk) | {"preset": engine.preset_name, "models": engine.models(),
                                            "options": asdict(engine.options)}
 
 
-def evaluate(engine: Any, loaded: Loaded | RetrievalSet, out: str | Path, *, limit: int | None = None,
+def evaluate(engine: ComCLIP, loaded: Loaded | RetrievalSet, out: str | Path, *, limit: int | None = None,
              batch_size: int = DEFAULT_BATCH_SIZE, topk: int = DEFAULT_TOPK, retry_failed: bool = False,
              progress: bool = True, world: World = SINGLE) -> dict[str, Any] | None:
     """Score what is not in ``OUT`` yet, then write and return the report.
@@ -105,7 +108,7 @@ def evaluate(engine: Any, loaded: Loaded | RetrievalSet, out: str | Path, *, lim
     return report
 
 
-def _run_retrieval(engine: Any, rs: RetrievalSet, store: ResultStore, todo: list[Any], batch_size: int,
+def _run_retrieval(engine: ComCLIP, rs: RetrievalSet, store: ResultStore, todo: list[Any], batch_size: int,
                    topk: int, progress: bool, world: World, total: int) -> None:
     if not todo:  # the same in every process: all skip the gallery together
         return
@@ -118,7 +121,7 @@ def _run_retrieval(engine: Any, rs: RetrievalSet, store: ResultStore, todo: list
                             progress=progress, total=total)
 
 
-def run(engine: Any, dataset: str, data: str | Path, out: str | Path, *, images: str | Path | None = None,
+def run(engine: ComCLIP, dataset: str, data: str | Path, out: str | Path, *, images: str | Path | None = None,
         split: str = "test", graphs: str = "triplet", protocol: str = "karpathy", pairs: str = "first",
         max_num: int | None = None, queries: str | Path | None = None, **kwargs: Any) -> dict[str, Any] | None:
     """``load`` then ``evaluate``: the Python equivalent of ``python -m comclip eval``."""
@@ -136,7 +139,7 @@ def is_done(record: dict[str, Any] | None, example: Example, retry_failed: bool 
     return has_scores(record, example.keys)
 
 
-def run_pairs(engine: Any, todo: Sequence[Example], store: ResultStore, *, batch_size: int = DEFAULT_BATCH_SIZE,
+def run_pairs(engine: ComCLIP, todo: Sequence[Example], store: ResultStore, *, batch_size: int = DEFAULT_BATCH_SIZE,
               progress: bool = True, total: int | None = None) -> None:
     """Score ``todo`` in batches of ``batch_size``, appending each batch's records to ``store``."""
     total = len(todo) if total is None else total
@@ -168,7 +171,7 @@ def scored(example: Example, results: Sequence[Any]) -> dict[str, Any]:
     return rec
 
 
-def score_batch(engine: Any, batch: Sequence[Example]) -> list[dict[str, Any]]:
+def score_batch(engine: ComCLIP, batch: Sequence[Example]) -> list[dict[str, Any]]:
     """Score a batch of examples with ONE ``match_batch`` call; one record per example, in order."""
     records: dict[str, dict[str, Any]] = {}
     ready: list[tuple[Example, list[tuple]]] = []
