@@ -378,5 +378,5 @@ def load_detector(spec: DetectorSpec, device: torch.device, preset: Preset | Non
         model, processor, device=device, name=spec.model,
         box_threshold=spec.box_threshold if box_threshold is None else box_threshold,
         text_threshold=spec.text_threshold if text_threshold is None else text_threshold,
-        boxes_per_entity=boxes_per_entity)
+        boxes_per_entity=boxes_per_entity, precision=spec.precision)
 

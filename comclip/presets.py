@@ -75,6 +75,8 @@ class DetectorSpec:
     #: With ``config``: save the built model once and load it back through ``from_pretrained``.
     roundtrip: bool = True
     download_size: str | None = None
+    #: Forward precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16``.
+    precision: str = "auto"
 
     @property
     def random(self) -> bool:

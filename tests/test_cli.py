@@ -199,3 +199,23 @@ def test_elongated_but_allowed_images_score(capsys, tmp_path, cache_dir):
                          "--parser", "rules", "--json")
     assert code == 0, err
     assert json.loads(out)["image"]["width"] == 4000
+
+
+@pytest.mark.parametrize("flag, expected", [([], "auto"), (["--detector-precision", "fp32"], "fp32"),
+                                            (["--detector-precision", "bf16"], "bf16")])
+def test_detector_precision_flag_reaches_the_detector(cache_dir, flag, expected):
+    """fp32 stays available beside the default (bf16 autocast on CUDA, fp32 elsewhere)."""
+    from comclip.cli.common import load_engine
+    from comclip.cli.main import build_parser
+
+    args = build_parser().parse_args(["score", str(EXAMPLE_IMAGE), "a mug", "--preset", "tiny", "--device", "cpu",
+                                      *flag])
+    engine = load_engine(args)
+    assert engine.detector.precision == expected
+    result = engine.match(EXAMPLE_IMAGE, ["a mug in some grass"], parser="rules")
+    assert np.isfinite(result.captions[0].comclip_score)
+
+
+def test_detector_precision_flag_rejects_unknown(capsys):
+    assert main(["score", str(EXAMPLE_IMAGE), "a mug", "--detector-precision", "fp8"]) == 2
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err

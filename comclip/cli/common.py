@@ -4,6 +4,7 @@ loading an engine from them, and reading JSON inputs."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -44,6 +45,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-backend", choices=ENCODER_BACKENDS, default=None, help="[open_clip]")
     p.add_argument("--detector", default=None, metavar="ID",
                    help="replace the preset's detector: a transformers Grounding DINO id")
+    p.add_argument("--detector-precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="detector forward precision: auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16 "
+                        "[auto]")
     p.add_argument("--official", action="store_true",
                    help="the official code's choices where they differ from the paper: --weighting sum --all-boxes "
                         "--intransitive whole (flags given explicitly win; see docs/fidelity.md)")
@@ -72,6 +76,9 @@ def load_engine(args: argparse.Namespace) -> ComCLIP:
 
     preset = custom_preset(get_preset(args.preset), clip_model=args.clip_model, clip_pretrained=args.clip_pretrained,
                            clip_backend=args.clip_backend, detector=args.detector)
+    precision = getattr(args, "detector_precision", None)
+    if precision is not None:
+        preset = dataclasses.replace(preset, detector=dataclasses.replace(preset.detector, precision=precision))
     options = Options.from_mapping(engine_options(args))
     device = resolve_device(args.device)
     if sys.stderr.isatty():  # progress for people; scripts get a clean stderr (errors only)
