@@ -82,17 +82,19 @@ def components(graph: SceneGraph, found: dict[str, Any], *, relations: bool, rel
     return out
 
 
-def comclip_score(t: np.ndarray, v0: np.ndarray, t_i: list[np.ndarray], v_i: list[np.ndarray], scale: float,
-                  weighting: str) -> tuple[float, float]:
-    """(CLIP, ComCLIP) from normalised embeddings: ``v* = v0 + sum_i w_i v_i`` with
-    ``s_i = scale * cos(t_i, v_i)`` and ``w = softmax(s)`` or ``s / sum(s)``; score ``cos(t, v*)``."""
-    def cos(a: np.ndarray, b: np.ndarray) -> float:
-        return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
-    clip = cos(t, v0)
+
+def _compose(sim: Callable[[np.ndarray, np.ndarray], float], t: np.ndarray, v0: np.ndarray, t_i: list[np.ndarray],
+             v_i: list[np.ndarray], scale: float, weighting: str) -> tuple[float, float]:
+    """(CLIP, ComCLIP) for any image-row similarity ``sim(text, row)``: ``s_i = scale * sim(t_i, v_i)``,
+    ``w = softmax(s)`` or ``s / sum(s)`` (equal weights when that sum is 0), ``v* = v0 + sum_i w_i v_i``,
+    score ``sim(t, v*)``."""
+    clip = sim(t, v0)
     if not t_i:
         return clip, clip
-    s = np.array([scale * cos(a, b) for a, b in zip(t_i, v_i, strict=True)])
+    s = np.array([scale * sim(a, b) for a, b in zip(t_i, v_i, strict=True)])
     if weighting == "softmax":
         w = np.exp(s - s.max())
         w /= w.sum()
@@ -100,34 +102,27 @@ def comclip_score(t: np.ndarray, v0: np.ndarray, t_i: list[np.ndarray], v_i: lis
         w = s / s.sum()
     else:
         w = np.full(len(s), 1.0 / len(s))
-    v = v0 + sum(wk * vk for wk, vk in zip(w, v_i, strict=True))
-    return clip, cos(t, v)
+    return clip, sim(t, v0 + sum(wk * vk for wk, vk in zip(w, v_i, strict=True)))
+
+
+def comclip_score(t: np.ndarray, v0: np.ndarray, t_i: list[np.ndarray], v_i: list[np.ndarray], scale: float,
+                  weighting: str) -> tuple[float, float]:
+    """(CLIP, ComCLIP) from normalised embeddings: the similarity is ``cos(text, row)``."""
+    return _compose(_cos, t, v0, t_i, v_i, scale, weighting)
 
 
 def comclip_score_queries(t: np.ndarray, h0: np.ndarray, t_i: list[np.ndarray], h_i: list[np.ndarray], scale: float,
                           weighting: str, project: Callable[[np.ndarray], np.ndarray]) -> tuple[float, float]:
     """(CLIP, ComCLIP) for a multi-query encoder (BLIP-2): image rows are per-query features ``(Q, D_q)``
-    before the model's affine projection ``project`` (``(Q, D_q) -> (Q, D)``). The component similarity
-    is ``max_q cos(t_i, P(h_i)_q)``; the weights as :func:`comclip_score`; the per-query rows are
-    composed before projecting, ``h* = h0 + sum_i w_i h_i``, and the score is ``max_q cos(t, P(h*)_q)``."""
+    before the model's affine projection ``project`` (``(Q, D_q) -> (Q, D)``). The similarity is
+    ``max_q cos(text, P(h)_q)``, so the per-query rows are composed before projecting:
+    ``h* = h0 + sum_i w_i h_i``, score ``max_q cos(t, P(h*)_q)``."""
     def max_cos(text: np.ndarray, h: np.ndarray) -> float:
         p = project(h)
         p = p / np.maximum(np.linalg.norm(p, axis=-1, keepdims=True), 1e-12)
         return float((p @ (text / max(np.linalg.norm(text), 1e-12))).max())
 
-    clip = max_cos(t, h0)
-    if not t_i:
-        return clip, clip
-    s = np.array([scale * max_cos(a, h) for a, h in zip(t_i, h_i, strict=True)])
-    if weighting == "softmax":
-        w = np.exp(s - s.max())
-        w /= w.sum()
-    elif abs(s.sum()) > 1e-12:
-        w = s / s.sum()
-    else:
-        w = np.full(len(s), 1.0 / len(s))
-    h_star = h0 + sum(wk * hk for wk, hk in zip(w, h_i, strict=True))
-    return clip, max_cos(t, h_star)
+    return _compose(max_cos, t, h0, t_i, h_i, scale, weighting)
 
 
 def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Scores:
