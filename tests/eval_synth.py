@@ -95,12 +95,13 @@ def write_winoground_parquet(root: Path, n: int = 3, unreadable: tuple[int, ...]
 
 COMVG_COLUMNS = ["id", "sentence", "pos_triplet", "neg_triplet", "pos_image_id", "neg_image_id", "neg_value",
                  "sentence_id"]
+#: neg_triplet cells are Python tuple literals in the released ComVG.csv; pos_triplet is "s,v,o".
 COMVG_ROWS = [
-    ("man sit table", "man,sit,table", "woman,sit,table", "subject"),
-    ("cat next to dog", "cat,nextto,dog", "cat,on,dog", "verb"),
-    ("woman laying in bed", "woman,layingin,bed", "woman,layingin,sofa", "object"),
-    ("bike leaning against wall", "bike,leaningagainst,wall", "bike,leaningagainst,tree", "object"),
-    ("boy holding kite", "boy,holding,kite", "girl,holding,kite", "subject"),
+    ("man sit table", "man,sit,table", "('woman', 'sit', 'table')", "subject"),
+    ("cat next to dog", "cat,nextto,dog", "('cat', 'on', 'dog')", "verb"),
+    ("woman laying in bed", "woman,layingin,bed", "('woman', 'layingin', 'sofa')", "object"),
+    ("bike leaning against wall", "bike,leaningagainst,wall", "('bike', 'leaningagainst', 'tree')", "object"),
+    ("boy holding kite", "boy,holding,kite", "('girl', 'holding', 'kite')", "subject"),
 ]
 
 
@@ -112,7 +113,7 @@ def write_comvg(root: Path, n: int = 5, missing_ids: tuple[int, ...] = (), extra
     for i in range(n):
         sentence, pos, neg, value = COMVG_ROWS[i % len(COMVG_ROWS)]
         pos_id, neg_id = 1000 + 2 * i, 1001 + 2 * i
-        rows.append([i, sentence, pos, neg, pos_id, neg_id, value, 50 + i])
+        rows.append([i + 1, sentence, pos, neg, pos_id, neg_id, value, 50 + i])  # ids from 1, as shipped
         for image_id in (pos_id, neg_id):
             if image_id not in missing_ids:
                 draw(root / "VG_100K" / f"{image_id}.jpg", f"vg{image_id}")
@@ -144,7 +145,7 @@ def write_svo(root: Path, n: int = 4, missing: tuple[int, ...] = (), columns: li
     rows = []
     for i in range(n):
         sentence, pos, neg, flags = SVO_ROWS[i % len(SVO_ROWS)]
-        pos_id, neg_id = f"p{i:03d}", f"n{i:03d}"
+        pos_id, neg_id = str(2000 + i), str(5000 + i)  # integer image ids, as shipped
         pos_url = f"https://example.org/pics/{pos_id}_web.jpg?size=large"
         neg_url = f"https://example.org/pics/{neg_id}_web.jpg"
         pos = (cells or {}).get(i, pos)

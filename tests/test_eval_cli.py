@@ -20,7 +20,7 @@ def test_cli_eval_json_last_line(tiny_engine, tmp_path, capsys):
     report = json.loads(captured.out.strip().splitlines()[-1])
     assert report["dataset"] == "comvg" and report["limit"] == 2
     assert (report["n_total"], report["n_scored"], report["n_failed"]) == (2, 1, 1)
-    assert report["failures"][0]["id"] == "0" and "1000" in report["failures"][0]["reason"]
+    assert report["failures"][0]["id"] == "1" and "1000" in report["failures"][0]["reason"]
     assert set(report["metrics"]) == {"clip", "comclip"}
     assert json.loads((out / "report.json").read_text())["n_total"] == 2
 

@@ -195,7 +195,7 @@ def test_comvg_end_to_end_with_triplet_graphs(tiny_engine, tmp_path):
     report = run(spy, "comvg", data, out, progress=False)
     records = check_common(report, out, n_total=6, n_failed=2)
     reasons = {f["id"]: f["reason"] for f in report["failures"]}
-    assert "image not found: neg_image_id 1005" in reasons["2"] and "1005.jpg" in reasons["2"]
+    assert "image not found: neg_image_id 1005" in reasons["3"] and "1005.jpg" in reasons["3"]
     assert "not 'subject,predicate,object'" in reasons["99"]
     assert len(spy.calls) == 1  # all examples in one engine call (batch size 16)
     graphs = {cap[0]: g[0] for _, cap, g in spy.calls[0]}
@@ -231,7 +231,7 @@ def test_svo_end_to_end(tiny_engine, tmp_path):
     report = run(tiny_engine, "svo", data, out, progress=False)
     records = check_common(report, out, n_total=4, n_failed=1)
     assert report["failures"][0]["id"] == "row3"
-    assert "p002.jpg" in report["failures"][0]["reason"] and "p002_web.jpg" in report["failures"][0]["reason"]
+    assert "2002.jpg" in report["failures"][0]["reason"] and "2002_web.jpg" in report["failures"][0]["reason"]
     ok = [r for r in records if r["status"] == "ok"]
     assert {r["id"] for r in ok} == {"row1", "row2", "row4"}  # rows 2 and 4 found by the URL's file name
     assert [r["meta"]["neg_type"] for r in ok] == [["subject"], ["verb"], ["verb"]]

@@ -64,7 +64,7 @@ def test_torn_last_line_is_dropped_and_recomputed(tiny_engine, tmp_path):
     out = tmp_path / "torn"
     run(tiny_engine, "comvg", data, out, limit=2, progress=False)
     with (out / "examples.jsonl").open("a") as f:
-        f.write('{"id": "2", "status": "ok", "clip": {"pos": 0.')  # killed mid-write
+        f.write('{"id": "3", "status": "ok", "clip": {"pos": 0.')  # killed mid-write
     spy = synth.SpyEngine(tiny_engine)
     resumed = run(spy, "comvg", data, out, progress=False)
     assert len(spy.calls) == 1 and len(spy.calls[0]) == 2  # only example 2 (its two images)
@@ -78,8 +78,8 @@ def test_failed_examples_are_kept_unless_retried(tiny_engine, tmp_path):
     out = tmp_path / "out"
     first = run(tiny_engine, "svo", data, out, progress=False)
     assert first["n_failed"] == 1
-    synth.draw(data / "images" / "p001_web.jpg", "fixed-pos")
-    synth.draw(data / "images" / "n001_web.jpg", "fixed-neg")
+    synth.draw(data / "images" / "2001_web.jpg", "fixed-pos")
+    synth.draw(data / "images" / "5001_web.jpg", "fixed-neg")
     spy = synth.SpyEngine(tiny_engine)
     assert run(spy, "svo", data, out, progress=False)["n_failed"] == 1  # resume keeps the recorded failure
     assert spy.calls == []
@@ -130,4 +130,4 @@ def test_limit_then_full_run_continues(tiny_engine, tmp_path):
     spy = synth.SpyEngine(tiny_engine)
     full = run(spy, "comvg", data, out, progress=False)
     assert full["n_total"] == 4 and sum(len(c) for c in spy.calls) == 4  # 2 new examples x 2 images
-    assert load("comvg", data).examples[3].id == "3"
+    assert load("comvg", data).examples[3].id == "4"
