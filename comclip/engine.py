@@ -31,7 +31,7 @@ from comclip.components import (
     plan_captions,
     plan_components,
 )
-from comclip.encoders import Encoder
+from comclip.encoders import Encoder, is_multi_query
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
@@ -91,7 +91,7 @@ class ComCLIP:
                  preset: Preset | None = None) -> None:
         self.encoder = encoder
         self.detector = detector
-        self.options = (options or Options()).validate()
+        self.options = options or Options()  # validated when built
         self.preset = preset
         self._text_cache: LRUCache[str, torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
         self._parse_cache: LRUCache[tuple[str, str], SceneGraph] = LRUCache(PARSE_CACHE_SIZE)
@@ -192,7 +192,7 @@ class ComCLIP:
         lap("encode_texts")
         scale = float(self.encoder.logit_scale)
         host = compose_captions(plans, text_row, image_emb, text_emb, scale, opts.weighting,
-                                getattr(self.encoder, "project_queries", None))  # multi-query encoders (BLIP-2)
+                                self.encoder.project_queries if is_multi_query(self.encoder) else None)  # BLIP-2
         results = self._results(prepared, plans, host, image_emb.float().cpu().numpy(),
                                 text_emb.float().cpu().numpy(), text_row, opts, scale)
         lap("compose")

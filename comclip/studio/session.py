@@ -148,11 +148,6 @@ class ResultCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: str) -> MatchResult | None:
-        return self._items.get(key)
-
-    def put(self, key: str, value: MatchResult) -> None:
-        self._items.put(key, value)
 
     def get_or_compute(self, key: str, compute: Callable[[], MatchResult]) -> tuple[MatchResult, bool]:
         """(value, served) — ``served`` is True when it came from the cache or a twin request."""
