@@ -50,9 +50,9 @@ def offered_presets(current: str) -> list[str]:
     """The presets the page's menu (and the API) offer: those with real weights that can be
     loaded here, plus ``current`` (e.g. ``tiny`` in offline mode)."""
     from comclip.loading import preset_available
-    from comclip.presets import PRESETS
+    from comclip.presets import all_presets
 
-    names = [name for name, p in PRESETS.items() if not p.random_weights and preset_available(p)]
+    names = [name for name, p in all_presets().items() if not p.random_weights and preset_available(p)]
     return names + ([current] if current not in names else [])
 
 
