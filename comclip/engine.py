@@ -19,31 +19,19 @@ from PIL import Image
 from comclip import parse as parsing
 from comclip import subimage
 from comclip.caches import LRUCache
-from comclip.components import (
-    CaptionPlan,
-    ComponentPlan,
-    ComponentRegion,
-    Groundings,
-    ScoringItem,
-    SubImageTable,
-    component_region,
-    grounding_phrases,
-    plan_captions,
-    plan_components,
-)
+from comclip.components import CaptionPlan, Groundings, ScoringItem, SubImageTable, grounding_phrases, plan_captions
 from comclip.encoders import Encoder, is_multi_query
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
 from comclip.ground import Detector, PhraseBoxes
 from comclip.images import LoadedImage, image_digest, load_image
-from comclip.loading import load_detector, load_encoder, resolve_device
+from comclip.loading import encoder_label, load_detector, load_encoder, resolve_device
 from comclip.options import Options, OptionValue, check_captions
 from comclip.presets import Preset, get_preset
 from comclip.result import CaptionResult, Component, MatchResult, ModelsInfo
 
-__all__ = ["CaptionResult", "ComCLIP", "Component", "ComponentPlan", "ComponentRegion", "ImageInput", "Item",
-           "MatchResult", "Options", "check_captions", "component_region", "load", "plan_components"]
+__all__ = ["ComCLIP", "ImageInput", "Item", "compose_captions", "describe", "load"]
 
 TEXT_CACHE_SIZE = 8192
 PARSE_CACHE_SIZE = 8192
@@ -80,7 +68,7 @@ def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], 
 
 def describe(preset: Preset) -> ModelsInfo:
     """What a result records about the models that produced it."""
-    return {"encoder": preset.encoder.label, "detector": preset.detector.model,
+    return {"encoder": encoder_label(preset.encoder), "detector": preset.detector.model,
             "random_weights": preset.random_weights}
 
 
@@ -101,12 +89,6 @@ class ComCLIP:
         """Forget cached parses, text embeddings and detections (benchmarks call this between runs)."""
         for cache in (self._text_cache, self._parse_cache, self._detection_cache):
             cache.clear()
-
-    @classmethod
-    def from_preset(cls, name: str | Preset = "default", *, device: str | torch.device | None = "auto",
-                    compile: bool = False, **options: OptionValue) -> ComCLIP:
-        """Alias of :func:`comclip.load`."""
-        return load(name, device=device, compile=compile, **options)
 
     @property
     def preset_name(self) -> str:
@@ -166,7 +148,7 @@ class ComCLIP:
         """Score many (image, captions[, graphs]) items with one image pass and one text pass."""
         opts = self.options.updated(**options) if options else self.options
         # Record the thresholds actually used (None means the detector's own).
-        opts = opts.with_thresholds(self.detector.box_threshold, self.detector.text_threshold)
+        opts = opts.with_thresholds(self.detector)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -268,8 +250,8 @@ class ComCLIP:
 
 def load(preset: str | Preset = "default", *, device: str | torch.device | None = "auto", compile: bool = False,
          **options: OptionValue) -> ComCLIP:
-    """Load a preset's models (``default``, ``large``, ``tiny``, ``arch-*``, or a :class:`Preset`
-    such as :func:`comclip.presets.custom_preset` builds) on a device; ``options`` are
+    """Load a preset's models (a name from :func:`comclip.list_presets`, a preset file's path, or a
+    :class:`Preset` such as :func:`comclip.loading.custom_preset` builds) on a device; ``options`` are
     :class:`Options` fields, validated before anything heavy is loaded.
 
     ``compile=True`` wraps the image tower in ``torch.compile`` (worth it for long GPU runs).
@@ -277,8 +259,8 @@ def load(preset: str | Preset = "default", *, device: str | torch.device | None 
     spec = get_preset(preset)
     opts = Options.from_mapping(options)
     dev = resolve_device(device)
-    encoder = load_encoder(spec.encoder, dev, spec)
-    detector = load_detector(spec.detector, dev, spec)
+    encoder = load_encoder(spec.encoder, dev)
+    detector = load_detector(spec.detector, dev)
     if compile:
         encoder.compile()
     return ComCLIP(encoder, detector, opts, preset=spec)

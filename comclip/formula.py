@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-WEIGHTINGS = ("softmax", "sum")
+from comclip.options import WEIGHTINGS
 
 
 def component_weights(s: torch.Tensor, weighting: str = "softmax", mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -41,10 +41,12 @@ from torchvision.ops import nms
 from torchvision.transforms.v2 import functional as tvF
 
 from comclip.errors import InputError
+from comclip.options import detector_thresholds
+from comclip.presets import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD
+from comclip.presets import DETECTOR_PRECISIONS as PRECISIONS
 from comclip.subimage import Box
 
 NMS_IOU = 0.5
-PRECISIONS = ("auto", "fp32", "bf16")
 #: Largest number of (image, prompt) units in one detector forward, by device type.
 DEFAULT_BATCH_SIZE = {"cuda": 16, "cpu": 4}
 Request = tuple[Image.Image, Sequence[str]]
@@ -252,7 +254,8 @@ class GroundingDINO:
     """
 
     def __init__(self, model: torch.nn.Module, processor: Any, *, device: torch.device, name: str,
-                 box_threshold: float = 0.35, text_threshold: float = 0.25, boxes_per_entity: int = 1,
+                 box_threshold: float = DEFAULT_BOX_THRESHOLD, text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+                 boxes_per_entity: int = 1,
                  precision: str = "auto", batch_size: int | None = None) -> None:
         if precision not in PRECISIONS:
             raise InputError(f"unknown detector precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
@@ -313,8 +316,7 @@ class GroundingDINO:
         Identical (image object, prompt) units are detected once. A request's result depends on that
         request alone (up to float rounding of batched matrix products).
         """
-        thresholds = (self.box_threshold if box_threshold is None else box_threshold,
-                      self.text_threshold if text_threshold is None else text_threshold,
+        thresholds = (*detector_thresholds(self, box_threshold, text_threshold),
                       self.boxes_per_entity if boxes_per_entity is None else boxes_per_entity)
         slots: dict[int, int] = {}
         images: list[Image.Image] = []

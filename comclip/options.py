@@ -25,6 +25,8 @@ SUBIMAGE_MODES: tuple[str, ...] = ("blackout", "crop")
 INTRANSITIVE_REGIONS: tuple[str, ...] = ("subject", "whole")
 #: ``boxes_per_entity`` the detector is asked for when ``all_boxes`` is on.
 ALL_BOXES = 1_000_000
+#: What an unset (``None``) detector threshold means — resolved by :func:`detector_thresholds` only.
+UNSET_THRESHOLD = "unset: the detector's own, from its preset"
 
 OptionValue = str | bool | int | float | None
 
@@ -49,6 +51,10 @@ class OptionField:
     #: What a boolean's flag does (it switches the option away from its default); None: ``help``.
     flag_help: str | None = None
 
+    def check(self, value: OptionValue) -> None:
+        """One :class:`~comclip.errors.InputError` naming this option when ``value`` is not one of its values."""
+        _check(self, value)
+
 
 def _opt(default: OptionValue, help: str, *, type: type, choices: tuple[str, ...] | None = None,
          flag: str | None = None, optional: bool = False, minimum: float | None = None,
@@ -62,23 +68,26 @@ def _opt(default: OptionValue, help: str, *, type: type, choices: tuple[str, ...
 class Options:
     """How ComCLIP is computed. Defaults follow the paper."""
 
-    weighting: str = _opt("softmax", "component weights: softmax (paper) or sum (official code)",
+    weighting: str = _opt("softmax", "component weights: softmax (the paper) or sum, s_i / Σ s_j (the official code)",
                           type=str, choices=WEIGHTINGS, flag="--weighting")
-    relation_text: str = _opt("predicate", "text encoded for a relation: its predicate (paper) or the whole "
-                              "triple", type=str, choices=RELATION_TEXTS, flag="--relation-text")
-    subimage: str = _opt("blackout", "sub-image: black out everything else (paper) or crop to the boxes",
-                         type=str, choices=SUBIMAGE_MODES, flag="--subimage")
+    relation_text: str = _opt("predicate", "text encoded for a relation: its predicate (the paper) or the whole "
+                              "triple, “subject predicate object”", type=str, choices=RELATION_TEXTS,
+                              flag="--relation-text")
+    subimage: str = _opt("blackout", "a component's sub-image: blackout keeps its boxes and blacks out the rest (the "
+                         "paper); crop cuts the boxes out", type=str, choices=SUBIMAGE_MODES, flag="--subimage")
     relations: bool = _opt(True, "use relation components (off: entity components only)", type=bool,
                            flag="--no-relations", flag_help="use entity components only (no relations)")
-    parser: str = _opt("auto", "caption parser: auto (spacy if installed, else rules), rules, spacy, llm",
-                       type=str, choices=PARSERS, flag="--parser")
-    box_threshold: float | None = _opt(None, "detector box threshold", type=float, optional=True,
+    parser: str = _opt("auto", "caption parser: auto (spaCy if installed, else the built-in rules), rules, spacy, or "
+                       "llm (needs the COMCLIP_LLM_* settings)", type=str, choices=PARSERS, flag="--parser")
+    box_threshold: float | None = _opt(None, "detector box threshold: a box is kept only when its best word score is "
+                                       f"above this ({UNSET_THRESHOLD})", type=float, optional=True,
                                        flag="--box-threshold", minimum=0.0, maximum=1.0)
-    text_threshold: float | None = _opt(None, "detector text threshold", type=float, optional=True,
-                                        flag="--text-threshold", minimum=0.0, maximum=1.0)
+    text_threshold: float | None = _opt(None, "detector text threshold: a box belongs to an entity only when that "
+                                        f"entity's words score above this ({UNSET_THRESHOLD})", type=float,
+                                        optional=True, flag="--text-threshold", minimum=0.0, maximum=1.0)
     boxes_per_entity: int = _opt(1, "boxes kept per entity", type=int, flag="--boxes-per-entity", minimum=1)
     all_boxes: bool = _opt(False, "an entity's region is the union of every box above the thresholds (the official "
-                           "code: every matched object), not only its best --boxes-per-entity", type=bool,
+                           "code: every matched object), not only its best (boxes per entity)", type=bool,
                            flag="--all-boxes")
     intransitive: str = _opt("subject", "region of a relation with no object: its subject's, or the whole image "
                              "(the official code)", type=str, choices=INTRANSITIVE_REGIONS, flag="--intransitive")
@@ -142,13 +151,22 @@ class Options:
             _check(f, getattr(self, f.name))
         return self
 
-    def with_thresholds(self, box_threshold: float, text_threshold: float) -> Options:
-        """``None`` thresholds replaced by the detector's own (what a result records)."""
-        return replace(self, box_threshold=box_threshold if self.box_threshold is None else self.box_threshold,
-                       text_threshold=text_threshold if self.text_threshold is None else self.text_threshold)
+    def with_thresholds(self, detector: object) -> Options:
+        """The thresholds ``detector`` will use filled in (what a result records): see
+        :func:`detector_thresholds`."""
+        box, text = detector_thresholds(detector, self.box_threshold, self.text_threshold)
+        return replace(self, box_threshold=box, text_threshold=text)
 
     def to_dict(self) -> dict[str, OptionValue]:
         return dataclasses.asdict(self)
+
+
+def detector_thresholds(detector: object, box_threshold: float | None, text_threshold: float | None
+                        ) -> tuple[float, float]:
+    """The (box, text) thresholds a detection uses: an unset (``None``) one is the detector's own
+    (``detector.box_threshold`` / ``detector.text_threshold``, from its preset)."""
+    return (detector.box_threshold if box_threshold is None else box_threshold,  # type: ignore[attr-defined]
+            detector.text_threshold if text_threshold is None else text_threshold)  # type: ignore[attr-defined]
 
 
 def _label(f: OptionField) -> str:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from comclip.components import plan_components
-from comclip.engine import ComCLIP
+from comclip.engine import load
 from comclip.errors import InputError
 from comclip.graph import Entity, Relation, SceneGraph
 from comclip.images import load_image
@@ -127,7 +127,7 @@ def test_crop_mode_changes_subimage_embeddings(tiny_engine):
 
 
 def test_determinism_across_fresh_engines(tiny_engine):
-    other = ComCLIP.from_preset("tiny", device="cpu", parser="rules")
+    other = load("tiny", device="cpu", parser="rules")
     a = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
     b = other.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
     assert _scores(a) == _scores(b)

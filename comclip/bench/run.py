@@ -11,7 +11,6 @@ recorded output: what is left is the engine's own work besides the forwards, per
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -58,15 +57,6 @@ def timed(device: torch.device, fn: Callable[[], Any], clock: Callable[[], float
 
 def max_score_diff(x: Scores, y: Scores) -> float:
     return max((abs(a - b) for p, q in zip(x, y, strict=True) for a, b in zip(p, q, strict=True)), default=0.0)
-
-
-def _resolved_options(options: Any, detector: Any) -> dict[str, Any]:
-    """The options as a dict, with the detector thresholds actually used (None means the detector's)."""
-    d = dataclasses.asdict(options)
-    for name in ("box_threshold", "text_threshold"):
-        if d.get(name) is None:
-            d[name] = getattr(detector, name, None)
-    return d
 
 
 def _median_dict(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -180,7 +170,7 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
                                   "image_forwards": engine_calls["image"], "image_rows": engine_image_rows,
                                   "text_forwards": engine_calls["text"],
                                   "result_components": sum(len(c.components) for r in results for c in r.captions)}},
-        peak_memory_mb=memory, engine_overhead=overhead, options=_resolved_options(effective, det),
+        peak_memory_mb=memory, engine_overhead=overhead, options=effective.with_thresholds(det).to_dict(),
         checks={"max_score_diff": max_score_diff(ref_scores, eng_scores), "replay_max_rel_diff": replay_diff,
                 "stubbed_run_max_score_diff": max_score_diff(bare_scores, eng_scores)},
         reference_scores=ref_scores, engine_scores=eng_scores)
