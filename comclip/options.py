@@ -5,6 +5,12 @@
 (:func:`comclip.cli.common.add_model_options`) and the app's widgets are generated from it, and
 :meth:`Options.from_mapping` / :meth:`Options.updated` validate any mapping of them with one
 :class:`~comclip.errors.InputError` naming the bad key or value. Defaults follow the paper.
+:class:`EvalOptions` (``comclip eval``'s report rules) is built the same way (:class:`OptionSet`).
+
+The official code's choices (docs/fidelity.md) differ by backbone and by official script:
+:meth:`Options.official` gives them for an encoder backend and a source (``winoground``,
+``vl-checklist``, ``comvg``, ``retrieval``), :meth:`EvalOptions.official` the evaluation's, and
+:func:`resolve_official_source` picks the source for ``--official-source auto``.
 
 This module is light (no torch): importing it costs nothing.
 """

@@ -327,6 +327,16 @@ def test_cli_eval_retrieval_official_counts_failures_as_misses(tiny_engine, tmp_
     clip_plain, clip_official = plain["metrics"]["clip"]["t2i_R@5"], official["metrics"]["clip"]["t2i_R@5"]
     assert clip_official == pytest.approx(clip_plain * 3 / 4)  # the first stage is the same model either way
     assert "a failed one counting as a miss" in (tmp_path / "official" / "report.md").read_text()
+    # the denominator only changes the report: the same folder is reported again, nothing recomputed
+    lines = (tmp_path / "plain" / "examples.jsonl").read_text()
+    code = main(["eval", "flickr30k", "--data", str(data), "--protocol", "comclip", "--topk", "2", "--preset", "tiny",
+                 "--device", "cpu", "--parser", "rules", "--json", "--no-progress", "--out", str(tmp_path / "plain"),
+                 "--denominator", "all"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    again = json.loads(captured.out.strip().splitlines()[-1])
+    assert again["denominator"] == "all" and again["metrics"]["clip"] == official["metrics"]["clip"]
+    assert (tmp_path / "plain" / "examples.jsonl").read_text() == lines
 
 
 def test_gallery_chunks_are_keyed_by_the_resize(tmp_path):
@@ -341,3 +351,20 @@ def test_gallery_chunks_are_keyed_by_the_resize(tmp_path):
     np.savez(old, names=np.asarray(["a.jpg"]), ok=np.asarray([True]), reasons=np.asarray([""]),
              emb=np.zeros((1, 4), np.float32))
     assert retrieval._read_chunk(old, ["a.jpg"]) is not None and retrieval._read_chunk(old, ["a.jpg"], "squash") is None
+
+
+def test_a_run_folder_from_before_the_new_options_resumes_with_their_defaults(tmp_path):
+    import json
+
+    from comclip.errors import InputError
+    from comclip.eval.store import ResultStore
+
+    sig = {"dataset": "comvg", "options": Options().to_dict()}
+    ResultStore(tmp_path, sig).close()
+    old = json.loads((tmp_path / "run.json").read_text())
+    for name in ("score_scale", "embeddings", "query_norm", "resize"):
+        del old["options"][name]
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    ResultStore(tmp_path, sig).close()  # the defaults are what that run used: accepted
+    with pytest.raises(InputError, match="different run"):
+        ResultStore(tmp_path, {"dataset": "comvg", "options": Options(resize="squash").to_dict()})
