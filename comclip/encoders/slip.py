@@ -287,5 +287,6 @@ def named(model: str, pretrained: str | None) -> EncoderSpec:
 
 
 BACKEND = Backend(
-    "slip", missing=missing, named=named, takes="a SLIP release checkpoint (a path, a URL or a release file name)",
+    "slip", missing=missing, named=named, family="slip",
+    takes="a SLIP release checkpoint (a path, a URL or a release file name)",
     load=lambda spec, device, label: load_slip_encoder(spec.model, device, name=label, downloads=spec.download_size))
