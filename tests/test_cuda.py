@@ -75,4 +75,4 @@ def test_detect_batch_is_batch_invariant_on_cuda(cache_dir):
         alone = det.detect(im, phrases, **kw)
         for p in phrases:
             np.testing.assert_allclose(got[p].scores, alone[p].scores, atol=2e-2)
-            np.testing.assert_allclose(got[p].boxes, alone[p].boxes, atol=1.0)
+            np.testing.assert_allclose(got[p].xyxy, alone[p].xyxy, atol=1.0)
