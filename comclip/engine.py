@@ -18,13 +18,14 @@ from PIL import Image
 
 from comclip import parse as parsing
 from comclip import subimage
+from comclip.boxes import Boxes
 from comclip.caches import LRUCache
 from comclip.components import CaptionPlan, Groundings, ScoringItem, SubImageTable, grounding_phrases, plan_captions
 from comclip.encoders import Encoder, is_multi_query
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
-from comclip.ground import Detector, PhraseBoxes
+from comclip.ground import Detector
 from comclip.images import LoadedImage, image_digest, load_image
 from comclip.loading import encoder_label, load_detector, load_encoder, resolve_device
 from comclip.options import Options, OptionValue, check_captions
@@ -86,7 +87,7 @@ class ComCLIP:
         #: Raw (unnormalised) text embeddings, for ``embeddings="raw"`` (the official ComVG / SLIP code).
         self._raw_text_cache: LRUCache[str, torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
         self._parse_cache: LRUCache[tuple[str, str], SceneGraph] = LRUCache(PARSE_CACHE_SIZE)
-        self._detection_cache: LRUCache[DetectionKey, dict[str, PhraseBoxes]] = LRUCache(DETECTION_CACHE_SIZE)
+        self._detection_cache: LRUCache[DetectionKey, dict[str, Boxes]] = LRUCache(DETECTION_CACHE_SIZE)
 
     def clear_caches(self) -> None:
         """Forget cached parses, text embeddings and detections (benchmarks call this between runs)."""
@@ -147,13 +148,19 @@ class ComCLIP:
 
     # -- public API ---------------------------------------------------------------------------
     def match(self, image: ImageInput, captions: Sequence[str], graphs: Sequence[GraphInput] | None = None,
-              **options: OptionValue) -> MatchResult:
-        """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing."""
-        return self.match_batch([(image, captions, graphs)], **options)[0]
+              options: Options | None = None, **changes: OptionValue) -> MatchResult:
+        """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing.
+        Options as :meth:`match_batch`."""
+        return self.match_batch([(image, captions, graphs)], options, **changes)[0]
 
-    def match_batch(self, items: Sequence[Item], **options: OptionValue) -> list[MatchResult]:
-        """Score many (image, captions[, graphs]) items with one image pass and one text pass."""
-        opts = self.options.updated(**options) if options else self.options
+    def match_batch(self, items: Sequence[Item], options: Options | None = None, **changes: OptionValue
+                    ) -> list[MatchResult]:
+        """Score many (image, captions[, graphs]) items with one image pass and one text pass.
+
+        ``options`` (an :class:`Options` value) replaces the engine's own for this call; ``changes``
+        (Options fields by name) are applied on top of whichever is used."""
+        opts = options or self.options
+        opts = opts.updated(**changes) if changes else opts
         # Record the thresholds actually used (None means the detector's own).
         opts = opts.with_thresholds(self.detector)
         timings: dict[str, float] = {}
@@ -249,8 +256,7 @@ class ComCLIP:
         per_image: list[list[CaptionResult]] = [[] for _ in prepared]
         for k, p in enumerate(plans):
             components = [Component(
-                kind=c.plan.kind, ref=c.plan.ref, text=c.plan.text, boxes=[list(b) for b in c.where.region.boxes],
-                box_scores=list(c.where.box_scores), grounded=c.where.grounded,
+                kind=c.plan.kind, ref=c.plan.ref, text=c.plan.text, boxes=c.where.region, grounded=c.where.grounded,
                 similarity=float(host["similarity"][k, j]), weight=float(host["weight"][k, j]),
                 loo_score=float(host["loo"][k, j]), image_embedding=image_np[c.pixel_row],
                 text_embedding=text_np[text_row[c.plan.text]]) for j, c in enumerate(p.components)]

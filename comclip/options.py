@@ -62,6 +62,11 @@ class OptionField:
     #: What a boolean's flag does (it switches the option away from its default); None: ``help``.
     flag_help: str | None = None
 
+    @property
+    def label(self) -> str:
+        """The option's name in words (``box threshold``): what messages and widgets call it."""
+        return self.name.replace("_", " ")
+
     def check(self, value: OptionValue) -> None:
         """One :class:`~comclip.errors.InputError` naming this option when ``value`` is not one of its values."""
         _check(self, value)
@@ -167,8 +172,8 @@ class Options(OptionSet):
     # -- where the official code's backbones differ (docs/fidelity.md) ---------------------------
     score_scale: str = _opt("logit", "component score s_i behind the weights: logit_scale * cos (logit, paper), the "
                             "cosine alone (cosine: the official BLIP-2 and SLIP code) or the dot product of the "
-                            "embeddings as composed (dot: the official ComVG and retrieval code, with --embeddings "
-                            "raw); sum weighting does not depend on a constant scale", type=str,
+                            "embeddings as composed (dot: the official ComVG and retrieval code, with raw "
+                            "embeddings); sum weighting does not depend on a constant scale", type=str,
                             choices=SCORE_SCALES, flag="--score-scale")
     embeddings: str = _opt("normalised", "single-vector encoders: compose the L2-normalised image embeddings "
                            "(normalised, paper) or the encoder's raw outputs (raw: the official SLIP, ComVG and "
@@ -292,43 +297,39 @@ def detector_thresholds(detector: object, box_threshold: float | None, text_thre
             detector.text_threshold if text_threshold is None else text_threshold)  # type: ignore[attr-defined]
 
 
-def _label(f: OptionField) -> str:
-    return f.name.replace("_", " ")
-
-
 def _coerce(f: OptionField, value: OptionValue) -> OptionValue:
     """Numbers given as text (a form field, an environment variable) become numbers."""
     if isinstance(value, str) and f.type in (int, float):
         try:
             return f.type(value.strip())
         except ValueError:
-            raise InputError(f"{_label(f)} must be a number, got {value!r}") from None
+            raise InputError(f"{f.label} must be a number, got {value!r}") from None
     return value
 
 
 def _check(f: OptionField, v: OptionValue) -> None:
     if v is None:
         if not f.optional:
-            raise InputError(f"{_label(f)} must be given")
+            raise InputError(f"{f.label} must be given")
         return
     if f.choices is not None:
         if v not in f.choices:
-            raise InputError(f"unknown {_label(f)} {v!r}; choose one of: {', '.join(f.choices)}")
+            raise InputError(f"unknown {f.label} {v!r}; choose one of: {', '.join(f.choices)}")
         return
     if f.type is bool:
         if not isinstance(v, bool):
-            raise InputError(f"{_label(f)} must be true or false, got {v!r}")
+            raise InputError(f"{f.label} must be true or false, got {v!r}")
         return
     if f.type is int and (isinstance(v, bool) or not isinstance(v, int)):
-        raise InputError(f"{_label(f)} must be a whole number >= {f.minimum:g}, got {v!r}")
+        raise InputError(f"{f.label} must be a whole number >= {f.minimum:g}, got {v!r}")
     if f.type is float and (isinstance(v, bool) or not isinstance(v, (int, float))):
-        raise InputError(f"{_label(f)} must be a number, got {v!r}")
+        raise InputError(f"{f.label} must be a number, got {v!r}")
     lo = -float("inf") if f.minimum is None else f.minimum
     hi = float("inf") if f.maximum is None else f.maximum
     if not lo <= float(v) <= hi:  # type: ignore[arg-type]
         if f.maximum is not None:
-            raise InputError(f"{_label(f)} must be between {lo:g} and {hi:g}, got {v}")
-        raise InputError(f"{_label(f)} must be a whole number >= {lo:g}, got {v}")
+            raise InputError(f"{f.label} must be between {lo:g} and {hi:g}, got {v}")
+        raise InputError(f"{f.label} must be a whole number >= {lo:g}, got {v}")
 
 
 def check_captions(captions: str | Sequence[str]) -> list[str]:
