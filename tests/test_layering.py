@@ -131,3 +131,17 @@ def test_functions_stay_small(where):
     long = [f"{p.relative_to(ROOT)}:{line} {name} ({n} lines)" for p in paths for name, line, n in _functions(p)
             if n > MAX_LINES[where]]
     assert not long, f"functions over {MAX_LINES[where]} lines: {long}"
+
+
+def _readme_layout() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    return [line.split()[0] for line in block.splitlines() if line and not line[0].isspace()]
+
+
+def test_the_readme_layout_matches_the_tree():
+    listed = _readme_layout()
+    assert not [p for p in listed if not (ROOT / p.rstrip("/")).exists()], "listed but absent"
+    entries = {f"comclip/{p.name}" + ("/" if p.is_dir() else "") for p in PACKAGE.iterdir()
+               if p.name not in ("__pycache__", "__main__.py", "py.typed")}
+    assert not entries - set(listed), f"in comclip/ but not in the README's Layout: {sorted(entries - set(listed))}"
