@@ -47,7 +47,7 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copy(ROOT / name, src / name)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                            "--quiet", "--wheel-dir", str(out), str(src)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"building the wheel failed (is setuptools>=70.1 installed?):\n{done.stderr}"
+    assert done.returncode == 0, f"building the wheel failed (is setuptools>=77 installed?):\n{done.stderr}"
     (path,) = out.glob("comclip_studio-*.whl")
     return path
 
