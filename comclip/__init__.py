@@ -5,9 +5,10 @@
     result = engine.match("photo.jpg", ["a mug in some grass", "some grass in a mug"])
     print(result.captions[0].comclip_score)
 
-Public face: :func:`load` (the one factory), :class:`ComCLIP`, :class:`Options` (the one option
-vocabulary), the results :class:`MatchResult` / :class:`CaptionResult` / :class:`Component`, and
-:class:`SceneGraph`. Importing ``comclip`` is light: torch-heavy parts load on first use.
+Public face: :func:`load` (the one factory), :func:`list_presets` (the names it takes; a preset
+file's path works too, see :mod:`comclip.presets`), :class:`ComCLIP`, :class:`Options` (the one
+option vocabulary), the results :class:`MatchResult` / :class:`CaptionResult` / :class:`Component`,
+and :class:`SceneGraph`. Importing ``comclip`` is light: torch-heavy parts load on first use.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING
 
 from comclip.graph import Entity, Relation, SceneGraph
 from comclip.options import Options
+from comclip.presets import list_presets
 
 if TYPE_CHECKING:
     from comclip.engine import ComCLIP, load
     from comclip.result import CaptionResult, Component, MatchResult
 
 __all__ = ["CaptionResult", "ComCLIP", "Component", "Entity", "MatchResult", "Options", "Relation", "SceneGraph",
-           "load"]
+           "list_presets", "load"]
 
 
 def __getattr__(name: str) -> object:

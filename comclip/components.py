@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from comclip.boxes import Boxes, PixelBox, union
 from comclip.graph import SceneGraph
-from comclip.ground import PhraseBoxes, canonical_phrases, normalise_phrase
+from comclip.ground import canonical_phrases, normalise_phrase
 from comclip.images import LoadedImage
 from comclip.options import Options
-from comclip.subimage import PixelBox, Region, union
 
 #: The detector's answers for one caption, keyed by normalised phrase.
-Groundings = Mapping[str, PhraseBoxes]
+Groundings = Mapping[str, Boxes]
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,12 @@ class ComponentPlan:
 
 @dataclass(frozen=True)
 class ComponentRegion:
-    """Where a component is in the image: its region, whether every entity it covers was found,
-    and the detector scores of its boxes. An ungrounded component is the whole image, no boxes."""
+    """Where a component is in the image: its region (the union of its entities' boxes, with their
+    scores) and whether every entity it covers was found. An ungrounded component is the whole
+    image: no boxes."""
 
-    region: Region
+    region: Boxes
     grounded: bool
-    box_scores: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,15 +77,15 @@ class SubImageTable:
     every distinct (item, rendered region) once."""
 
     items: int
-    renders: list[tuple[int, Region]] = field(default_factory=list)
+    renders: list[tuple[int, Boxes]] = field(default_factory=list)
     _rows: dict[tuple[int, tuple[PixelBox, ...] | None], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for i in range(self.items):
             self._rows[(i, None)] = len(self.renders)
-            self.renders.append((i, Region()))
+            self.renders.append((i, Boxes()))
 
-    def row(self, item: int, region: Region, width: int, height: int) -> int:
+    def row(self, item: int, region: Boxes, width: int, height: int) -> int:
         key = (item, region.key(width, height))
         if key not in self._rows:
             self._rows[key] = len(self.renders)
@@ -93,7 +93,7 @@ class SubImageTable:
         return self._rows[key]
 
     @property
-    def subimages(self) -> list[tuple[int, Region]]:
+    def subimages(self) -> list[tuple[int, Boxes]]:
         """The non-global renders, in row order (rows ``items``, ``items + 1``, ...)."""
         return self.renders[self.items:]
 
@@ -118,10 +118,10 @@ def plan_components(graph: SceneGraph, options: Options) -> list[ComponentPlan]:
 def component_region(plan: ComponentPlan, graph: SceneGraph, groundings: Groundings) -> ComponentRegion:
     """The component's region from its caption's groundings (keyed by normalised phrase)."""
     found = [groundings.get(normalise_phrase(graph.entity(eid).phrase)) for eid in plan.entity_ids]
-    hits = [f for f in found if f is not None and f.grounded]
+    hits = [f for f in found if f is not None and not f.whole]
     if len(hits) != len(found) or plan.whole_image:
-        return ComponentRegion(Region(), len(hits) == len(found))
-    return ComponentRegion(union(Region(f.boxes) for f in hits), True, tuple(s for f in hits for s in f.scores))
+        return ComponentRegion(Boxes(), len(hits) == len(found))
+    return ComponentRegion(union(hits), True)
 
 
 def plan_captions(items: Sequence[ScoringItem], groundings: Sequence[Sequence[Groundings]], options: Options

@@ -18,32 +18,21 @@ from PIL import Image
 
 from comclip import parse as parsing
 from comclip import subimage
+from comclip.boxes import Boxes
 from comclip.caches import LRUCache
-from comclip.components import (
-    CaptionPlan,
-    ComponentPlan,
-    ComponentRegion,
-    Groundings,
-    ScoringItem,
-    SubImageTable,
-    component_region,
-    grounding_phrases,
-    plan_captions,
-    plan_components,
-)
+from comclip.components import CaptionPlan, Groundings, ScoringItem, SubImageTable, grounding_phrases, plan_captions
 from comclip.encoders import Encoder, is_multi_query
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
-from comclip.ground import Detector, PhraseBoxes
+from comclip.ground import Detector
 from comclip.images import LoadedImage, image_digest, load_image
-from comclip.loading import load_detector, load_encoder, resolve_device
+from comclip.loading import encoder_label, load_detector, load_encoder, resolve_device
 from comclip.options import Options, OptionValue, check_captions
 from comclip.presets import Preset, get_preset
 from comclip.result import CaptionResult, Component, MatchResult, ModelsInfo
 
-__all__ = ["CaptionResult", "ComCLIP", "Component", "ComponentPlan", "ComponentRegion", "ImageInput", "Item",
-           "MatchResult", "Options", "check_captions", "component_region", "load", "plan_components"]
+__all__ = ["ComCLIP", "ImageInput", "Item", "compose_captions", "describe", "load"]
 
 TEXT_CACHE_SIZE = 8192
 PARSE_CACHE_SIZE = 8192
@@ -81,7 +70,7 @@ def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], 
 
 def describe(preset: Preset) -> ModelsInfo:
     """What a result records about the models that produced it."""
-    return {"encoder": preset.encoder.label, "detector": preset.detector.model,
+    return {"encoder": encoder_label(preset.encoder), "detector": preset.detector.model,
             "random_weights": preset.random_weights}
 
 
@@ -98,18 +87,12 @@ class ComCLIP:
         #: Raw (unnormalised) text embeddings, for ``embeddings="raw"`` (the official ComVG / SLIP code).
         self._raw_text_cache: LRUCache[str, torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
         self._parse_cache: LRUCache[tuple[str, str], SceneGraph] = LRUCache(PARSE_CACHE_SIZE)
-        self._detection_cache: LRUCache[DetectionKey, dict[str, PhraseBoxes]] = LRUCache(DETECTION_CACHE_SIZE)
+        self._detection_cache: LRUCache[DetectionKey, dict[str, Boxes]] = LRUCache(DETECTION_CACHE_SIZE)
 
     def clear_caches(self) -> None:
         """Forget cached parses, text embeddings and detections (benchmarks call this between runs)."""
         for cache in (self._text_cache, self._raw_text_cache, self._parse_cache, self._detection_cache):
             cache.clear()
-
-    @classmethod
-    def from_preset(cls, name: str | Preset = "default", *, device: str | torch.device | None = "auto",
-                    compile: bool = False, **options: OptionValue) -> ComCLIP:
-        """Alias of :func:`comclip.load`."""
-        return load(name, device=device, compile=compile, **options)
 
     @property
     def preset_name(self) -> str:
@@ -165,15 +148,21 @@ class ComCLIP:
 
     # -- public API ---------------------------------------------------------------------------
     def match(self, image: ImageInput, captions: Sequence[str], graphs: Sequence[GraphInput] | None = None,
-              **options: OptionValue) -> MatchResult:
-        """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing."""
-        return self.match_batch([(image, captions, graphs)], **options)[0]
+              options: Options | None = None, **changes: OptionValue) -> MatchResult:
+        """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing.
+        Options as :meth:`match_batch`."""
+        return self.match_batch([(image, captions, graphs)], options, **changes)[0]
 
-    def match_batch(self, items: Sequence[Item], **options: OptionValue) -> list[MatchResult]:
-        """Score many (image, captions[, graphs]) items with one image pass and one text pass."""
-        opts = self.options.updated(**options) if options else self.options
+    def match_batch(self, items: Sequence[Item], options: Options | None = None, **changes: OptionValue
+                    ) -> list[MatchResult]:
+        """Score many (image, captions[, graphs]) items with one image pass and one text pass.
+
+        ``options`` (an :class:`Options` value) replaces the engine's own for this call; ``changes``
+        (Options fields by name) are applied on top of whichever is used."""
+        opts = options or self.options
+        opts = opts.updated(**changes) if changes else opts
         # Record the thresholds actually used (None means the detector's own).
-        opts = opts.with_thresholds(self.detector.box_threshold, self.detector.text_threshold)
+        opts = opts.with_thresholds(self.detector)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -267,8 +256,7 @@ class ComCLIP:
         per_image: list[list[CaptionResult]] = [[] for _ in prepared]
         for k, p in enumerate(plans):
             components = [Component(
-                kind=c.plan.kind, ref=c.plan.ref, text=c.plan.text, boxes=[list(b) for b in c.where.region.boxes],
-                box_scores=list(c.where.box_scores), grounded=c.where.grounded,
+                kind=c.plan.kind, ref=c.plan.ref, text=c.plan.text, boxes=c.where.region, grounded=c.where.grounded,
                 similarity=float(host["similarity"][k, j]), weight=float(host["weight"][k, j]),
                 loo_score=float(host["loo"][k, j]), image_embedding=image_np[c.pixel_row],
                 text_embedding=text_np[text_row[c.plan.text]]) for j, c in enumerate(p.components)]
@@ -286,8 +274,8 @@ class ComCLIP:
 
 def load(preset: str | Preset = "default", *, device: str | torch.device | None = "auto", compile: bool = False,
          **options: OptionValue) -> ComCLIP:
-    """Load a preset's models (``default``, ``large``, ``tiny``, ``arch-*``, or a :class:`Preset`
-    such as :func:`comclip.presets.custom_preset` builds) on a device; ``options`` are
+    """Load a preset's models (a name from :func:`comclip.list_presets`, a preset file's path, or a
+    :class:`Preset` such as :func:`comclip.loading.custom_preset` builds) on a device; ``options`` are
     :class:`Options` fields, validated before anything heavy is loaded.
 
     ``compile=True`` wraps the image tower in ``torch.compile`` (worth it for long GPU runs).
@@ -295,8 +283,8 @@ def load(preset: str | Preset = "default", *, device: str | torch.device | None 
     spec = get_preset(preset)
     opts = Options.from_mapping(options)
     dev = resolve_device(device)
-    encoder = load_encoder(spec.encoder, dev, spec)
-    detector = load_detector(spec.detector, dev, spec)
+    encoder = load_encoder(spec.encoder, dev)
+    detector = load_detector(spec.detector, dev)
     if compile:
         encoder.compile()
     return ComCLIP(encoder, detector, opts, preset=spec)

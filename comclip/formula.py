@@ -40,9 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-WEIGHTINGS = ("softmax", "sum")
-SCORE_SCALES = ("logit", "cosine", "dot")
-QUERY_NORMS = ("none", "l2")
+from comclip.options import QUERY_NORMS, SCORE_SCALES, WEIGHTINGS
 
 
 def component_weights(s: torch.Tensor, weighting: str = "softmax", mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -40,27 +40,16 @@ from PIL import Image
 from torchvision.ops import nms
 from torchvision.transforms.v2 import functional as tvF
 
+from comclip.boxes import Boxes
 from comclip.errors import InputError
-from comclip.subimage import Box
+from comclip.options import detector_thresholds
+from comclip.presets import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD
+from comclip.presets import DETECTOR_PRECISIONS as PRECISIONS
 
 NMS_IOU = 0.5
-PRECISIONS = ("auto", "fp32", "bf16")
 #: Largest number of (image, prompt) units in one detector forward, by device type.
 DEFAULT_BATCH_SIZE = {"cuda": 16, "cpu": 4}
 Request = tuple[Image.Image, Sequence[str]]
-
-
-@dataclass(frozen=True)
-class PhraseBoxes:
-    """The detector's answer for one phrase: boxes in pixels (x0, y0, x1, y1) and their scores."""
-
-    phrase: str
-    boxes: tuple[Box, ...] = ()
-    scores: tuple[float, ...] = ()
-
-    @property
-    def grounded(self) -> bool:
-        return bool(self.boxes)
 
 
 class Detector(Protocol):
@@ -70,14 +59,14 @@ class Detector(Protocol):
 
     def detect_batch(self, requests: Sequence[Request], *, box_threshold: float | None = None,
                      text_threshold: float | None = None, boxes_per_entity: int | None = None
-                     ) -> list[dict[str, PhraseBoxes]]:
+                     ) -> list[dict[str, Boxes]]:
         """One dict per (image, phrases) request, keys the phrases as given; each request's result
         depends on that request alone."""
         ...
 
     def detect(self, image: Image.Image, phrases: Sequence[str], *, box_threshold: float | None = None,
                text_threshold: float | None = None, boxes_per_entity: int | None = None
-               ) -> dict[str, PhraseBoxes]:
+               ) -> dict[str, Boxes]:
         """Boxes for every phrase (keys are the phrases as given); None → the detector's defaults."""
         ...
 
@@ -117,28 +106,27 @@ def phrase_token_indices(offsets: Sequence[tuple[int, int]], spans: Sequence[tup
 
 def select_boxes(probs: torch.Tensor, boxes: torch.Tensor, token_indices: Sequence[Sequence[int]], *,
                  box_threshold: float, text_threshold: float, boxes_per_entity: int
-                 ) -> list[tuple[list[Box], list[float]]]:
+                 ) -> list[Boxes]:
     """Assign detector queries to phrases by token span and keep each phrase's best boxes.
 
     ``probs``: ``(Q, T)`` token probabilities (sigmoid of logits); ``boxes``: ``(Q, 4)`` xyxy pixels.
-    Returns, per phrase, its boxes and scores, best first.
+    Returns, per phrase, its boxes and their scores, best first (no boxes: ungrounded).
     """
     n = len(token_indices)
     if n == 0 or probs.shape[0] == 0:
-        return [([], []) for _ in range(n)]
+        return [Boxes() for _ in range(n)]
     probs = probs.float()
     query_ok = probs.max(dim=1).values > box_threshold
-    result: list[tuple[list[Box], list[float]]] = []
+    result: list[Boxes] = []
     for idx in token_indices:
         score = probs[:, list(idx)].max(dim=1).values if idx else torch.zeros(probs.shape[0])
         sel = torch.nonzero(query_ok & (score > text_threshold)).flatten()
         if sel.numel() == 0:
-            result.append(([], []))
+            result.append(Boxes())
             continue
         b, s = boxes[sel].float(), score[sel]
         keep = nms(b, s, NMS_IOU)[:boxes_per_entity]
-        result.append(([tuple(float(v) for v in b[k].tolist()) for k in keep],  # type: ignore[misc]
-                       [float(s[k]) for k in keep]))
+        result.append(Boxes(tuple(tuple(b[k].tolist()) for k in keep), tuple(float(s[k]) for k in keep)))
     return result
 
 
@@ -252,7 +240,8 @@ class GroundingDINO:
     """
 
     def __init__(self, model: torch.nn.Module, processor: Any, *, device: torch.device, name: str,
-                 box_threshold: float = 0.35, text_threshold: float = 0.25, boxes_per_entity: int = 1,
+                 box_threshold: float = DEFAULT_BOX_THRESHOLD, text_threshold: float = DEFAULT_TEXT_THRESHOLD,
+                 boxes_per_entity: int = 1,
                  precision: str = "auto", batch_size: int | None = None) -> None:
         if precision not in PRECISIONS:
             raise InputError(f"unknown detector precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
@@ -300,21 +289,20 @@ class GroundingDINO:
 
     def detect(self, image: Image.Image, phrases: Sequence[str], *, box_threshold: float | None = None,
                text_threshold: float | None = None, boxes_per_entity: int | None = None
-               ) -> dict[str, PhraseBoxes]:
+               ) -> dict[str, Boxes]:
         """Boxes for every phrase (keys as given): one request of :meth:`detect_batch`."""
         return self.detect_batch([(image, phrases)], box_threshold=box_threshold, text_threshold=text_threshold,
                                  boxes_per_entity=boxes_per_entity)[0]
 
     def detect_batch(self, requests: Sequence[Request], *, box_threshold: float | None = None,
                      text_threshold: float | None = None, boxes_per_entity: int | None = None
-                     ) -> list[dict[str, PhraseBoxes]]:
+                     ) -> list[dict[str, Boxes]]:
         """Boxes for many (image, phrases) requests, in batched forwards; one dict per request.
 
         Identical (image object, prompt) units are detected once. A request's result depends on that
         request alone (up to float rounding of batched matrix products).
         """
-        thresholds = (self.box_threshold if box_threshold is None else box_threshold,
-                      self.text_threshold if text_threshold is None else text_threshold,
+        thresholds = (*detector_thresholds(self, box_threshold, text_threshold),
                       self.boxes_per_entity if boxes_per_entity is None else boxes_per_entity)
         slots: dict[int, int] = {}
         images: list[Image.Image] = []
@@ -328,24 +316,23 @@ class GroundingDINO:
             idx = [units.setdefault(_Unit(slots[id(image)], tuple(c)), len(units)) for c in self.prompts(given)]
             plans.append((given, idx))
         found = self._run(images, list(units), *thresholds) if units else []
-        out: list[dict[str, PhraseBoxes]] = []
+        out: list[dict[str, Boxes]] = []
         for given, idx in plans:
-            merged: dict[str, PhraseBoxes] = {}
+            merged: dict[str, Boxes] = {}
             for u in idx:
                 merged.update(found[u])
-            out.append({p: PhraseBoxes(p, merged[normalise_phrase(p)].boxes, merged[normalise_phrase(p)].scores)
-                        for p in given})
+            out.append({p: merged[normalise_phrase(p)] for p in given})
         return out
 
     @torch.inference_mode()
     def _run(self, images: list[Image.Image], units: list[_Unit], box_threshold: float, text_threshold: float,
-             boxes_per_entity: int) -> list[dict[str, PhraseBoxes]]:
+             boxes_per_entity: int) -> list[dict[str, Boxes]]:
         used = sorted({u.slot for u in units})
         pixels = dict(zip(used, self.preprocess([images[s] for s in used]), strict=True))
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for k, u in enumerate(units):
             by_shape.setdefault(tuple(pixels[u.slot].shape), []).append(k)
-        found: list[dict[str, PhraseBoxes]] = [{} for _ in units]
+        found: list[dict[str, Boxes]] = [{} for _ in units]
         for members in by_shape.values():
             for start in range(0, len(members), self.batch_size):
                 batch = members[start:start + self.batch_size]
@@ -356,8 +343,7 @@ class GroundingDINO:
                     xyxy = cxcywh_to_xyxy(boxes[row], image.width, image.height)
                     picked = select_boxes(probs[row], xyxy, token_indices[row], box_threshold=box_threshold,
                                           text_threshold=text_threshold, boxes_per_entity=boxes_per_entity)
-                    found[k] = {p: PhraseBoxes(p, tuple(b), tuple(s))
-                                for p, (b, s) in zip(units[k].phrases, picked, strict=True)}
+                    found[k] = dict(zip(units[k].phrases, picked, strict=True))
         return found
 
     def _forward(self, pixels: list[torch.Tensor], prompts: list[tuple[str, ...]]

@@ -1,5 +1,10 @@
-"""Loading user images robustly: odd colour modes, EXIF rotation, animation, size limits.
+"""Loading user images robustly: odd colour modes, EXIF rotation, animation, size limits, and
+downscaling (the one image decoder: the engine, the CLI, eval and the app all load through
+:func:`load_image`).
 
+Sizes are checked from the file's header before anything is decoded. A JPEG is decoded directly
+at a reduced scale (JPEG's "draft" mode: 1/2, 1/4 or 1/8) when it is far over the pixel limit or
+over the size it is to be downscaled to (``fit_pixels``; :func:`_decode_reduced`, written once).
 Every failure is one :class:`~comclip.errors.InputError` with a message naming the file.
 """
 
@@ -7,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -39,6 +45,8 @@ class LoadedImage:
 
     image: Image.Image
     path: str | None = None
+    #: ``(width, height)`` before it was downscaled (``load_image(fit_pixels=...)``); None: not downscaled.
+    downscaled_from: tuple[int, int] | None = None
 
     @property
     def width(self) -> int:
@@ -49,11 +57,8 @@ class LoadedImage:
         return self.image.height
 
 
-def _describe(source: object) -> str:
-    return str(source) if isinstance(source, (str, os.PathLike)) else "the image"
-
-
-def _open(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
+def _open(source: str | os.PathLike | bytes | Image.Image, where: str) -> Image.Image:
+    """The image, opened (its header read, nothing decoded); ``where`` names it in messages."""
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, (bytes, bytearray)):
@@ -61,14 +66,14 @@ def _open(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
     else:
         path = Path(source)
         if not path.exists():
-            raise InputError(f"image file not found: {path}")
+            raise InputError(f"image file not found: {where}")
         if path.is_dir():
-            raise InputError(f"{path} is a folder, not an image file")
+            raise InputError(f"{where} is a folder, not an image file")
         size = path.stat().st_size
         if size == 0:
-            raise InputError(f"image file is empty: {path}")
+            raise InputError(f"image file is empty: {where}")
         if size > MAX_FILE_BYTES:
-            raise InputError(f"image file is too large: {path} ({size / 2**20:.0f} MiB; limit "
+            raise InputError(f"image file is too large: {where} ({size / 2**20:.0f} MiB; limit "
                              f"{MAX_FILE_BYTES / 2**20:.0f} MiB)")
         fp = path
     try:
@@ -76,11 +81,11 @@ def _open(source: str | os.PathLike | bytes | Image.Image) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(fp)  # type: ignore[arg-type]
     except Image.DecompressionBombError as exc:
-        raise InputError(f"image is too large: {_describe(source)} ({exc}); downscale it first") from None
+        raise InputError(f"image is too large: {where} ({exc}); downscale it first") from None
     except UnidentifiedImageError:
-        raise InputError(f"not an image file (format not recognised): {_describe(source)}") from None
+        raise InputError(f"not an image file (format not recognised): {where}") from None
     except OSError as exc:
-        raise InputError(f"cannot read image {_describe(source)}: {exc}") from None
+        raise InputError(f"cannot read image {where}: {exc}") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -104,28 +109,17 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: int | None = None) -> LoadedImage:
-    """Open, size-check, decode, EXIF-rotate and convert an image to RGB.
+def _decode_reduced(img: Image.Image, pixels: int) -> None:
+    """Make a JPEG decode directly at the smallest of JPEG's scales (1/2, 1/4, 1/8) that still holds
+    at least ``pixels`` pixels (draft mode; sizes rounded up). Other formats are left alone."""
+    if img.format != "JPEG":
+        return
+    scale = math.sqrt(pixels / (img.width * img.height))
+    img.draft("RGB", (max(1, math.ceil(img.width * scale)), max(1, math.ceil(img.height * scale))))
 
-    Accepts a path, raw bytes or a PIL image. Animated images give their first frame.
-    ``max_pixels`` defaults to :data:`MAX_PIXELS`.
-    """
-    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
-    path = str(source) if isinstance(source, (str, os.PathLike)) else None
-    img = _open(source)
-    w, h = img.size
-    if w <= 0 or h <= 0:
-        raise InputError(f"image has no pixels: {_describe(source)}")
-    if w * h >= DRAFT_FACTOR * max_pixels and img.format == "JPEG":
-        scale = (max_pixels / (w * h)) ** 0.5
-        img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
-        w, h = img.size
-    if w * h > max_pixels:
-        raise InputError(f"image is too large: {_describe(source)} is {w}x{h} = {w * h / 1e6:.0f} megapixels "
-                         f"(limit {max_pixels / 1e6:.0f} megapixels); downscale it first")
-    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
-        raise InputError(f"image is too elongated: {_describe(source)} is {w}x{h} (aspect ratio "
-                         f"{max(w, h) / min(w, h):.0f}:1; limit {MAX_ASPECT_RATIO}:1); crop or pad it first")
+
+def _decode(img: Image.Image, where: str) -> Image.Image:
+    """First frame, decoded, EXIF-rotated, in RGB."""
     try:
         if getattr(img, "is_animated", False):
             img.seek(0)
@@ -136,10 +130,52 @@ def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: i
         rgb = to_rgb(img)
         rgb.load()
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"cannot decode image {_describe(source)} (truncated or corrupt?): {exc}") from None
+        raise InputError(f"cannot decode image {where} (truncated or corrupt?): {exc}") from None
+    return rgb
+
+
+def _check_size(w: int, h: int, max_pixels: int, where: str) -> None:
+    if w * h > max_pixels:
+        raise InputError(f"image is too large: {where} is {w}x{h} = {w * h / 1e6:.0f} megapixels "
+                         f"(limit {max_pixels / 1e6:.0f} megapixels); downscale it first")
+    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+        raise InputError(f"image is too elongated: {where} is {w}x{h} (aspect ratio "
+                         f"{max(w, h) / min(w, h):.0f}:1; limit {MAX_ASPECT_RATIO}:1); crop or pad it first")
+
+
+def load_image(source: str | os.PathLike | bytes | Image.Image, *, max_pixels: int | None = None,
+               fit_pixels: int | None = None, name: str | None = None) -> LoadedImage:
+    """Open, size-check, decode, EXIF-rotate and convert an image to RGB.
+
+    Accepts a path, raw bytes or a PIL image. Animated images give their first frame. Sizes are
+    checked from the header, before decoding: over ``max_pixels`` (default :data:`MAX_PIXELS`) is
+    refused, except a JPEG at least :data:`DRAFT_FACTOR` times over, decoded reduced when that
+    brings it under. ``fit_pixels``: downscale (aspect kept, Lanczos) to at most this many pixels
+    — a JPEG over it is decoded reduced first, no smaller than it — recording the size before in
+    ``downscaled_from``. ``name``: what messages call the image (default: its path).
+    """
+    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    path = str(source) if isinstance(source, (str, os.PathLike)) else None
+    where = f"“{name}”" if name else (path or "the image")
+    img = _open(source, where)
+    w, h = original = img.size
+    if w <= 0 or h <= 0:
+        raise InputError(f"image has no pixels: {where}")
+    if fit_pixels is not None and w * h > fit_pixels:
+        _decode_reduced(img, fit_pixels)
+    elif w * h >= DRAFT_FACTOR * max_pixels:
+        _decode_reduced(img, max_pixels)
+    _check_size(*img.size, max_pixels, where)
+    rgb = _decode(img, where)
     if rgb is img and not isinstance(source, Image.Image):
         rgb = rgb.copy()
-    return LoadedImage(rgb, path)
+    if fit_pixels is None or (rgb.width * rgb.height <= fit_pixels and img.size == original):
+        return LoadedImage(rgb, path)
+    before = original if img.size != original else rgb.size  # the file's size, or the decoded (rotated) one
+    if rgb.width * rgb.height > fit_pixels:
+        scale = math.sqrt(fit_pixels / (rgb.width * rgb.height))
+        rgb = rgb.resize((max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale))), Image.Resampling.LANCZOS)
+    return LoadedImage(rgb, path, downscaled_from=before)
 
 
 def image_digest(image: Image.Image) -> str:

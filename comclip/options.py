@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Self
 
-from comclip.errors import InputError
+from comclip.errors import OFFICIAL_SOURCE, InputError
 from comclip.parse import PARSERS
 
 WEIGHTINGS: tuple[str, ...] = ("softmax", "sum")
@@ -36,6 +36,8 @@ RESIZES: tuple[str, ...] = ("model", "squash")
 DENOMINATORS: tuple[str, ...] = ("scored", "all")
 #: ``boxes_per_entity`` the detector is asked for when ``all_boxes`` is on.
 ALL_BOXES = 1_000_000
+#: What an unset (``None``) detector threshold means — resolved by :func:`detector_thresholds` only.
+UNSET_THRESHOLD = "unset: the detector's own, from its preset"
 
 OptionValue = str | bool | int | float | None
 
@@ -59,6 +61,15 @@ class OptionField:
     maximum: float | None = None
     #: What a boolean's flag does (it switches the option away from its default); None: ``help``.
     flag_help: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The option's name in words (``box threshold``): what messages and widgets call it."""
+        return self.name.replace("_", " ")
+
+    def check(self, value: OptionValue) -> None:
+        """One :class:`~comclip.errors.InputError` naming this option when ``value`` is not one of its values."""
+        _check(self, value)
 
 
 def _opt(default: OptionValue, help: str, *, type: type, choices: tuple[str, ...] | None = None,
@@ -129,23 +140,26 @@ class OptionSet:
 class Options(OptionSet):
     """How ComCLIP is computed. Defaults follow the paper."""
 
-    weighting: str = _opt("softmax", "component weights: softmax (paper) or sum (official code)",
+    weighting: str = _opt("softmax", "component weights: softmax (the paper) or sum, s_i / Σ s_j (the official code)",
                           type=str, choices=WEIGHTINGS, flag="--weighting")
-    relation_text: str = _opt("predicate", "text encoded for a relation: its predicate (paper) or the whole "
-                              "triple", type=str, choices=RELATION_TEXTS, flag="--relation-text")
-    subimage: str = _opt("blackout", "sub-image: black out everything else (paper) or crop to the boxes",
-                         type=str, choices=SUBIMAGE_MODES, flag="--subimage")
+    relation_text: str = _opt("predicate", "text encoded for a relation: its predicate (the paper) or the whole "
+                              "triple, “subject predicate object”", type=str, choices=RELATION_TEXTS,
+                              flag="--relation-text")
+    subimage: str = _opt("blackout", "a component's sub-image: blackout keeps its boxes and blacks out the rest (the "
+                         "paper); crop cuts the boxes out", type=str, choices=SUBIMAGE_MODES, flag="--subimage")
     relations: bool = _opt(True, "use relation components (off: entity components only)", type=bool,
                            flag="--no-relations", flag_help="use entity components only (no relations)")
-    parser: str = _opt("auto", "caption parser: auto (spacy if installed, else rules), rules, spacy, llm",
-                       type=str, choices=PARSERS, flag="--parser")
-    box_threshold: float | None = _opt(None, "detector box threshold", type=float, optional=True,
+    parser: str = _opt("auto", "caption parser: auto (spaCy if installed, else the built-in rules), rules, spacy, or "
+                       "llm (needs the COMCLIP_LLM_* settings)", type=str, choices=PARSERS, flag="--parser")
+    box_threshold: float | None = _opt(None, "detector box threshold: a box is kept only when its best word score is "
+                                       f"above this ({UNSET_THRESHOLD})", type=float, optional=True,
                                        flag="--box-threshold", minimum=0.0, maximum=1.0)
-    text_threshold: float | None = _opt(None, "detector text threshold", type=float, optional=True,
-                                        flag="--text-threshold", minimum=0.0, maximum=1.0)
+    text_threshold: float | None = _opt(None, "detector text threshold: a box belongs to an entity only when that "
+                                        f"entity's words score above this ({UNSET_THRESHOLD})", type=float,
+                                        optional=True, flag="--text-threshold", minimum=0.0, maximum=1.0)
     boxes_per_entity: int = _opt(1, "boxes kept per entity", type=int, flag="--boxes-per-entity", minimum=1)
     all_boxes: bool = _opt(False, "an entity's region is the union of every box above the thresholds (the official "
-                           "code: every matched object), not only its best --boxes-per-entity", type=bool,
+                           "code: every matched object), not only its best (boxes per entity)", type=bool,
                            flag="--all-boxes")
     intransitive: str = _opt("subject", "region of a relation with no object: its subject's, or the whole image "
                              "(the official code)", type=str, choices=INTRANSITIVE_REGIONS, flag="--intransitive")
@@ -158,8 +172,8 @@ class Options(OptionSet):
     # -- where the official code's backbones differ (docs/fidelity.md) ---------------------------
     score_scale: str = _opt("logit", "component score s_i behind the weights: logit_scale * cos (logit, paper), the "
                             "cosine alone (cosine: the official BLIP-2 and SLIP code) or the dot product of the "
-                            "embeddings as composed (dot: the official ComVG and retrieval code, with --embeddings "
-                            "raw); sum weighting does not depend on a constant scale", type=str,
+                            "embeddings as composed (dot: the official ComVG and retrieval code, with raw "
+                            "embeddings); sum weighting does not depend on a constant scale", type=str,
                             choices=SCORE_SCALES, flag="--score-scale")
     embeddings: str = _opt("normalised", "single-vector encoders: compose the L2-normalised image embeddings "
                            "(normalised, paper) or the encoder's raw outputs (raw: the official SLIP, ComVG and "
@@ -175,20 +189,20 @@ class Options(OptionSet):
                        choices=RESIZES, flag="--resize")
 
     @classmethod
-    def official(cls, backend: str | None = None, source: str | None = None) -> Options:
-        """The official code's choices where they differ from the paper (docs/fidelity.md), for an
-        encoder ``backend`` (:data:`OFFICIAL_FAMILY`; default open_clip: CLIP) as one official
-        ``source`` computes them (:data:`OFFICIAL_SOURCES`; default: the backbone's Winoground
-        script). Always: ``sum`` weighting, every matched box per entity, the whole image for an
-        intransitive relation."""
-        family = official_family(backend)
+    def official(cls, family: str | None = None, source: str | None = None) -> Options:
+        """The official code's choices where they differ from the paper (docs/fidelity.md), for a
+        model ``family`` (:data:`OFFICIAL_FAMILIES`; default ``clip``; an encoder backend's row says
+        its family) as one official ``source`` computes them (:data:`OFFICIAL_SOURCES`; default: the
+        family's Winoground script). Always: ``sum`` weighting, every matched box per entity, the
+        whole image for an intransitive relation."""
+        family = official_family(family)
         source = source or "winoground"
         if source not in OFFICIAL_SOURCES:
             raise InputError(f"unknown official source {source!r}; choose one of: {', '.join(OFFICIAL_SOURCES)}")
         by_source = _OFFICIAL[family]
         if source not in by_source:
             raise InputError(f"the official code has no {source} script for {family.upper()} (only "
-                             f"{', '.join(by_source)}); choose one of those with --official-source")
+                             f"{', '.join(by_source)})", hint=OFFICIAL_SOURCE)
         return cls(**_OFFICIAL_COMMON, **by_source[source])  # type: ignore[arg-type]
 
     @property
@@ -196,10 +210,11 @@ class Options(OptionSet):
         """How many boxes per phrase the detector keeps."""
         return ALL_BOXES if self.all_boxes else self.boxes_per_entity
 
-    def with_thresholds(self, box_threshold: float, text_threshold: float) -> Options:
-        """``None`` thresholds replaced by the detector's own (what a result records)."""
-        return replace(self, box_threshold=box_threshold if self.box_threshold is None else self.box_threshold,
-                       text_threshold=text_threshold if self.text_threshold is None else self.text_threshold)
+    def with_thresholds(self, detector: object) -> Options:
+        """The thresholds ``detector`` will use filled in (what a result records): see
+        :func:`detector_thresholds`."""
+        box, text = detector_thresholds(detector, self.box_threshold, self.text_threshold)
+        return replace(self, box_threshold=box, text_threshold=text)
 
 
 
@@ -226,9 +241,9 @@ OFFICIAL_SOURCES: tuple[str, ...] = ("winoground", "vl-checklist", "comvg", "ret
 #: The official source that evaluates each ``comclip eval`` dataset (SVO-Probes: the ComVG code).
 OFFICIAL_SOURCE_OF_DATASET = {"winoground": "winoground", "vl-checklist": "vl-checklist", "comvg": "comvg",
                               "svo": "comvg", "flickr30k": "retrieval", "coco": "retrieval"}
-#: The official code's model family of each encoder backend (open_clip covers CLIP, SigLIP, ...).
-OFFICIAL_FAMILY = {"open_clip": "clip", "hf_clip": "clip", "slip": "slip", "blip2": "blip2"}
 _OFFICIAL_COMMON: dict[str, OptionValue] = {"weighting": "sum", "all_boxes": True, "intransitive": "whole"}
+#: The official code's model families; each encoder backend's row names its own (``Backend.family``).
+OFFICIAL_FAMILIES: tuple[str, ...] = ("clip", "slip", "blip2")
 #: family -> source -> the values (beyond the common ones) that source computes with.
 _OFFICIAL: dict[str, dict[str, dict[str, OptionValue]]] = {
     # winoground/comclip.py and the VL-CheckList notebook: HF CLIP's normalised embeddings, logits_per_text.
@@ -245,20 +260,19 @@ _OFFICIAL: dict[str, dict[str, dict[str, OptionValue]]] = {
 }
 
 
-def official_family(backend: str | None) -> str:
-    """The official code's model family (``clip``, ``slip``, ``blip2``) of an encoder backend."""
-    family = OFFICIAL_FAMILY.get(backend or "open_clip")
-    if family is None:
-        raise InputError(f"unknown encoder backend {backend!r}; choose one of: {', '.join(OFFICIAL_FAMILY)}")
-    return family
+def official_family(family: str | None) -> str:
+    """``family`` checked (None: ``clip``)."""
+    if (family or "clip") not in OFFICIAL_FAMILIES:
+        raise InputError(f"unknown model family {family!r}; choose one of: {', '.join(OFFICIAL_FAMILIES)}")
+    return family or "clip"
 
 
-def official_sources(backend: str | None) -> tuple[str, ...]:
-    """The official sources that exist for a backend's model family."""
-    return tuple(_OFFICIAL[official_family(backend)])
+def official_sources(family: str | None) -> tuple[str, ...]:
+    """The official sources that exist for a model family."""
+    return tuple(_OFFICIAL[official_family(family)])
 
 
-def resolve_official_source(backend: str | None, source: str | None = "auto", dataset: str | None = None
+def resolve_official_source(family: str | None, source: str | None = "auto", dataset: str | None = None
                             ) -> tuple[str, str]:
     """``(source the engine's choices follow, source the evaluation's rules follow)``.
 
@@ -269,14 +283,18 @@ def resolve_official_source(backend: str | None, source: str | None = "auto", da
     if source not in (None, "auto"):
         if source not in OFFICIAL_SOURCES:
             raise InputError(f"unknown official source {source!r}; choose one of: auto, {', '.join(OFFICIAL_SOURCES)}")
-        Options.official(backend, source)  # refuses a source the backbone has no code for
+        Options.official(family, source)  # refuses a source the backbone has no code for
         return source, source
     wanted = OFFICIAL_SOURCE_OF_DATASET.get(dataset or "", "winoground")
-    return (wanted if wanted in official_sources(backend) else "winoground"), wanted
+    return (wanted if wanted in official_sources(family) else "winoground"), wanted
 
 
-def _label(f: OptionField) -> str:
-    return f.name.replace("_", " ")
+def detector_thresholds(detector: object, box_threshold: float | None, text_threshold: float | None
+                        ) -> tuple[float, float]:
+    """The (box, text) thresholds a detection uses: an unset (``None``) one is the detector's own
+    (``detector.box_threshold`` / ``detector.text_threshold``, from its preset)."""
+    return (detector.box_threshold if box_threshold is None else box_threshold,  # type: ignore[attr-defined]
+            detector.text_threshold if text_threshold is None else text_threshold)  # type: ignore[attr-defined]
 
 
 def _coerce(f: OptionField, value: OptionValue) -> OptionValue:
@@ -285,33 +303,33 @@ def _coerce(f: OptionField, value: OptionValue) -> OptionValue:
         try:
             return f.type(value.strip())
         except ValueError:
-            raise InputError(f"{_label(f)} must be a number, got {value!r}") from None
+            raise InputError(f"{f.label} must be a number, got {value!r}") from None
     return value
 
 
 def _check(f: OptionField, v: OptionValue) -> None:
     if v is None:
         if not f.optional:
-            raise InputError(f"{_label(f)} must be given")
+            raise InputError(f"{f.label} must be given")
         return
     if f.choices is not None:
         if v not in f.choices:
-            raise InputError(f"unknown {_label(f)} {v!r}; choose one of: {', '.join(f.choices)}")
+            raise InputError(f"unknown {f.label} {v!r}; choose one of: {', '.join(f.choices)}")
         return
     if f.type is bool:
         if not isinstance(v, bool):
-            raise InputError(f"{_label(f)} must be true or false, got {v!r}")
+            raise InputError(f"{f.label} must be true or false, got {v!r}")
         return
     if f.type is int and (isinstance(v, bool) or not isinstance(v, int)):
-        raise InputError(f"{_label(f)} must be a whole number >= {f.minimum:g}, got {v!r}")
+        raise InputError(f"{f.label} must be a whole number >= {f.minimum:g}, got {v!r}")
     if f.type is float and (isinstance(v, bool) or not isinstance(v, (int, float))):
-        raise InputError(f"{_label(f)} must be a number, got {v!r}")
+        raise InputError(f"{f.label} must be a number, got {v!r}")
     lo = -float("inf") if f.minimum is None else f.minimum
     hi = float("inf") if f.maximum is None else f.maximum
     if not lo <= float(v) <= hi:  # type: ignore[arg-type]
         if f.maximum is not None:
-            raise InputError(f"{_label(f)} must be between {lo:g} and {hi:g}, got {v}")
-        raise InputError(f"{_label(f)} must be a whole number >= {lo:g}, got {v}")
+            raise InputError(f"{f.label} must be between {lo:g} and {hi:g}, got {v}")
+        raise InputError(f"{f.label} must be a whole number >= {lo:g}, got {v}")
 
 
 def check_captions(captions: str | Sequence[str]) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from comclip.boxes import Boxes
 from comclip.graph import SceneGraph
 from comclip.options import Options
 
@@ -27,8 +28,7 @@ class Component:
     kind: str  # "entity" | "relation"
     ref: str  # entity id ("e0") or relation index ("r0")
     text: str  # what was encoded as t_i
-    boxes: list[list[float]]
-    box_scores: list[float]
+    boxes: Boxes  # its region: its entities' boxes with their detector scores (none: the whole image)
     grounded: bool
     similarity: float  # cos(t_i, v_i)
     weight: float
@@ -37,8 +37,10 @@ class Component:
     text_embedding: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self, embeddings: bool = False) -> dict[str, Any]:
-        d: dict[str, Any] = {k: getattr(self, k) for k in ("kind", "ref", "text", "boxes", "box_scores", "grounded",
-                                                            "similarity", "weight", "loo_score")}
+        boxes, scores = self.boxes.to_lists()
+        d: dict[str, Any] = {"kind": self.kind, "ref": self.ref, "text": self.text, "boxes": boxes,
+                             "box_scores": scores, "grounded": self.grounded, "similarity": self.similarity,
+                             "weight": self.weight, "loo_score": self.loo_score}
         if embeddings:
             d["image_embedding"] = _as_list(self.image_embedding)
             d["text_embedding"] = _as_list(self.text_embedding)

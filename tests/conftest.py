@@ -27,9 +27,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_engine(cache_dir: Path):
-    from comclip.engine import ComCLIP
+    from comclip.engine import load
 
-    return ComCLIP.from_preset("tiny", device="cpu", parser="rules")
+    return load("tiny", device="cpu", parser="rules")
 
 
 @pytest.fixture

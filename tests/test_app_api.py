@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from comclip.options import Options
 from comclip.studio import requests, session
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
@@ -77,7 +78,8 @@ def test_match_equals_the_engine(client, tiny_engine):
     got = _match(client, EXAMPLE_IMAGE, MUG)
     assert list(got) == ["image", "preset", "models", "options", "captions", "best", "timings_ms"]
     assert [c["caption"] for c in got["captions"]] == MUG  # one result per caption, in order
-    want = tiny_engine.match(Image.open(EXAMPLE_IMAGE), MUG).to_dict()
+    # a request's options are complete: keys left out are the defaults (as the page's widgets show them)
+    want = tiny_engine.match(Image.open(EXAMPLE_IMAGE), MUG, options=Options()).to_dict()
     assert _without_timings(got) == _without_timings(want)
     assert got["image"] == {"path": None, "width": 640, "height": 480}
     assert got["preset"] == "tiny" and got["models"]["random_weights"] is True
@@ -105,7 +107,7 @@ def test_match_with_options_and_graphs(client, tiny_engine):
     from comclip.graph import SceneGraph
 
     want = tiny_engine.match(Image.open(path), captions, [SceneGraph.from_dict(graph, caption=captions[0]), None, None],
-                             weighting="sum", relation_text="triple", subimage="crop").to_dict()
+                             Options(weighting="sum", relation_text="triple", subimage="crop")).to_dict()
     assert _without_timings(got) == _without_timings(want)
 
 
@@ -237,7 +239,7 @@ def test_model_call_is_wrapped_by_spaces_gpu_when_available(monkeypatch):
 def _request(image, captions, options=None):
     from comclip.images import load_image
 
-    return requests.Request("tiny", load_image(image), list(captions), None, dict(options or {}))
+    return requests.Request("tiny", load_image(image), list(captions), None, Options.from_mapping(options))
 
 
 def test_notices_for_truncated_captions_missing_entities_and_boxes(tiny_engine):

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
+from comclip.options import Options
 from comclip.studio import requests, session
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
@@ -48,7 +49,8 @@ def _plain(d: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def expected(tiny_engine) -> list[dict]:
-    return [_plain(tiny_engine.match(Image.open(img), caps, **opts).to_dict()) for img, caps, opts in GOOD]
+    return [_plain(tiny_engine.match(Image.open(img), caps, options=Options.from_mapping(opts)).to_dict())
+            for img, caps, opts in GOOD]
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -121,7 +123,7 @@ def test_memory_stays_bounded_over_distinct_requests(tiny_engine):
     def run(i: int) -> None:
         p, q = pairs[i]
         caps, _ = requests.split_captions([f"a ball {p} a box", f"a box {q} a ball"])
-        session.score(tiny_engine, requests.Request("tiny", image, caps, None, {}), cache=cache, gate=gate)
+        session.score(tiny_engine, requests.Request("tiny", image, caps, None, Options()), cache=cache, gate=gate)
 
     for i in range(50):  # warm up: caches fill, the allocator settles
         run(i)

@@ -202,13 +202,19 @@ def test_port_in_use_is_one_clear_line(tiny_engine, monkeypatch, capsys):
                    "another with --port N (or GRADIO_SERVER_PORT=N)"]
 
 
-def test_offline_error_names_the_preset_menu_not_a_cli_flag():
-    import app
-    from comclip.errors import ModelUnavailableError
+def test_each_front_end_words_the_remedy_as_its_own_control():
+    from comclip.cli.main import HINTS as CLI
+    from comclip.errors import RUN_OFFLINE, USE_CPU, InputError, ModelUnavailableError, option_hint, with_hint
+    from comclip.studio.messages import user_message
 
     exc = ModelUnavailableError("could not load x: not in the local Hugging Face cache (...) and the hub cannot be "
                                 "reached (offline). Connect once so it can be downloaded, or point HF_HOME at a "
-                                "cache that has it; `--preset tiny` runs offline with random weights")
-    message = app.user_message(exc)
-    assert "--preset" not in message and message.endswith("choose “tiny” in the Preset menu to run offline with "
-                                                          "random weights")
+                                "cache that has it", hint=RUN_OFFLINE)
+    message = user_message(exc)
+    assert "--preset" not in message and message.endswith("that has it; choose “tiny” in the Preset menu to run "
+                                                          "offline with random weights")
+    assert with_hint(exc, CLI).endswith("that has it; `--preset tiny` runs offline with random weights")
+    assert user_message(InputError("no GPU", hint=USE_CPU)) == "no GPU; start the app with COMCLIP_DEVICE=cpu"
+    squash = InputError("resize 'squash' cannot be done here", hint=option_hint("resize", "model"))
+    assert user_message(squash).endswith("; choose “model” for Resize in the settings")
+    assert user_message(InputError("plain")) == "plain"

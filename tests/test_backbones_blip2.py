@@ -134,7 +134,7 @@ def test_blip2_preset_offline_fails_with_one_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     preset = get_preset("blip2")
     with pytest.raises(ModelUnavailableError, match="Salesforce/blip2-itm-vit-g.*4.7 GB"):
-        load_encoder(preset.encoder, resolve_device("cpu"), preset)
+        load_encoder(preset.encoder, resolve_device("cpu"))
 
 
 # -- the official comblip.py and VL-CheckList notebook, restated in NumPy (docs/fidelity.md) ------------------

@@ -268,12 +268,13 @@ def test_release_url_is_fetched_once_into_the_cache_then_read_offline(tiny_slip,
     import shutil
 
     from comclip.encoders.slip import checkpoint_file, pending_download
-    from comclip.errors import ModelUnavailableError
+    from comclip.errors import NAME_MODEL, ModelUnavailableError
 
     url = "http://127.0.0.1:9/slip/slip_cached_test.pt"  # nothing listens on port 9: a download fails at once
     assert pending_download(url) == url and pending_download(str(tiny_slip[0])) is None
-    with pytest.raises(ModelUnavailableError, match="could not download the SLIP checkpoint.*--clip-model"):
+    with pytest.raises(ModelUnavailableError, match="could not download the SLIP checkpoint.*local checkpoint") as err:
         checkpoint_file(url, "about 1 GB")
+    assert err.value.hint == NAME_MODEL  # the CLI words it as --clip-model
     assert not list((cache_dir / "slip").glob("*.part*"))  # no half-written file left
     (cache_dir / "slip").mkdir(exist_ok=True)
     shutil.copy(tiny_slip[0], cache_dir / "slip" / "slip_cached_test.pt")
@@ -287,7 +288,8 @@ def test_release_url_is_fetched_once_into_the_cache_then_read_offline(tiny_slip,
 @pytest.fixture(scope="module")
 def slip_engine(tiny_slip, cache_dir):
     import comclip
-    from comclip.presets import custom_preset, get_preset
+    from comclip.loading import custom_preset
+    from comclip.presets import get_preset
 
     return comclip.load(custom_preset(get_preset("tiny"), clip_backend="slip", clip_model=str(tiny_slip[0])),
                         device="cpu", parser="rules")

@@ -172,7 +172,8 @@ def test_model_overrides_fail_clearly_offline(capsys, tmp_path, monkeypatch, cac
 
 
 def test_custom_preset_replaces_only_what_is_named():
-    from comclip.presets import custom_preset, get_preset
+    from comclip.loading import custom_preset
+    from comclip.presets import get_preset
 
     base = get_preset("default")
     assert custom_preset(base) is base

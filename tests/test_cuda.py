@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from comclip.engine import ComCLIP
+from comclip.engine import load
 
 from .conftest import EXAMPLE_IMAGE
 
@@ -14,8 +14,8 @@ CAPTIONS = ["a mug in some grass", "some grass in a mug", "a white mug standing 
 
 
 def test_half_precision_scores_match_fp32_on_cpu(cache_dir):
-    cpu = ComCLIP.from_preset("tiny", device="cpu", parser="rules")
-    gpu = ComCLIP.from_preset("tiny", device="cuda", parser="rules")
+    cpu = load("tiny", device="cpu", parser="rules")
+    gpu = load("tiny", device="cuda", parser="rules")
     assert gpu.encoder.dtype == torch.float16
     a = cpu.match(EXAMPLE_IMAGE, CAPTIONS)
     b = gpu.match(EXAMPLE_IMAGE, CAPTIONS)
@@ -26,7 +26,7 @@ def test_half_precision_scores_match_fp32_on_cpu(cache_dir):
 
 
 def test_match_batch_equals_match_on_gpu(cache_dir):
-    gpu = ComCLIP.from_preset("tiny", device="cuda", parser="rules")
+    gpu = load("tiny", device="cuda", parser="rules")
     items = [(EXAMPLE_IMAGE, CAPTIONS[:2]), (EXAMPLE_IMAGE, CAPTIONS[1:])]
     batch = gpu.match_batch(items)
     for item, got in zip(items, batch, strict=True):
@@ -42,7 +42,7 @@ def test_detector_bf16_agrees_with_fp32_on_cuda(cache_dir):
 
     from .test_ground import bf16_agreement
 
-    gpu = ComCLIP.from_preset("tiny", device="cuda", parser="rules")
+    gpu = load("tiny", device="cuda", parser="rules")
     assert gpu.detector.autocast_dtype == torch.bfloat16
     assert bf16_agreement(gpu.detector, Image.open(EXAMPLE_IMAGE).convert("RGB")) < 0.05
 
@@ -52,7 +52,7 @@ def test_detector_preprocessing_on_cuda_matches_cpu(cache_dir):
 
     from comclip.ground import preprocess_images
 
-    gpu = ComCLIP.from_preset("tiny", device="cuda", parser="rules")
+    gpu = load("tiny", device="cuda", parser="rules")
     ip = gpu.detector.processor.image_processor
     image = Image.open(EXAMPLE_IMAGE).convert("RGB")
     on_gpu = preprocess_images([image], ip, torch.device("cuda"))[0]
@@ -66,7 +66,7 @@ def test_detect_batch_is_batch_invariant_on_cuda(cache_dir):
     import numpy as np
     from PIL import Image
 
-    det = ComCLIP.from_preset("tiny", device="cuda", parser="rules").detector
+    det = load("tiny", device="cuda", parser="rules").detector
     image = Image.open(EXAMPLE_IMAGE).convert("RGB")
     requests = [(image, ["mug", "grass"]), (image, ["cat"]), (image, ["grass", "young person", "mug"])]
     kw = {"box_threshold": 0.0, "text_threshold": 0.0}
@@ -75,4 +75,4 @@ def test_detect_batch_is_batch_invariant_on_cuda(cache_dir):
         alone = det.detect(im, phrases, **kw)
         for p in phrases:
             np.testing.assert_allclose(got[p].scores, alone[p].scores, atol=2e-2)
-            np.testing.assert_allclose(got[p].boxes, alone[p].boxes, atol=1.0)
+            np.testing.assert_allclose(got[p].xyxy, alone[p].xyxy, atol=1.0)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from comclip.boxes import Boxes, union
 from comclip.components import plan_components
-from comclip.engine import ComCLIP
+from comclip.engine import load
 from comclip.errors import InputError
 from comclip.graph import Entity, Relation, SceneGraph
 from comclip.images import load_image
@@ -32,7 +33,7 @@ def test_result_shape_and_components(tiny_engine):
         assert sum(c.weight for c in cap.components) == pytest.approx(1.0, abs=1e-5)
         assert all(c.grounded and c.boxes for c in cap.components)  # the tiny preset does find boxes
         rel = cap.components[2]
-        assert sorted(map(tuple, rel.boxes)) == sorted(map(tuple, cap.components[0].boxes + cap.components[1].boxes))
+        assert rel.boxes == union([cap.components[0].boxes, cap.components[1].boxes])
     clip = [c.clip_score for c in r.captions]
     comclip = [c.comclip_score for c in r.captions]
     assert clip[0] != clip[1] and comclip[0] != comclip[1]  # so "best" is decided by the scores
@@ -98,7 +99,7 @@ def test_ungrounded_components_use_the_whole_image(tiny_engine):
     r = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], box_threshold=1.0)
     for cap in r.captions:
         for comp in cap.components:
-            assert not comp.grounded and comp.boxes == [] and comp.box_scores == []
+            assert not comp.grounded and comp.boxes == Boxes()
             np.testing.assert_allclose(comp.image_embedding, r.global_image_embedding, atol=1e-6)
 
 
@@ -127,7 +128,7 @@ def test_crop_mode_changes_subimage_embeddings(tiny_engine):
 
 
 def test_determinism_across_fresh_engines(tiny_engine):
-    other = ComCLIP.from_preset("tiny", device="cpu", parser="rules")
+    other = load("tiny", device="cpu", parser="rules")
     a = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
     b = other.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS])
     assert _scores(a) == _scores(b)
@@ -201,7 +202,7 @@ def test_fast_and_exact_paths_agree_on_model_pixels(tiny_engine):
 
     enc = tiny_engine.encoder
     image = load_image(EXAMPLE_IMAGE).image
-    region = subimage.Region(((250.4, 205.0, 415.2, 372.9), (20, 30, 90, 100)))
+    region = Boxes.drawn((250.4, 205.0, 415.2, 372.9), (20, 30, 90, 100))
     exact = enc.preprocess([subimage.blackout(image, region)])[0]
     mask = subimage.model_space_mask(region, image.width, image.height, enc.pixel_geometry)
     fast = subimage.blackout_pixels(enc.preprocess([image])[0], mask[None], enc.pixel_geometry)[0]

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from comclip.boxes import Boxes
 from comclip.errors import InputError
 from comclip.ground import (
     GroundingDINO,
@@ -50,12 +51,13 @@ def test_select_boxes_ranks_queries_per_phrase_by_its_own_tokens():
     boxes = torch.tensor([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60], [70, 70, 80, 80], [90, 90, 99, 99]],
                          dtype=torch.float32)
     out = select_boxes(probs, boxes, [[1, 2], [4]], box_threshold=0.35, text_threshold=0.25, boxes_per_entity=1)
-    assert out[0] == ([(0.0, 0.0, 10.0, 10.0)], [pytest.approx(0.9)])
-    assert out[1] == ([(20.0, 20.0, 30.0, 30.0)], [pytest.approx(0.8)])
+    assert out[0].xyxy == ((0.0, 0.0, 10.0, 10.0),) and out[0].scores == pytest.approx((0.9,))
+    assert out[1].xyxy == ((20.0, 20.0, 30.0, 30.0),) and out[1].scores == pytest.approx((0.8,))
     out = select_boxes(probs, boxes, [[1, 2], [4]], box_threshold=0.35, text_threshold=0.25, boxes_per_entity=3)
-    assert out[0][0] == [(0.0, 0.0, 10.0, 10.0), (50.0, 50.0, 60.0, 60.0)]  # query 0 (0.9) then query 2 (0.6)
+    assert out[0].xyxy == ((0.0, 0.0, 10.0, 10.0), (50.0, 50.0, 60.0, 60.0))  # query 0 (0.9) then query 2 (0.6)
+    assert out[0].scores == pytest.approx((0.9, 0.6))  # one score per box, best first
     # query 0 also scores 0.3 on B (> text threshold): a box can belong to two phrases, as in Grounding DINO
-    assert out[1][0] == [(20.0, 20.0, 30.0, 30.0), (0.0, 0.0, 10.0, 10.0)]
+    assert out[1].xyxy == ((20.0, 20.0, 30.0, 30.0), (0.0, 0.0, 10.0, 10.0))
 
 
 def test_select_boxes_top_k_with_nms():
@@ -63,21 +65,21 @@ def test_select_boxes_top_k_with_nms():
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [40, 40, 50, 50]], dtype=torch.float32)
     out = select_boxes(probs, boxes, [[0]], box_threshold=0.3, text_threshold=0.25, boxes_per_entity=2)
     # query 1 overlaps query 0 (IoU 0.81) and is suppressed; query 2 is the second box
-    assert out[0][0] == [(0.0, 0.0, 10.0, 10.0), (40.0, 40.0, 50.0, 50.0)]
+    assert out[0].xyxy == ((0.0, 0.0, 10.0, 10.0), (40.0, 40.0, 50.0, 50.0))
 
 
 def test_select_boxes_thresholds_leave_phrase_ungrounded():
     probs = _probs([[0.0, 0.3, 0.2]])
     boxes = torch.tensor([[0, 0, 5, 5]], dtype=torch.float32)
     out = select_boxes(probs, boxes, [[1], [2]], box_threshold=0.35, text_threshold=0.25, boxes_per_entity=1)
-    assert out == [([], []), ([], [])]
+    assert out == [Boxes(), Boxes()]
 
 
 def test_phrase_with_no_tokens_gets_nothing():
     probs = _probs([[0.9, 0.9]])
     out = select_boxes(probs, torch.tensor([[0, 0, 5, 5.0]]), [[], [1]], box_threshold=0.3, text_threshold=0.2,
                        boxes_per_entity=1)
-    assert out[0] == ([], []) and out[1][0] == [(0.0, 0.0, 5.0, 5.0)]
+    assert out[0] == Boxes() and out[1].xyxy == ((0.0, 0.0, 5.0, 5.0),)
 
 
 def test_chunk_phrases_respects_limit():
@@ -142,10 +144,10 @@ def test_grounding_dino_wrapper_one_pass_and_span_mapping(tiny_engine, noise_ima
     found = det.detect(noise_image, ["red mug", "green grass", "cat", "Red Mug"])
     assert model.calls == 1
     assert list(found) == ["red mug", "green grass", "cat", "Red Mug"]  # keys: the phrases as given
-    assert found["red mug"].boxes == ((128.0, 96.0, 192.0, 144.0),)
-    assert found["Red Mug"].boxes == found["red mug"].boxes  # same phrase after normalisation
-    assert not found["green grass"].grounded
-    assert found["cat"].boxes == ((64.0, 48.0, 96.0, 72.0),)
+    assert found["red mug"].xyxy == ((128.0, 96.0, 192.0, 144.0),)
+    assert found["Red Mug"].xyxy == found["red mug"].xyxy  # same phrase after normalisation
+    assert not found["green grass"].xyxy
+    assert found["cat"].xyxy == ((64.0, 48.0, 96.0, 72.0),)
 
 
 def test_detect_batch_shares_units_and_groups_images_by_size(tiny_engine, noise_image):
@@ -157,8 +159,8 @@ def test_detect_batch_shares_units_and_groups_images_by_size(tiny_engine, noise_
     # units: noise×(cat, mug) [shared by two requests], noise×(mug), noise×(bowl, mug), other×(mug)
     assert det.units_detected == 4 and model.calls == 3 and sorted(model.batch_sizes) == [1, 1, 2]
     assert [list(d) for d in out] == [["mug", "cat"], ["cat", "Mug"], ["mug"], ["mug"], ["bowl", "mug"], []]
-    np.testing.assert_allclose(out[2]["mug"].boxes, [(40.0, 160.0, 60.0, 240.0)], atol=1e-4)  # its own pixels
-    assert out[0]["mug"].boxes == out[1]["Mug"].boxes == out[3]["mug"].boxes == ((128.0, 96.0, 192.0, 144.0),)
+    np.testing.assert_allclose(out[2]["mug"].xyxy, [(40.0, 160.0, 60.0, 240.0)], atol=1e-4)  # its own pixels
+    assert out[0]["mug"].xyxy == out[1]["Mug"].xyxy == out[3]["mug"].xyxy == ((128.0, 96.0, 192.0, 144.0),)
 
 
 def _images():
@@ -191,8 +193,8 @@ def test_detect_batch_is_batch_invariant(tiny_engine):
             for k, found in zip(subset, got, strict=True):
                 assert list(found) == list(alone[k])
                 for phrase, pb in found.items():
-                    assert pb.grounded
-                    np.testing.assert_allclose(pb.boxes, alone[k][phrase].boxes, atol=1e-3)
+                    assert pb.xyxy
+                    np.testing.assert_allclose(pb.xyxy, alone[k][phrase].xyxy, atol=1e-3)
                     np.testing.assert_allclose(pb.scores, alone[k][phrase].scores, atol=1e-5)
     finally:
         det.batch_size = default
@@ -203,7 +205,7 @@ def test_phrase_order_does_not_change_the_prompt(tiny_engine, noise_image):
     a = det.detect(noise_image, ["mug", "grass", "young person"])
     b = det.detect(noise_image, ["young person", "Grass", "mug"])
     assert a["mug"] == b["mug"] and a["young person"] == b["young person"]
-    assert a["grass"].boxes == b["Grass"].boxes
+    assert a["grass"].xyxy == b["Grass"].xyxy
 
 
 def test_device_preprocessing_matches_the_processors(tiny_engine):
@@ -238,7 +240,7 @@ def test_resized_size_follows_the_processor_rule():
 def test_extreme_aspect_ratios_are_detected(tiny_engine, size):
     image = Image.new("RGB", size, "gray")
     found = tiny_engine.detector.detect(image, ["mug"], box_threshold=0.0, text_threshold=0.0)
-    (x0, y0, x1, y1), = found["mug"].boxes
+    (x0, y0, x1, y1), = found["mug"].xyxy
     assert 0 <= x0 <= x1 <= size[0] and 0 <= y0 <= y1 <= size[1]
 
 
@@ -281,8 +283,8 @@ def test_tiny_detector_agrees_with_transformers_post_processing(tiny_engine, noi
     probs = outputs.logits[0].sigmoid()[:, mug]
     kept = outputs.logits[0].sigmoid().max(dim=1).values > 0.3
     best = int(torch.where(kept & (probs > 0.25), probs, torch.tensor(-1.0)).argmax())
-    assert found["mug"].grounded and found["mug"].scores[0] == pytest.approx(float(probs[best]), abs=1e-5)
+    assert found["mug"].xyxy and found["mug"].scores[0] == pytest.approx(float(probs[best]), abs=1e-5)
     # transformers lists that query among its detections, with the same box in pixels
     match = [i for i, b in enumerate(post["boxes"].tolist())
-             if np.allclose(b, found["mug"].boxes[0], atol=1e-2)]
+             if np.allclose(b, found["mug"].xyxy[0], atol=1e-2)]
     assert match and "mug" in post["text_labels"][match[0]]

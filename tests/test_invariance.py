@@ -24,8 +24,8 @@ CAPTIONS = ["a mug in some grass", "some grass in a mug", "a cat sitting on a bo
 
 def _numbers(c):
     return {"clip": c.clip_score, "comclip": c.comclip_score, "weights": [k.weight for k in c.components],
-            "sims": [k.similarity for k in c.components], "boxes": [k.boxes for k in c.components],
-            "box_scores": [k.box_scores for k in c.components]}
+            "sims": [k.similarity for k in c.components], "boxes": [k.boxes.xyxy for k in c.components],
+            "box_scores": [k.boxes.scores for k in c.components]}
 
 
 def _assert_same(got, want, where):

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from comclip import loading
+from comclip import hub, loading
+from comclip.encoders import open_clip as open_clip_backend
 from comclip.engine import load
-from comclip.errors import ModelUnavailableError
-from comclip.presets import DetectorSpec, EncoderSpec, Preset, get_preset
+from comclip.errors import RUN_OFFLINE, ModelUnavailableError
+from comclip.presets import MODEL_CONFIG_DIR, DetectorSpec, EncoderSpec, Preset, get_preset, random_vocab
 
 from .conftest import EXAMPLE_IMAGE
 
@@ -60,7 +61,7 @@ def hub_cache(tmp_path_factory, cache_dir) -> Path:
     model.save_pretrained(saved)
     processor.image_processor.save_pretrained(saved)  # preprocessor_config.json, as in the real repo
     processor.tokenizer.save_pretrained(saved)
-    (saved / "vocab.txt").write_text("\n".join(loading.random_vocab()) + "\n")
+    (saved / "vocab.txt").write_text("\n".join(random_vocab()) + "\n")
     special = {"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]",
                "unk_token": "[UNK]"}
     (saved / "special_tokens_map.json").write_text(json.dumps(special))
@@ -68,11 +69,11 @@ def hub_cache(tmp_path_factory, cache_dir) -> Path:
              "tokenizer.json", "tokenizer_config.json", "vocab.txt"]  # the real repo's files
     put_repo(cache, DETECTOR_REPO, {n: (saved / n).read_bytes() for n in names})
 
-    loading._register_open_clip_configs()
-    with loading._seeded(loading.TINY_SEED):
+    open_clip_backend.register_configs()
+    with hub.seeded(hub.TINY_SEED):
         clip = open_clip.create_model("comclip-tiny", pretrained=None)
     state = {k: v.contiguous().clone() for k, v in clip.state_dict().items()}
-    config = {"model_cfg": json.loads((loading.MODEL_CONFIG_DIR / "open_clip" / "comclip-tiny.json").read_text()),
+    config = {"model_cfg": json.loads((MODEL_CONFIG_DIR / "open_clip" / "comclip-tiny.json").read_text()),
               "preprocess_cfg": {}}
     put_repo(cache, CLIP_REPO, {"open_clip_config.json": json.dumps(config).encode(),
                                 "open_clip_model.safetensors": safetensors.torch.save(state)})
@@ -92,7 +93,7 @@ def _no_network(monkeypatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("network access attempted")
 
-    monkeypatch.setattr(loading, "hub_reachable", refuse)
+    monkeypatch.setattr(hub, "hub_reachable", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
@@ -135,7 +136,8 @@ def test_the_error_names_only_what_is_missing(online_env, monkeypatch):
         load(default, device="cpu")
     msg = str(err.value)
     assert "ViT-B-32-quickgelu" in msg and "605 MB" in msg and "grounding-dino" not in msg
-    assert "open_clip_model.safetensors" in msg and "--preset tiny" in msg
+    assert "open_clip_model.safetensors" in msg and err.value.hint == RUN_OFFLINE
+    assert "--" not in msg  # no front end's flag: each front end words the remedy (test_cli, test_app_studio)
 
 
 def test_a_cached_encoder_is_not_reported_missing(online_env, monkeypatch):
@@ -157,7 +159,7 @@ def test_hf_hub_models_may_download_when_the_hub_answers(online_env, monkeypatch
         seen["offline"] = hub_constants.HF_HUB_OFFLINE
         raise OSError("stop here")
 
-    monkeypatch.setattr(loading, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
     monkeypatch.setattr(open_clip, "create_model_and_transforms", fake_create)
     spec = EncoderSpec("open_clip", "hf-hub:nobody/not-cached")
     with pytest.raises(ModelUnavailableError, match="stop here"):
@@ -166,10 +168,12 @@ def test_hf_hub_models_may_download_when_the_hub_answers(online_env, monkeypatch
 
 
 def test_labels_say_random_only_for_random_weights():
-    assert EncoderSpec("open_clip", "ViT-B-32-quickgelu").label.endswith("(random)")
-    assert "random" not in EncoderSpec("open_clip", "hf-hub:org/name").label
-    assert "random" not in EncoderSpec("hf_clip", "openai/clip-vit-base-patch32").label
-    assert "random" not in EncoderSpec("open_clip", "ViT-B-32-quickgelu", "openai").label
+    label = loading.encoder_label
+    assert label(EncoderSpec("open_clip", "ViT-B-32-quickgelu")) == "open_clip:ViT-B-32-quickgelu (random)"
+    assert "random" not in label(EncoderSpec("open_clip", "hf-hub:org/name"))
+    assert "random" not in label(EncoderSpec("hf_clip", "openai/clip-vit-base-patch32"))
+    assert label(EncoderSpec("open_clip", "ViT-B-32-quickgelu", "openai")) == "open_clip:ViT-B-32-quickgelu/openai"
+    assert label(EncoderSpec("blip2", "tiny-blip2", config="tiny")).endswith("(random)")
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
@@ -194,20 +198,20 @@ def test_hub_probe_is_a_real_request_honouring_offline_variables_and_proxies(mon
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", local_server)
-    assert loading.hub_reachable(timeout=2)  # any HTTP answer (here 404) means reachable
+    assert hub.hub_reachable(timeout=2)  # any HTTP answer (here 404) means reachable
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    assert not loading.hub_reachable(timeout=2)
+    assert not hub.hub_reachable(timeout=2)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE")
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
-    assert not loading.hub_reachable(timeout=2)
+    assert not hub.hub_reachable(timeout=2)
     # reachable only through the proxy the environment names
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.invalid")
-    assert not loading.hub_reachable(timeout=2)
+    assert not hub.hub_reachable(timeout=2)
     monkeypatch.setenv("http_proxy", local_server)
-    assert loading.hub_reachable(timeout=2)
+    assert hub.hub_reachable(timeout=2)
 
 
 def test_loading_scores_match_between_fresh_loads_of_the_tiny_preset(tiny_engine):

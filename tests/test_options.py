@@ -6,7 +6,7 @@ import pytest
 
 from comclip.cli.common import add_model_options, engine_options
 from comclip.errors import InputError
-from comclip.options import Options, check_captions
+from comclip.options import Options, check_captions, detector_thresholds
 
 
 def test_fields_carry_their_metadata():
@@ -46,9 +46,11 @@ def test_from_mapping_coerces_text_numbers_and_ignores_none():
         Options(weighting="max")  # validated at construction too
 
 
-def test_with_thresholds_fills_only_missing_ones():
-    o = Options(box_threshold=0.5).with_thresholds(0.3, 0.25)
+def test_an_unset_threshold_is_the_detectors_own():
+    detector = __import__("types").SimpleNamespace(box_threshold=0.3, text_threshold=0.25)
+    o = Options(box_threshold=0.5).with_thresholds(detector)
     assert (o.box_threshold, o.text_threshold) == (0.5, 0.25)
+    assert detector_thresholds(detector, None, 0.1) == (0.3, 0.1)
 
 
 def test_cli_flags_are_generated_from_the_options():
@@ -75,9 +77,10 @@ def test_public_face_is_light_and_complete():
     import subprocess
     import sys
 
-    code = ("import sys, comclip; assert 'torch' not in sys.modules, 'torch imported'; "
+    code = ("import sys, comclip; assert 'tiny' in comclip.list_presets(); "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
             "from comclip import ComCLIP, load, Options, MatchResult, CaptionResult, Component, SceneGraph; "
-            "assert load.__module__ == 'comclip.engine' and ComCLIP.from_preset")
+            "assert load.__module__ == 'comclip.engine'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=__import__("pathlib").Path(__file__).parent.parent)
 
 

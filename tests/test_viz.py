@@ -5,6 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+from comclip.boxes import Boxes
 from comclip.graph import Entity, Relation, SceneGraph
 from comclip.options import Options
 from comclip.result import CaptionResult, Component, MatchResult
@@ -15,7 +16,7 @@ GRAPH = SceneGraph("a red ball next to a blue box", (Entity("e0", "ball", ("red"
 
 
 def component(kind, ref, text, boxes=(), scores=(), weight=0.5, similarity=0.1, loo=0.2):
-    return Component(kind=kind, ref=ref, text=text, boxes=[list(b) for b in boxes], box_scores=list(scores),
+    return Component(kind=kind, ref=ref, text=text, boxes=Boxes(tuple(boxes), tuple(scores)),
                      grounded=bool(boxes), similarity=similarity, weight=weight, loo_score=loo)
 
 
@@ -33,7 +34,7 @@ def hex_rgb(colour: str) -> tuple[int, int, int]:
 
 
 def test_graph_figure_has_nodes_attributes_and_labelled_edges():
-    comps = [component("entity", "e0", "red ball", [(1, 1, 5, 5)]), component("entity", "e1", "blue box")]
+    comps = [component("entity", "e0", "red ball", [(1, 1, 5, 5)], [0.9]), component("entity", "e1", "blue box")]
     fig = viz.graph_figure(GRAPH, comps)
     labels = texts(fig)
     assert "ball\n[red]" in labels
@@ -136,3 +137,13 @@ def test_pipeline_diagram_renders():
     assert img.size == (1000, 300)
     assert viz.figure_to_image(viz.pipeline_diagram(tall=True)).size == (360, 720)
     assert any("softmax" in t for t in texts(viz.pipeline_diagram()))
+
+
+def test_detections_come_straight_from_the_components_boxes():
+    comps = [component("entity", "e1", "blue box", [(1, 2, 3, 4), (5, 6, 7, 8)], [0.7, 0.4]),
+             component("entity", "e0", "red ball"),  # not found: no row
+             component("relation", "r0", "next to", [(1, 2, 3, 4)], [0.7])]  # relations are not drawn
+    found = viz.detections(caption_result(comps))
+    assert found.xyxy.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    assert found.confidence.tolist() == pytest.approx([0.7, 0.4]) and found.class_id.tolist() == [1, 1]
+    assert list(found.data["class_name"]) == ["blue box", "blue box"]

@@ -70,7 +70,7 @@ def components(graph: SceneGraph, found: dict[str, Any], *, relations: bool, rel
     boxes: dict[str, Boxes] = {}
     for e in graph.entities:
         hit = found.get(e.phrase)
-        boxes[e.id] = tuple(hit.boxes) if hit is not None else ()
+        boxes[e.id] = hit.xyxy if hit is not None else ()
     out: list[tuple[str, Boxes | None]] = [(e.phrase, boxes[e.id] or None) for e in graph.entities]
     if relations:
         for r in graph.relations:

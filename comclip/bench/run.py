@@ -11,7 +11,6 @@ recorded output: what is left is the engine's own work besides the forwards, per
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import torch
 
 from comclip.bench.floor import build_floor, necessary_units
 from comclip.bench.inputs import BenchInputs, check_counts, make_inputs
-from comclip.bench.record import record_forwards, stub_forwards, sync
+from comclip.bench.record import ForwardRecording, record_forwards, stub_forwards, sync
 from comclip.bench.reference import Scores, run_reference
 from comclip.bench.report import VARIANTS, BenchResult, VariantTiming, hardware, rss_mb
 
@@ -60,15 +59,6 @@ def max_score_diff(x: Scores, y: Scores) -> float:
     return max((abs(a - b) for p, q in zip(x, y, strict=True) for a, b in zip(p, q, strict=True)), default=0.0)
 
 
-def _resolved_options(options: Any, detector: Any) -> dict[str, Any]:
-    """The options as a dict, with the detector thresholds actually used (None means the detector's)."""
-    d = dataclasses.asdict(options)
-    for name in ("box_threshold", "text_threshold"):
-        if d.get(name) is None:
-            d[name] = getattr(detector, name, None)
-    return d
-
-
 def _median_dict(rows: list[dict[str, float]]) -> dict[str, float]:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     return {k: round(statistics.median(r.get(k, 0.0) for r in rows), 3) for k in keys}
@@ -78,6 +68,59 @@ def load_engine(preset: str, device: Any, compile: bool = False) -> ComCLIP:
     import comclip
 
     return comclip.load(preset, device=device, compile=compile, parser="rules")
+
+
+def _recorded_engine_run(engine: ComCLIP, inputs: BenchInputs, **options: Any
+                         ) -> tuple[list[MatchResult], ForwardRecording, int]:
+    """The engine's warm-up run with its forward passes recorded (checked against the detector's own
+    count): its results, the recording and the (image, prompt) units it detected."""
+    det = engine.detector
+    before = (det.forward_passes, det.units_detected)
+    with record_forwards(engine) as recording:
+        results = engine_results(engine, inputs, **options)
+    calls = recording.counts()
+    if calls["detector"] != det.forward_passes - before[0]:
+        raise RuntimeError(f"bench: recorded {calls['detector']} detector forwards but the detector counted "
+                           f"{det.forward_passes - before[0]}; update comclip/bench/record.py")
+    if calls["image"] == 0 or calls["text"] == 0:
+        raise RuntimeError("bench: recorded no encoder forward in the engine run; the encoder calls its model some "
+                           "other way — update comclip/bench/record.py")
+    return results, recording, det.units_detected - before[1]
+
+
+def _engine_overhead(engine: ComCLIP, inputs: BenchInputs, recording: ForwardRecording, runs: int, floor_s: float,
+                     **options: Any) -> tuple[dict[str, Any], Scores]:
+    """The engine's own work: ``runs`` runs with every forward answered by its recorded output."""
+    dev = torch.device(engine.encoder.device)
+    bare_s: list[float] = []
+    bare_stages: list[dict[str, float]] = []
+    bare_scores: Scores = []
+    for _ in range(max(1, runs)):
+        with stub_forwards(engine, recording):
+            seconds, _, (bare_scores, stage_ms) = timed(dev, lambda: run_engine(engine, inputs, **options))
+        bare_s.append(seconds)
+        bare_stages.append(stage_ms)
+    return {"ms_per_run": round(statistics.median(bare_s) * 1000.0, 3),
+            "ms_per_pair": round(statistics.median(bare_s) * 1000.0 / inputs.pairs, 3),
+            "fraction_of_floor": round(statistics.median(bare_s) / floor_s, 5),
+            "stages_ms": _median_dict(bare_stages)}, bare_scores
+
+
+def _engine_calls(recording: ForwardRecording, units: int, results: list[MatchResult]) -> dict[str, int]:
+    calls = recording.counts()
+    return {"detector_forwards": calls["detector"], "detector_units": units, "image_forwards": calls["image"],
+            "image_rows": sum(int(c.args[0].shape[0]) for c in recording.calls if c.kind == "image" and c.args),
+            "text_forwards": calls["text"], "result_components": sum(len(c.components) for r in results
+                                                                     for c in r.captions)}
+
+
+def _memory(cuda_peaks: dict[str, float] | None) -> dict[str, Any]:
+    """Peak memory in MB: the process's RSS, and on CUDA the most allocated, in all and per variant."""
+    memory: dict[str, Any] = {"cpu_rss": round(rss_mb(), 1),
+                              "cuda_max_allocated": round(max(cuda_peaks.values()), 1) if cuda_peaks else None}
+    if cuda_peaks:
+        memory["cuda_max_allocated_by_variant"] = {k: round(v, 1) for k, v in cuda_peaks.items()}
+    return memory
 
 
 def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "auto", pairs: int = 8,
@@ -102,17 +145,8 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
     det = engine.detector
 
     say("warm-up: engine (recording its forward passes)")
-    before = (det.forward_passes, det.units_detected)
-    with record_forwards(engine) as recording:
-        results = engine_results(engine, inputs, **options)
+    results, recording, engine_units = _recorded_engine_run(engine, inputs, **options)
     engine_calls = recording.counts()
-    engine_units = det.units_detected - before[1]
-    if engine_calls["detector"] != det.forward_passes - before[0]:
-        raise RuntimeError(f"bench: recorded {engine_calls['detector']} detector forwards but the detector counted "
-                           f"{det.forward_passes - before[0]}; update comclip/bench/record.py")
-    if engine_calls["image"] == 0 or engine_calls["text"] == 0:
-        raise RuntimeError("bench: recorded no encoder forward in the engine run; the encoder calls its model some "
-                           "other way — update comclip/bench/record.py")
     say("warm-up: engine replay (checked against the engine's outputs)")
     _, replay_diff = recording.replay(dev, compare=True)
     say("preparing the floor (the necessary forwards; on CUDA a warm-up run)")
@@ -152,35 +186,17 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
                 cuda_peaks[name] = max(cuda_peaks[name], torch.cuda.max_memory_allocated(dev) / 2**20)
 
     say("engine without forward passes (recorded outputs stand in for the models)")
-    bare_s: list[float] = []
-    bare_stages: list[dict[str, float]] = []
-    bare_scores: Scores = []
-    for _ in range(max(1, overhead_runs)):
-        with stub_forwards(engine, recording):
-            seconds, _, (bare_scores, stage_ms) = timed(dev, lambda: run_engine(engine, inputs, **options))
-        bare_s.append(seconds)
-        bare_stages.append(stage_ms)
-    floor_s = timings["floor"].median_s
-    overhead = {"ms_per_run": round(statistics.median(bare_s) * 1000.0, 3),
-                "ms_per_pair": round(statistics.median(bare_s) * 1000.0 / inputs.pairs, 3),
-                "fraction_of_floor": round(statistics.median(bare_s) / floor_s, 5),
-                "stages_ms": _median_dict(bare_stages)}
-    memory: dict[str, Any] = {"cpu_rss": round(rss_mb(), 1),
-                              "cuda_max_allocated": round(max(cuda_peaks.values()), 1) if cuda else None}
-    if cuda:
-        memory["cuda_max_allocated_by_variant"] = {k: round(v, 1) for k, v in cuda_peaks.items()}
-    engine_image_rows = sum(int(c.args[0].shape[0]) for c in recording.calls if c.kind == "image" and c.args)
+    overhead, bare_scores = _engine_overhead(engine, inputs, recording, overhead_runs, timings["floor"].median_s,
+                                             **options)
     return BenchResult(
         preset=engine.preset_name, device=str(dev), hardware=hardware(dev), images=len(inputs.images),
         pairs=inputs.pairs, captions_per_image=captions_per_image, repeats=repeats, variants=timings,
         engine_stages_ms=_median_dict(stages), floor_parts_ms=_median_dict(parts["floor"]),
         replay_parts_ms=_median_dict(parts["engine_replay"]),
         forward_calls={"floor": {**floor.counts(), "necessary_detector_units": len(necessary_units(inputs))},
-                       "engine": {"detector_forwards": engine_calls["detector"], "detector_units": engine_units,
-                                  "image_forwards": engine_calls["image"], "image_rows": engine_image_rows,
-                                  "text_forwards": engine_calls["text"],
-                                  "result_components": sum(len(c.components) for r in results for c in r.captions)}},
-        peak_memory_mb=memory, engine_overhead=overhead, options=_resolved_options(effective, det),
+                       "engine": _engine_calls(recording, engine_units, results)},
+        peak_memory_mb=_memory(cuda_peaks if cuda else None), engine_overhead=overhead,
+        options=effective.with_thresholds(det).to_dict(),
         checks={"max_score_diff": max_score_diff(ref_scores, eng_scores), "replay_max_rel_diff": replay_diff,
                 "stubbed_run_max_score_diff": max_score_diff(bare_scores, eng_scores)},
         reference_scores=ref_scores, engine_scores=eng_scores)

@@ -17,11 +17,23 @@ from typing import NoReturn
 
 from comclip import bench
 from comclip.cli import parse, score
-from comclip.errors import ComCLIPError
+from comclip.errors import (
+    NAME_MODEL,
+    NAME_PRETRAINED,
+    OFFICIAL_SOURCE,
+    RUN_OFFLINE,
+    USE_CPU,
+    ComCLIPError,
+    with_hint,
+)
 from comclip.eval import cli as eval_cli
 
 #: The subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (parse, score, eval_cli, bench)
+#: The remedies errors point to (:data:`comclip.errors.HINTS`), as this command line's flags.
+HINTS = {RUN_OFFLINE: "`--preset tiny` runs offline with random weights", USE_CPU: "use --device cpu",
+         NAME_MODEL: "name the model with --clip-model", NAME_PRETRAINED: "give the tag with --clip-pretrained",
+         OFFICIAL_SOURCE: "choose one of those with --official-source"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +41,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise SystemExit(_fail(f"{message} (see `{self.prog} --help`)"))
+
+
+def _option_hint(name: str, value: str) -> str:
+    from comclip.options import Options
+
+    return f"use {Options.field(name).flag} {value}"
 
 
 def _fail(message: str) -> int:
@@ -61,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse --help (0) and usage errors (already printed)
         return int(exc.code or 0) if isinstance(exc.code, int) else 2
     except ComCLIPError as exc:
-        return _fail(str(exc))
+        return _fail(with_hint(exc, HINTS, _option_hint))
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

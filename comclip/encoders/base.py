@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
 from PIL import Image
 
-from comclip.errors import InputError
+from comclip.errors import InputError, option_hint
+from comclip.hub import Download
+from comclip.options import RESIZES
+from comclip.presets import EncoderSpec
 from comclip.subimage import PixelGeometry
-
-#: Image preprocessing rules (``Options.resize``): the model's own, or squashed to its square input.
-RESIZES = ("model", "squash")
 
 
 @runtime_checkable
@@ -144,7 +145,7 @@ class BatchedEncoder(ABC):
             return True
         if self.pixel_geometry is None:
             raise InputError(f"resize 'squash' needs a resize + centre-crop preprocessing to replace, and "
-                             f"{self.name}'s is not one (use --resize model)")
+                             f"{self.name}'s is not one", hint=option_hint("resize", "model"))
         return False
 
     def _squashed_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -196,3 +197,56 @@ class BatchedEncoder(ABC):
         return torch.cat(outs) if outs else torch.empty(0, self.embed_dim, device=self.device)
 
     embed_dim: int
+
+
+# -- the backend table -----------------------------------------------------------------------------
+
+def _from_config(spec: EncoderSpec) -> bool:
+    return spec.config is not None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One family of image–text models, a row of :data:`BACKENDS`: each backend module defines its
+    row (``BACKEND``) next to its encoder, so a new backend is one module and one row."""
+
+    name: str
+    #: ``(spec, device, label)`` → the encoder, named ``label``.
+    load: Callable[[EncoderSpec, torch.device, str], Encoder]
+    #: What loading a spec would download first (None: nothing — cached, a local file, or random).
+    missing: Callable[[EncoderSpec], Download | None]
+    #: What a model name means for this backend (the help of a "replace the model" option).
+    takes: str
+    #: Whether a spec has random weights (default: it is built from a model config).
+    random: Callable[[EncoderSpec], bool] = _from_config
+    #: The spec of a model a user names, with an optional pretrained tag (an InputError when the
+    #: two do not fit); None: ``EncoderSpec(name, model)``, the tag unused.
+    named: Callable[[str, str | None], EncoderSpec] | None = None
+    #: The official code's model family (:data:`comclip.options.OFFICIAL_FAMILIES`): which official
+    #: choices ``--official`` applies.
+    family: str = "clip"
+
+    def label(self, spec: EncoderSpec) -> str:
+        """``backend:model[/pretrained]``, with `` (random)`` for random weights (results record it)."""
+        return f"{spec.backend}:{spec.model}" + (f"/{spec.pretrained}" if spec.pretrained else "") \
+            + (" (random)" if self.random(spec) else "")
+
+    def spec(self, model: str, pretrained: str | None = None) -> EncoderSpec:
+        return self.named(model, pretrained) if self.named else EncoderSpec(self.name, model)
+
+
+#: The encoder backends by name (:mod:`comclip.encoders` registers the built-in ones).
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add (or replace) a backend in :data:`BACKENDS`."""
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise InputError(f"unknown encoder backend {name!r}; choose one of: {', '.join(BACKENDS)}") from None

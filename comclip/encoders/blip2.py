@@ -27,7 +27,19 @@ from typing import Any
 import torch
 from PIL import Image
 
-from comclip.encoders.base import BatchedEncoder, half_dtype
+from comclip.encoders.base import Backend, BatchedEncoder, half_dtype
+from comclip.hub import (
+    TINY_SEED,
+    TRANSFORMERS_FILES,
+    Download,
+    hub_access,
+    hub_cache_dir,
+    load_failed,
+    missing_files,
+    saved_once,
+    seeded,
+)
+from comclip.presets import EncoderSpec, model_config, random_vocab
 
 DEFAULT_LOGIT_SCALE = 1 / 0.07
 MAX_WORDS = 50
@@ -137,9 +149,7 @@ def build_random_blip2(spec_config: dict[str, Any]) -> tuple[Any, Any, Any]:
     random detectors' small word-piece vocabulary (every letter and digit, so no word is unknown)."""
     from transformers import BertTokenizer, Blip2ForImageTextRetrieval, BlipImageProcessor
 
-    from comclip.loading import TINY_SEED, _seeded, random_vocab
-
-    with _seeded(TINY_SEED):
+    with seeded(TINY_SEED):
         model = Blip2ForImageTextRetrieval(blip2_config(spec_config)).eval()
     size = int(spec_config["image_size"])
     processor = BlipImageProcessor(size={"height": size, "width": size})
@@ -148,31 +158,36 @@ def build_random_blip2(spec_config: dict[str, Any]) -> tuple[Any, Any, Any]:
     return model, processor, tokenizer
 
 
-def load_blip2_encoder(spec: Any, device: torch.device, preset: Any = None) -> BLIP2Encoder:
-    """The encoder of an ``EncoderSpec`` with backend ``blip2``: a hub retrieval model
-    (``Salesforce/blip2-itm-vit-g``), or a seeded random one from ``model_configs/blip2/<config>.json``."""
-    from transformers import AutoImageProcessor, AutoTokenizer, Blip2ForImageTextRetrieval
+def missing(spec: EncoderSpec) -> Download | None:
+    return None if spec.config is not None else missing_files(spec.model, spec.model, TRANSFORMERS_FILES,
+                                                                spec.download_size)
 
-    from comclip import loading
-    from comclip.presets import model_config
+
+def load(spec: EncoderSpec, device: torch.device, label: str) -> BLIP2Encoder:
+    """A hub retrieval model (``Salesforce/blip2-itm-vit-g``), or a seeded random one from
+    ``model_configs/blip2/<config>.json``."""
+    from transformers import AutoImageProcessor, AutoTokenizer, Blip2ForImageTextRetrieval
 
     source = spec.model
     if spec.config is not None:
         cfg = model_config("blip2", spec.config)
         if not cfg.get("roundtrip", True):
-            return BLIP2Encoder(*build_random_blip2(cfg), name=spec.label, device=device)
+            return BLIP2Encoder(*build_random_blip2(cfg), name=label, device=device)
 
         def save(folder: Path) -> None:
             for part in build_random_blip2(cfg):
                 part.save_pretrained(folder)
 
-        source = str(loading.saved_once(spec.model, [cfg, loading.TINY_SEED, loading.random_vocab()], save))
-    with loading._hub_access(spec, preset) as local:
-        kw = {} if spec.random else {"cache_dir": str(loading.hub_cache_dir()), "local_files_only": local}
+        source = str(saved_once(spec.model, [cfg, TINY_SEED, random_vocab()], save))
+    with hub_access(missing(spec)) as local:
+        kw = {} if spec.config is not None else {"cache_dir": str(hub_cache_dir()), "local_files_only": local}
         try:
             model = Blip2ForImageTextRetrieval.from_pretrained(source, dtype=torch.float32, **kw)
             processor = AutoImageProcessor.from_pretrained(source, **kw)
             tokenizer = AutoTokenizer.from_pretrained(source, **kw)
         except (OSError, RuntimeError, ValueError) as exc:
-            raise loading._failed(f"BLIP-2 {spec.model!r}", exc) from None
-    return BLIP2Encoder(model, processor, tokenizer, name=spec.label, device=device)
+            raise load_failed(f"BLIP-2 {spec.model!r}", exc) from None
+    return BLIP2Encoder(model, processor, tokenizer, name=label, device=device)
+
+
+BACKEND = Backend("blip2", load=load, missing=missing, takes="a transformers BLIP-2 retrieval id", family="blip2")

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from PIL import Image
 
-from comclip.encoders.base import BatchedEncoder
+from comclip.encoders.base import Backend, BatchedEncoder
+from comclip.hub import TRANSFORMERS_FILES, Download, hub_access, hub_cache_dir, load_failed, missing_files
+from comclip.presets import EncoderSpec
 
 
 class HFCLIPEncoder(BatchedEncoder):
@@ -43,3 +45,23 @@ class HFCLIPEncoder(BatchedEncoder):
 
     def count_tokens(self, text: str) -> int:
         return len(self.processor.tokenizer(text)["input_ids"])
+
+
+def missing(spec: EncoderSpec) -> Download | None:
+    return missing_files(spec.model, spec.model, TRANSFORMERS_FILES, spec.download_size)
+
+
+def load(spec: EncoderSpec, device: torch.device, label: str) -> HFCLIPEncoder:
+    from transformers import CLIPModel, CLIPProcessor
+
+    with hub_access(missing(spec)) as local:
+        try:
+            kw = {"cache_dir": str(hub_cache_dir()), "local_files_only": local}
+            model = CLIPModel.from_pretrained(spec.model, **kw)
+            processor = CLIPProcessor.from_pretrained(spec.model, **kw)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise load_failed(f"Hugging Face CLIP {spec.model!r}", exc) from None
+    return HFCLIPEncoder(model, processor, name=label, device=device)
+
+
+BACKEND = Backend("hf_clip", load=load, missing=missing, takes="a transformers CLIP id")

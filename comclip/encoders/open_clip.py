@@ -1,15 +1,26 @@
-"""open_clip models (OpenAI CLIP, LAION, SigLIP, ``hf-hub:`` names) behind the encoder protocol."""
+"""open_clip models (OpenAI CLIP, LAION, SigLIP, ``hf-hub:`` names) behind the encoder protocol.
+
+A spec names an open_clip model and its pretrained tag (``ViT-B-32-quickgelu``/``openai``), an
+``hf-hub:ORG/NAME`` model, or an architecture with no tag: random weights (the ``tiny`` preset's
+``comclip-tiny`` from ``model_configs/open_clip/``, the ``arch-*`` presets' real-size ones).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from PIL import Image
 
-from comclip.encoders.base import BatchedEncoder
+from comclip.encoders.base import Backend, BatchedEncoder
+from comclip.errors import NAME_PRETRAINED, InputError
+from comclip.hub import Download, hub_access, hub_cache_dir, load_failed, missing_files, seeded
+from comclip.presets import MODEL_CONFIG_DIR, EncoderSpec
 from comclip.subimage import PixelGeometry
+
+OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 class OpenCLIPEncoder(BatchedEncoder):
@@ -76,3 +87,65 @@ def _open_clip_geometry(model: torch.nn.Module, preprocess: Any) -> PixelGeometr
                          tuple(float(s) for s in norm.std))  # type: ignore[arg-type]
 
 
+# -- loading ---------------------------------------------------------------------------------------
+
+_configs_registered = False
+
+
+def register_configs() -> None:
+    """Make ``model_configs/open_clip/*.json`` known to open_clip (read in place, nothing written)."""
+    global _configs_registered
+    if not _configs_registered:
+        import open_clip
+
+        open_clip.add_model_config(MODEL_CONFIG_DIR / "open_clip")
+        _configs_registered = True
+
+
+def missing(spec: EncoderSpec) -> Download | None:
+    """The weights a spec still needs from the hub (None: cached, random, or left to open_clip's own
+    URL download)."""
+    if spec.model.startswith("hf-hub:"):
+        return missing_files(spec.model, spec.model[len("hf-hub:"):], (("open_clip_config.json",), OPEN_CLIP_WEIGHTS),
+                             spec.download_size)
+    if spec.pretrained is None:
+        return None
+    import open_clip
+
+    hub = open_clip.get_pretrained_cfg(spec.model, spec.pretrained).get("hf_hub", "")
+    if not hub:
+        return None  # a URL download into open_clip's own cache: left to open_clip
+    repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (hub.rstrip("/"), "")
+    return missing_files(f"open_clip {spec.model}/{spec.pretrained} weights ({repo})", repo,
+                         ((filename,) if filename else OPEN_CLIP_WEIGHTS,), spec.download_size)
+
+
+def load(spec: EncoderSpec, device: torch.device, label: str) -> OpenCLIPEncoder:
+    import open_clip
+
+    what = f"open_clip model {spec.model!r}" + (f" (pretrained {spec.pretrained!r})" if spec.pretrained else "")
+    with hub_access(missing(spec)):
+        if spec.config is not None:
+            register_configs()  # under the load lock
+        try:
+            with seeded():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.model, pretrained=spec.pretrained, device="cpu", cache_dir=str(hub_cache_dir()))
+            tokenizer = open_clip.get_tokenizer(spec.model, cache_dir=str(hub_cache_dir()))
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise load_failed(what, exc) from None
+    return OpenCLIPEncoder(model, preprocess, tokenizer, name=label, device=device)
+
+
+def named(model: str, pretrained: str | None) -> EncoderSpec:
+    if not model.startswith("hf-hub:") and not pretrained:
+        raise InputError(f"open_clip model {model!r} needs a pretrained tag (e.g. openai or laion2b_s34b_b79k; "
+                         "open_clip.list_pretrained() lists them), or an hf-hub: name", hint=NAME_PRETRAINED)
+    return EncoderSpec("open_clip", model, pretrained)
+
+
+BACKEND = Backend(
+    "open_clip", load=load, missing=missing, named=named,
+    takes="an open_clip name with its pretrained tag, or an open_clip hf-hub:ORG/NAME",
+    # an architecture with no tag and no hub id: random weights
+    random=lambda spec: spec.pretrained is None and not spec.model.startswith("hf-hub:"))

@@ -36,8 +36,11 @@ from urllib.parse import urlparse
 import torch
 from PIL import Image
 
+from comclip.encoders.base import Backend
 from comclip.encoders.open_clip import OpenCLIPEncoder
-from comclip.errors import InputError, ModelUnavailableError
+from comclip.errors import NAME_MODEL, InputError, ModelUnavailableError
+from comclip.hub import Download, cache_root
+from comclip.presets import EncoderSpec
 
 RELEASE_URL = "https://dl.fbaipublicfiles.com/slip/"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -233,9 +236,7 @@ def _locate(source: str) -> tuple[Path, str | None]:
         if Path(source).expanduser().exists() or os.sep in source or not source.endswith(".pt"):
             return Path(source).expanduser(), None
         source = RELEASE_URL + source  # a bare release file name, e.g. slip_base_100ep.pt
-    from comclip.loading import _cache_root
-
-    return _cache_root() / "slip" / Path(urlparse(source).path).name, source
+    return cache_root() / "slip" / Path(urlparse(source).path).name, source
 
 
 def pending_download(source: str) -> str | None:
@@ -259,7 +260,7 @@ def checkpoint_file(source: str, downloads: str | None = None) -> Path:
         raise ModelUnavailableError(
             f"could not download the SLIP checkpoint {source} ({reason}). Connect once so it can be fetched"
             + (f" ({downloads})" if downloads else "")
-            + f" into {target.parent}, or pass a local file with --clip-model") from None
+            + f" into {target.parent}, or use a local checkpoint file", hint=NAME_MODEL) from None
     tmp.replace(target)
     return target
 
@@ -270,3 +271,22 @@ def load_slip_encoder(source: str, device: torch.device, *, name: str | None = N
     model, geom = build_from_checkpoint(checkpoint_file(source, downloads))
     return OpenCLIPEncoder(model, slip_transform(geom.image_size), SLIPTokenizer(geom.context_length),
                            name=name or f"slip:{Path(urlparse(source).path).name}", device=device)
+
+
+# -- the backend row ---------------------------------------------------------------------------------
+
+def missing(spec: EncoderSpec) -> Download | None:
+    url = pending_download(spec.model)
+    return Download(f"SLIP checkpoint {url}", url, (url.rsplit("/", 1)[-1],), spec.download_size) if url else None
+
+
+def named(model: str, pretrained: str | None) -> EncoderSpec:
+    if pretrained:
+        raise InputError("a SLIP checkpoint takes no pretrained tag: its file or URL is the model", hint=NAME_MODEL)
+    return EncoderSpec("slip", model)
+
+
+BACKEND = Backend(
+    "slip", missing=missing, named=named, family="slip",
+    takes="a SLIP release checkpoint (a path, a URL or a release file name)",
+    load=lambda spec, device, label: load_slip_encoder(spec.model, device, name=label, downloads=spec.download_size))

@@ -181,8 +181,7 @@ def is_done(record: dict[str, Any] | None, retry_failed: bool = False) -> bool:
     return all(isinstance(record.get(m), dict) and isinstance(record[m].get("rank"), int) for m in ("clip", "comclip"))
 
 
-def todo_queries(rs: RetrievalSet, selection: Sequence[Query], records: dict[str, dict[str, Any]],
-                 retry_failed: bool) -> list[Query]:
+def todo_queries(selection: Sequence[Query], records: dict[str, dict[str, Any]], retry_failed: bool) -> list[Query]:
     return [q for q in selection if not is_done(records.get(q.id), retry_failed)]
 
 

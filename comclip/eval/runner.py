@@ -89,7 +89,7 @@ def evaluate(engine: ComCLIP, loaded: Loaded | RetrievalSet, out: str | Path, *,
     selection = selection[:limit] if limit else selection
     with ResultStore(out, sig, shard=shard) as store:
         if isinstance(loaded, RetrievalSet):
-            todo = retrieval.todo_queries(loaded, selection, store.records, retry_failed)
+            todo = retrieval.todo_queries(selection, store.records, retry_failed)
         else:
             todo = [ex for ex in selection if not is_done(store.records.get(ex.id), ex, retry_failed)]
         world.barrier()  # every process has its list before any writes: they all hold the same list

@@ -1,6 +1,7 @@
 """The page's words and looks: banner, introduction, the "why CLIP is confounded" explainer,
-hints, the status line, option help, CSS and the theme (text contrast at least 4.5:1 in the light
-and the dark theme, checked by the browser tests)."""
+hints, the status line, CSS and the theme (text contrast at least 4.5:1 in the light and the dark
+theme, checked by the browser tests). Option help is not here: it is each option's own
+(:class:`comclip.options.Options`), shared with the command line."""
 
 from __future__ import annotations
 
@@ -103,24 +104,6 @@ footer button.show-api, footer a.built-with {color: #4b5260 !important;}
   footer .show-api-divider {display: block !important;}
 }
 </style>"""
-
-#: Plainer words for some options on the page (the rest use the option's own help).
-WIDGET_HELP = {
-    "box_threshold": "Keep a detected box only if its best word score is at least this.",
-    "text_threshold": "A box belongs to an entity only if that entity's words score at least this.",
-    "weighting": "softmax: the paper's weights; sum: s_i / Σ s_j as in the official code.",
-    "relation_text": "What a relation encodes: its predicate (paper) or the whole “subject predicate object”.",
-    "subimage": "blackout: keep the boxes, black out the rest (paper); crop: cut the boxes out.",
-    "parser": "auto: spaCy if installed, else built-in rules; llm needs COMCLIP_LLM_* settings.",
-    "score_scale": "What each component's weight is computed from: logit_scale × cosine (paper), the cosine (official "
-                   "BLIP-2 and SLIP code) or the raw dot product (official ComVG code, with raw embeddings).",
-    "embeddings": "Compose the normalised image embeddings (paper) or the model's raw outputs (official SLIP and "
-                  "ComVG code). BLIP-2 always composes its raw query outputs.",
-    "query_norm": "BLIP-2 only: l2 normalises each composed query vector before the projection (official Winoground "
-                  "script).",
-    "resize": "model: the model's own preprocessing; squash: resize to its square input, aspect not kept (official "
-              "SLIP script).",
-}
 
 HINTS = {
     "summary": "Results appear here: pick an example (or add an image and captions), mark the true caption, "

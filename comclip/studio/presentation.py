@@ -218,8 +218,7 @@ def gallery_html(image: Image.Image, caption: CaptionResult, mode: str = "blacko
         return hint("No components: nothing was parsed from this caption, so there are no sub-images.")
     figures = []
     for k in caption.components:
-        region = subimage.Region(tuple(tuple(b) for b in k.boxes))
-        picture = subimage.render(image, region, mode)
+        picture = subimage.render(image, k.boxes, mode)
         where = "" if k.grounded else '<br><span class="warn">not found: whole image</span>'
         figures.append(f'<figure><img src="{image_uri(picture, 320, 80)}" alt="sub-image for {esc(k.text)}">'
                        f"<figcaption>{esc(k.kind)} <b>“{esc(k.text)}”</b><br>weight {k.weight:.2f} · "

@@ -8,14 +8,11 @@ checked from its header before it is decoded) and the preset. Every problem is o
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from PIL import Image
 
 from comclip.errors import GraphError, InputError
 from comclip.graph import SceneGraph
@@ -44,7 +41,7 @@ class Request:
     image: LoadedImage
     captions: list[str]
     graphs: list[SceneGraph | None] | None
-    options: dict[str, Any]
+    options: Options
     notices: list[str] = field(default_factory=list)
 
 
@@ -131,16 +128,17 @@ def _json_object(options: Any) -> Any:
     return options
 
 
-def check_options(options: Mapping[str, Any] | str | None) -> tuple[dict[str, Any], dict[str, Any] | list | None]:
-    """Validate an options dict (API or UI) → (engine options, graphs or None).
+def check_options(options: Mapping[str, Any] | str | None) -> tuple[Options, dict[str, Any] | list | None]:
+    """Validate options (API or UI) → (the :class:`~comclip.options.Options` they make, graphs or None).
 
     Keys are :class:`~comclip.options.Options` fields plus ``graphs``: one scene graph (JSON
     object) per caption, ``null`` meaning "parse this one", as ``score --graph`` takes. ``None``
-    values mean "the default". Unknown keys or bad values are one InputError (from ``Options``).
+    values mean "the default", so equal options are one value however they are written (``{}`` and
+    ``{"weighting": "softmax"}`` alike). Unknown keys or bad values are one InputError.
     """
     options = _json_object(options)
     if options is None or options == "":
-        return {}, None
+        return Options(), None
     if not isinstance(options, Mapping):
         raise InputError(f"options must be an object (dict), got {type(options).__name__}")
     opts = {k: v for k, v in options.items() if v is not None}
@@ -148,7 +146,7 @@ def check_options(options: Mapping[str, Any] | str | None) -> tuple[dict[str, An
     checked = Options.from_mapping(opts)
     if graphs is not None and not isinstance(graphs, (list, dict)):
         raise InputError("options 'graphs' must be a list with one graph (or null) per caption")
-    return {k: getattr(checked, k) for k in opts}, graphs
+    return checked, graphs
 
 
 def check_preset(name: Any, offered: Sequence[str]) -> str:
@@ -160,7 +158,7 @@ def check_preset(name: Any, offered: Sequence[str]) -> str:
 
 
 def api_options(options: Mapping[str, Any] | str | None, default_preset: str, offered: Sequence[str]
-                ) -> tuple[str, dict[str, Any], dict[str, Any] | list | None]:
+                ) -> tuple[str, Options, dict[str, Any] | list | None]:
     """The API's options → (preset, engine options, graphs): :func:`check_options` plus an optional
     ``preset`` key (default: the preset the app started with; only the presets the page offers)."""
     options = _json_object(options)
@@ -217,24 +215,9 @@ def edited_graph(text: str, caption: str) -> SceneGraph:
 
 # -- images -------------------------------------------------------------------------------------
 
-def _jpeg_reduced(source: str | os.PathLike, cap: int) -> tuple[Image.Image, tuple[int, int]] | None:
-    """(a JPEG over the pixel cap opened to decode directly at a reduced scale — 1/2 … 1/8, JPEG's
-    draft mode — no smaller than the cap, its full size); None for anything else (decoded normally)."""
-    try:
-        img = Image.open(source)  # reads the header only
-    except Exception:  # noqa: BLE001 — not an image, or broken: load_image gives the clear message
-        return None
-    w, h = img.size
-    if img.format != "JPEG" or w * h <= cap:
-        img.close()
-        return None
-    scale = math.sqrt(cap / (w * h))
-    img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
-    return img, (w, h)
-
-
 def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImage, list[str]]:
-    """Load an upload robustly and downscale it below the pixel cap; returns (image, notices)."""
+    """Load an upload robustly and downscale it below the pixel cap (:func:`comclip.images.load_image`
+    does both); returns (image, notices)."""
     if source is None or (isinstance(source, str) and not source.strip()):
         raise InputError("Add an image first: upload one, paste it, use the webcam, or pick an example.")
     name = None
@@ -244,29 +227,15 @@ def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImag
         if not source:
             raise InputError("the image file did not arrive; upload it again")
     if isinstance(source, (str, os.PathLike)) and name is None:
-        name = Path(source).name
+        name = Path(source).name  # the file as the user knows it, not by its server temp path
     cap = PIXEL_CAP if pixel_cap is None else pixel_cap
-    original: tuple[int, int] | None = None
-    path = source
-    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-        reduced = _jpeg_reduced(source, cap)
-        if reduced is not None:
-            source, original = reduced
-    try:  # PNG, WebP, … over MAX_DECODE_PIXELS are refused from the header, before decoding
-        loaded = load_image(source, max_pixels=MAX_DECODE_PIXELS)
-    except InputError as exc:  # name the file as the user knows it, not by its server temp path
-        message = str(exc).replace(str(path), f"“{name}”") if name else str(exc)
-        raise InputError(message) from None
+    # PNG, WebP, … over MAX_DECODE_PIXELS are refused from the header; JPEGs are decoded reduced.
+    loaded = load_image(source, max_pixels=MAX_DECODE_PIXELS, fit_pixels=cap, name=name)
     # The upload's path is a server temp file: results record no path (as for an in-memory image).
     # (It must not be a {"path": str} dict either: gradio_client would take it for a file to download.)
-    w, h = original or (loaded.width, loaded.height)
-    if loaded.width * loaded.height <= cap and original is None:
-        return LoadedImage(loaded.image, None), []
-    image = loaded.image
-    if image.width * image.height > cap:
-        scale = math.sqrt(cap / (image.width * image.height))
-        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
-    notice = (f"The image is {w}×{h} ({w * h / 1e6:.1f} megapixels); it was downscaled to {image.width}×"
-              f"{image.height} for scoring (limit {cap / 1e6:.1f} megapixels).")
-    return LoadedImage(image, None), [notice]
+    image = replace(loaded, path=None)
+    if loaded.downscaled_from is None:
+        return image, []
+    w, h = loaded.downscaled_from
+    return image, [f"The image is {w}×{h} ({w * h / 1e6:.1f} megapixels); it was downscaled to {loaded.width}×"
+                   f"{loaded.height} for scoring (limit {cap / 1e6:.1f} megapixels)."]

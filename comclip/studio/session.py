@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from PIL import Image
 from comclip.caches import LRUCache
 from comclip.graph import SceneGraph
 from comclip.images import LoadedImage, image_digest
+from comclip.options import Options
 from comclip.result import MatchResult
 from comclip.studio.requests import Request
 
@@ -46,13 +47,18 @@ RESULT_CACHE_SIZE = 64
 
 # -- presets ------------------------------------------------------------------------------------
 
+def start_preset() -> str:
+    """The preset the app starts with when none is named: ``COMCLIP_PRESET``, else ``default``."""
+    return os.environ.get("COMCLIP_PRESET", "default")
+
+
 def offered_presets(current: str) -> list[str]:
     """The presets the page's menu (and the API) offer: those with real weights that can be
     loaded here, plus ``current`` (e.g. ``tiny`` in offline mode)."""
     from comclip.loading import preset_available
-    from comclip.presets import PRESETS
+    from comclip.presets import all_presets
 
-    names = [name for name, p in PRESETS.items() if not p.random_weights and preset_available(p)]
+    names = [name for name, p in all_presets().items() if not p.random_weights and preset_available(p)]
     return names + ([current] if current not in names else [])
 
 
@@ -131,7 +137,6 @@ class ResultCache:
     identical requests in flight at the same time are computed once (the others wait for it)."""
 
     def __init__(self, size: int = RESULT_CACHE_SIZE) -> None:
-        self.size = size
         self._items: LRUCache[str, MatchResult] = LRUCache(size)
         self._pending: dict[str, Future] = {}
         self._lock = threading.Lock()  # guards _pending (and the check-then-claim of a key)
@@ -139,9 +144,10 @@ class ResultCache:
 
     @staticmethod
     def key(preset: str, image: Image.Image, captions: Sequence[str], graphs: Sequence[SceneGraph | None] | None,
-            options: Mapping[str, Any]) -> str:
+            options: Options) -> str:
+        """The request's identity: equal options (an :class:`Options` value) make equal keys."""
         graph_json = [None if g is None else g.to_dict() for g in graphs] if graphs else None
-        blob = json.dumps([preset, image_digest(image), list(captions), graph_json, dict(sorted(options.items()))],
+        blob = json.dumps([preset, image_digest(image), list(captions), graph_json, options.to_dict()],
                           sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()
 
@@ -193,9 +199,9 @@ def score(engine: ComCLIP, request: Request, *, cache: ResultCache | None = None
     def compute() -> MatchResult:
         graphs = list(request.graphs) if request.graphs else None
         if gate is None:
-            return call(engine, request.image, list(request.captions), graphs, **request.options)
+            return call(engine, request.image, list(request.captions), graphs, request.options)
         with gate:
-            return call(engine, request.image, list(request.captions), graphs, **request.options)
+            return call(engine, request.image, list(request.captions), graphs, request.options)
 
     if cache is None:
         result, cached = compute(), False

@@ -29,10 +29,12 @@ from comclip.graph import SceneGraph  # noqa: E402
 from comclip.studio.presentation import fmt_signed  # noqa: E402
 
 if TYPE_CHECKING:
+    import supervision as sv
+
     from comclip.result import CaptionResult, Component, MatchResult
 
-__all__ = ["CLIP_COLOUR", "COMCLIP_COLOUR", "annotate_boxes", "entity_colour", "figure_html", "graph_figure",
-           "margin_chart", "pipeline_diagram", "score_chart", "weights_chart"]
+__all__ = ["CLIP_COLOUR", "COMCLIP_COLOUR", "annotate_boxes", "detections", "entity_colour", "figure_html",
+           "graph_figure", "margin_chart", "pipeline_diagram", "pipeline_html", "score_chart", "weights_chart"]
 
 #: Colours of the two methods in every chart.
 CLIP_COLOUR = "#8c8c8c"
@@ -130,28 +132,30 @@ def graph_figure(graph: SceneGraph, components: Sequence[Component] | None = Non
 
 # -- grounding ----------------------------------------------------------------------------------
 
+def detections(caption: CaptionResult) -> sv.Detections:
+    """The caption's grounded entities as supervision ``Detections``, straight from each component's
+    :class:`~comclip.boxes.Boxes`: one row per box with its score, ``class_id`` the entity's index in
+    the graph (its colour) and ``class_name`` its phrase."""
+    import supervision as sv
+
+    order = {e.id: i for i, e in enumerate(caption.graph.entities)}
+    found = [c for c in caption.components if c.kind == "entity" and not c.boxes.whole]
+    return sv.Detections(xyxy=np.asarray([b for c in found for b in c.boxes], dtype=np.float32).reshape(-1, 4),
+                         confidence=np.asarray([s for c in found for s in c.boxes.scores], dtype=np.float32),
+                         class_id=np.asarray([order.get(c.ref, 0) for c in found for _ in c.boxes], dtype=int),
+                         data={"class_name": np.asarray([c.text for c in found for _ in c.boxes])})
+
+
 def annotate_boxes(image: Image.Image, caption: CaptionResult) -> Image.Image:
     """The image with each grounded entity's boxes drawn and labelled "phrase score" (supervision).
 
     Boxes take the entity's colour (its index in the caption's graph)."""
     import supervision as sv
 
-    order = {e.id: i for i, e in enumerate(caption.graph.entities)}
-    xyxy, conf, cls, names, labels = [], [], [], [], []
-    for comp in caption.components:
-        if comp.kind != "entity" or not comp.boxes:
-            continue
-        scores = list(comp.box_scores) + [float("nan")] * (len(comp.boxes) - len(comp.box_scores))
-        for box, score in zip(comp.boxes, scores, strict=False):
-            xyxy.append([float(v) for v in box])
-            conf.append(score)
-            cls.append(order.get(comp.ref, 0))
-            names.append(comp.text)
-            labels.append(comp.text if math.isnan(score) else f"{comp.text} {score:.2f}")
-    if not xyxy:
+    found = detections(caption)
+    if len(found) == 0:
         return image.copy()
-    detections = sv.Detections(xyxy=np.asarray(xyxy, dtype=np.float32), confidence=np.asarray(conf, dtype=np.float32),
-                               class_id=np.asarray(cls, dtype=int), data={"class_name": np.asarray(names)})
+    labels = [f"{name} {score:.2f}" for name, score in zip(found.data["class_name"], found.confidence, strict=True)]
     palette = sv.ColorPalette.from_hex(list(PALETTE))
     side = min(image.width, image.height)
     thickness = max(2, round(side / 160))
@@ -161,8 +165,8 @@ def annotate_boxes(image: Image.Image, caption: CaptionResult) -> Image.Image:
         text = sv.LabelAnnotator(color=palette, text_scale=max(0.45, side / 900), text_thickness=max(1, side // 500),
                                  text_padding=max(4, side // 100), smart_position=True)
         scene = image.convert("RGB")  # a PIL scene: supervision handles the channel order (numpy means BGR)
-        scene = boxes.annotate(scene=scene.copy(), detections=detections)
-        scene = text.annotate(scene=scene, detections=detections, labels=labels)
+        scene = boxes.annotate(scene=scene.copy(), detections=found)
+        scene = text.annotate(scene=scene, detections=found, labels=labels)
     return scene
 
 
@@ -384,3 +388,9 @@ def figure_to_image(fig: Figure, dpi: int | None = None) -> Image.Image:
     fig.savefig(buf, format="png", dpi=dpi or fig.dpi)
     buf.seek(0)
     return Image.open(buf).convert("RGB")
+
+
+def pipeline_html() -> str:
+    """The method diagram for the explainer: wide on a wide screen, stacked on a phone (CSS picks)."""
+    return (figure_html(pipeline_diagram(), "ComCLIP step by step", "chart diagram-wide")
+            + figure_html(pipeline_diagram(tall=True), "ComCLIP step by step", "chart diagram-tall"))

@@ -10,7 +10,6 @@ import gradio as gr
 from comclip.options import OptionField, Options
 from comclip.presets import Preset
 from comclip.studio import requests
-from comclip.studio.page import WIDGET_HELP
 
 #: A real image that works as the API page's example (one of the bundled photographs' originals).
 EXAMPLE_URL = "https://github.com/scikit-image/scikit-image/raw/main/skimage/data/coffee.png"
@@ -37,7 +36,7 @@ def _schema(f: OptionField) -> dict[str, Any]:
 def option_widget(f: OptionField, start: Preset) -> Any:
     """The widget for one engine option, generated from its metadata (thresholds start at the
     preset's own values)."""
-    label, info = f.name.replace("_", " ").capitalize(), WIDGET_HELP.get(f.name, f.help)
+    label, info = f.label.capitalize(), f.help
     elem_id = f"option-{f.name.replace('_', '-')}"
     if f.name in ("box_threshold", "text_threshold"):
         value = getattr(start.detector, f.name)

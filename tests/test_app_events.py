@@ -1,0 +1,127 @@
+"""The page's events as plain functions (comclip.studio.events): values in by name, panels out by
+name — scoring, editing and resetting a graph, selecting, marking the true caption, counterfactuals,
+the preset menu — and the page's names wired one to one (app.layout)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+
+from comclip.options import Options
+from comclip.studio import events, panels, requests, session
+from comclip.studio.panels import PageState
+
+from .conftest import EXAMPLE_IMAGE
+
+MUG = "a mug in some grass\nsome grass in a mug"
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_engine):
+    return events.Studio.create(tiny_engine)
+
+
+def form(**changes) -> dict:
+    """The page's values for a score, by name, as the widgets hold them at start."""
+    values = {"image": str(EXAMPLE_IMAGE), "captions": MUG, "true_caption": None, "preset": "tiny", "state": None,
+              **{f.name: f.default for f in Options.fields()}, "box_threshold": 0.3, "text_threshold": 0.25}
+    return {**values, **changes}
+
+
+def test_a_score_fills_every_scored_panel_by_name(studio):
+    out = studio.score(form())
+    assert set(out) == set(panels.SCORED)
+    assert "Scored 2 captions" in out["status"] and "True caption" in out["summary"]
+    state = out["state"]
+    assert isinstance(state, PageState) and state.selected == "a mug in some grass"
+    assert [c.caption for c in state.scored.result.captions] == MUG.splitlines()
+    assert out["selector"]["choices"] == [("1. a mug in some grass", 0), ("2. some grass in a mug", 1)]
+    assert out["download_json"]["visible"] and out["download_json"]["value"].endswith("comclip-result.json")
+
+
+def test_a_bad_request_changes_only_the_status(studio):
+    out = studio.score(form(captions="only one caption"))
+    assert list(out) == ["status"] and "at least 2" in out["status"] and 'class="status error"' in out["status"]
+    assert list(studio.score(form(weighting="max"))) == ["status"]
+
+
+def test_equal_options_are_one_request_and_one_cache_key(studio):
+    a, _ = requests.check_options({})
+    b, _ = requests.check_options({"weighting": "softmax", "box_threshold": None})
+    assert a == b == Options()
+    image = requests.prepare_image(str(EXAMPLE_IMAGE))[0].image
+    key = session.ResultCache.key
+    assert key("tiny", image, ["x"], None, a) == key("tiny", image, ["x"], None, b)
+    assert key("tiny", image, ["x"], None, a) != key("tiny", image, ["x"], None, Options(weighting="sum"))
+
+
+def test_an_edited_graph_is_remembered_until_reset(studio):
+    first = studio.score(form())
+    assert studio.edit_graph(form(graph_json="{}", selector=None))["graph_status"].count("Score the captions first")
+    graph = '{"entities": [{"id": "e0", "name": "mug", "attributes": ["white"]}], "relations": []}'
+    edited = studio.edit_graph(form(graph_json=graph, selector=0, state=first["state"]))
+    assert set(edited) == {"graph_status", *panels.SCORED} and edited["graph_status"] == edited["status"]
+    state = edited["state"]
+    assert state.overrides["a mug in some grass"]["entities"][0]["attributes"] == ["white"]
+    assert "Using your edited graph for: “a mug in some grass”" in edited["summary"]
+    component = state.scored.result.captions[0].components[0]
+    assert component.text == "white mug" and state.selected == "a mug in some grass"
+    bad = studio.edit_graph(form(graph_json="{nope", selector=0, state=state))
+    assert list(bad) == ["graph_status"] and "not valid JSON" in bad["graph_status"]
+    reset = studio.reset_graph(form(selector=0, state=state))
+    assert reset["state"].overrides == {} and reset["state"].scored.result.captions[0].components[0].text == "mug"
+
+
+def test_selecting_and_marking_the_true_caption(studio):
+    state = studio.score(form())["state"]
+    shown = studio.select({"selector": 1, "state": state})
+    assert set(shown) == {"status", *panels.DETAILS, "state"} and shown["state"].selected == "some grass in a mug"
+    assert "some grass in a mug" in shown["graph"]  # the figure's alt text names its caption
+    story = studio.mark_true({"true_caption": "some grass in a mug", "state": state})
+    assert set(story) == {"status", *panels.STORY} and "“some grass in a mug”" in story["summary"]
+    assert studio.select({"selector": 1, "state": None}) == {} == studio.mark_true({"true_caption": "x", "state": None})
+
+
+def test_the_true_caption_menu_follows_the_captions_and_a_stale_error_goes():
+    out = events.captions_changed({"captions": "a cup\n\na saucer\na cup", "true_caption": "gone",
+                                   "status": '<p class="status error">x</p>'})
+    assert out["true_caption"]["choices"] == [("1. a cup", "a cup"), ("2. a saucer", "a saucer")]
+    assert out["true_caption"]["value"] == "a cup" and out["status"] == ""
+    kept = events.captions_changed({"captions": "a cup\na saucer", "true_caption": "a saucer", "status": "fine"})
+    assert kept["true_caption"]["value"] == "a saucer" and "status" not in kept
+
+
+def test_counterfactuals_are_added_or_explained():
+    out = events.add_counterfactual({"captions": "a mug in some grass", "true_caption": None, "parser": "rules"})
+    assert out["captions"] == "a mug in some grass\nsome grass in a mug" and "Added 1 counterfactual" in out["status"]
+    again = events.add_counterfactual({"captions": out["captions"], "true_caption": None, "parser": "rules"})
+    assert list(again) == ["status"] and "Already in the list" in again["status"]
+    none = events.add_counterfactual({"captions": "a mug", "true_caption": None, "parser": "rules"})
+    assert "No counterfactual" in none["status"]
+    assert "Type a caption first" in events.add_counterfactual({"captions": "", "true_caption": None,
+                                                                "parser": "rules"})["status"]
+
+
+def test_the_preset_menu_moves_the_thresholds_and_the_banner():
+    out = events.preset_changed({"preset": "tiny"})
+    assert out["box_threshold"]["value"] == 0.3 and out["text_threshold"]["value"] == 0.25
+    assert out["banner"]["visible"] is True and "tiny" in out["banner"]["value"] and out["preset"]["info"]
+
+
+def test_the_api_docstring_lists_every_option():
+    doc = events.Studio.api_match.__doc__
+    for f in Options.fields():
+        assert f"{f.name} (" in doc, f.name
+    assert "softmax|sum" in doc and '"graphs"' in doc and '"preset"' in doc
+
+
+def test_every_name_an_event_uses_is_one_component_of_the_page(studio):
+    import app
+
+    with gr.Blocks():
+        page = app.layout(studio)
+    used = {*events.EDIT_INPUTS, *events.SELECT_INPUTS, *events.TRUE_INPUTS, *events.CAPTIONS_INPUTS,
+            *events.COUNTERFACTUAL_INPUTS, *events.PRESET_INPUTS, *panels.SCORED, "graph_status", "banner"}
+    assert used <= set(page), sorted(used - set(page))
+    assert len({id(c) for c in page.values()}) == len(page)  # one component per name
+    assert set(Options.names()) <= set(page) and not set(Options.names()) & {*panels.SCORED, "graph_status"}
