@@ -122,7 +122,7 @@ class _Chunker:
     def _state_adjectives(self, i: int) -> tuple[int, tuple[str, ...]]:
         """Known adjectives at i not followed by a noun, before a preposition or the end."""
         j = i
-        while self.at(j) in lx.ADJECTIVES and self.at(j) not in lx.MANNER_WORDS:
+        while self.at(j) in lx.ADJECTIVES and self.at(j) not in lx.MANNER_WORDS | lx.NOUNY_ADJECTIVES:
             j += 1
         nxt = self.at(j)
         if j == i or not (nxt is None or nxt in lx.PREP_TOKENS or nxt in lx.END_PUNCT or nxt in lx.CONJUNCTIONS):
@@ -195,7 +195,9 @@ class _Chunker:
         while True:
             k = self._skip_manner(j)
             t = self.at(k)
-            if t is None or lemma in lx.LINKING_VERBS or t not in lx.ADJECTIVES or self._nouny(k + 1):
+            if t is None or lemma in lx.LINKING_VERBS or t not in lx.ADJECTIVES or t in lx.NOUNY_ADJECTIVES:
+                break
+            if self._nouny(k + 1):
                 break
             after = self._skip(k + 1, lambda w: is_adverb(w) or w in lx.MANNER_WORDS or w in lx.ADJECTIVES)
             if self.at(after) not in lx.PREP_TOKENS:

@@ -11,8 +11,9 @@ Contract: ``fit(pronoun, name, plural) -> int`` rates an entity for a pronoun: 0
 ``resolve(pronoun, entities, exclude=, prefer=) -> (chosen ids, other ids that fit as well)``:
 ``entities`` are ``(id, name, plural)`` in order of mention; ``exclude`` (the clause's current
 subject) is never chosen for an object pronoun; ``prefer`` is the previous clause's subject,
-taken when every one of its entities fits well (or, for they, when it is a group). With no
-entity that fits at all, the nearest one not excluded is taken. Pure; word lists in
+taken when every one of its entities fits well (or, for they, when it is a group); the other
+ids returned are those that would fit as well. With no entity that fits at all, the nearest one
+not excluded is taken. Pure; word lists in
 :mod:`comclip.parse.lexicon`.
 """
 
@@ -72,11 +73,13 @@ def resolve(
     """The entity (or group) ``pronoun`` stands for, and the other entities that fit as well."""
     by_id = {e[0]: e for e in entities}
     group = [by_id[i] for i in prefer if i in by_id]
+    nearest_first = [e for e in reversed(entities) if e[0] not in exclude]
     if group:
         good = (len(group) > 1 and pronoun in {"they", "them"}) or all(fit(pronoun, n, p) == 3 for _, n, p in group)
         if good:
-            return [i for i, _, _ in group], []
-    nearest_first = [e for e in reversed(entities) if e[0] not in exclude]
+            chosen = [i for i, _, _ in group]
+            rivals = [i for i, n, p in nearest_first if i not in chosen and fit(pronoun, n, p) == 3]
+            return chosen, rivals
     if not nearest_first:
         return [], []
     scores = [fit(pronoun, name, plural) for _, name, plural in nearest_first]
