@@ -106,3 +106,16 @@ def test_shipped_gold_sets_are_well_formed() -> None:
     assert {"swap-object", "swap-relation", "swap-both", "two-predicates", "symbolic", "pragmatic"} <= families
     captions = [c.caption for c in easy + hard]
     assert len(set(captions)) == len(captions)
+
+
+def test_parse_shows_notes_and_its_json_reads_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """Readable output lists the parser's guesses; --json carries them and reads back as a graph."""
+    caption = "a girl walks a dog in the snow"
+    assert main(["parse", "--parser", "rules", caption]) == 0
+    out = capsys.readouterr().out
+    assert "  note: attached “in the snow” to girl, not dog (" in out
+    assert main(["parse", "--parser", "rules", "--json", caption, "a dog chases a cat"]) == 0
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert first["notes"][0]["phrase"] == "in the snow" and second["notes"] == []
+    graph = SceneGraph.from_dict(first)  # what `score --graph FILE` does with these lines
+    assert graph.notes[0].chosen == ("e0",) and graph.relations[1].subject == "e0"

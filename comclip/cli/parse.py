@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Parse captions into scene graphs (entities with attributes, relations).")
     p.add_argument("captions", nargs="*", metavar="CAPTION")
     add_option_flag(p, Options.field("parser"), default=Options().parser)
-    p.add_argument("--json", action="store_true", help="JSON Lines: one graph per caption, in order")
+    p.add_argument("--json", action="store_true",
+                   help="JSON Lines: one graph per caption, in order, with the parser's notes (guesses to check)")
     p.add_argument("--evaluate", nargs="+", metavar="FILE",
                    help="score the parser on gold files (JSON Lines graphs, e.g. tests/data/parse_hard.jsonl): "
                         "entity, attribute and relation F1 per file and split")
@@ -39,7 +40,7 @@ def run_parse(args: argparse.Namespace) -> int:
     parser = parsing.get_parser(args.parser)
     for caption in args.captions:
         graph = parser(caption)
-        print(graph.to_json() if args.json else format_graph(graph))
+        print(graph.to_json(notes=True) if args.json else format_graph(graph))
     return 0
 
 
@@ -53,6 +54,7 @@ def format_graph(graph: SceneGraph) -> str:
     for i, r in enumerate(graph.relations):
         obj = f" {r.object}" if r.object else ""
         lines.append(f"  r{i}: {r.subject} --{r.predicate}-->{obj}")
+    lines.extend(f"  note: {n.message}" for n in graph.notes)
     return "\n".join(lines)
 
 
