@@ -59,6 +59,7 @@ from comclip.options import Options  # noqa: E402
 from comclip.presets import get_preset  # noqa: E402
 from comclip.result import MatchResult  # noqa: E402
 from comclip.studio import counterfactuals, presentation, requests, session, viz  # noqa: E402
+from comclip.studio.notes import parse_notes_html  # noqa: E402
 from comclip.studio.page import (  # noqa: E402
     BANNER,
     CSS,
@@ -157,7 +158,8 @@ def build_demo(engine: ComCLIP | None = None, *, preset: str | None = None, engi
     def details(scored: session.Scored, index: int) -> tuple:
         c = scored.result.captions[index]
         image = scored.image.image
-        return (viz.figure_html(viz.graph_figure(c.graph, c.components), f"entity graph of “{c.caption}”"),
+        return (viz.figure_html(viz.graph_figure(c.graph, c.components), f"entity graph of “{c.caption}”")
+                + parse_notes_html(c.graph),
                 presentation.graph_json(c.graph),
                 presentation.picture_html(viz.annotate_boxes(image, c), f"boxes found for “{c.caption}”")
                 + presentation.ungrounded_html(c),

@@ -7,6 +7,7 @@
 - :mod:`~comclip.studio.presentation` — the story, tables, gallery and downloads of a result;
 - :mod:`~comclip.studio.viz` — the charts, the entity graph and the annotated image;
 - :mod:`~comclip.studio.counterfactuals` — the same words, bound differently;
+- :mod:`~comclip.studio.notes` — where the parser guessed, shown with the parsed graph;
 - :mod:`~comclip.studio.page` — the page's words, CSS and theme;
 - :mod:`~comclip.studio.widgets` — option widgets from the option vocabulary, the API's typed parameters.
 """
