@@ -100,7 +100,9 @@ def test_shipped_gold_sets_are_well_formed() -> None:
     easy, hard = load_gold(DATA / "parse_easy.jsonl"), load_gold(DATA / "parse_hard.jsonl")
     assert {s: sum(c.split == s for c in easy) for s in ("reference", "heldout", "tricky")} == {
         "reference": 82, "heldout": 40, "tricky": 8}
-    assert sum(c.split == "dev" for c in hard) >= 150 and [c.split for c in hard[-40:]] == ["heldout"] * 40
+    splits = [c.split for c in hard]
+    assert splits.count("dev") >= 150 and splits.count("heldout") == 40 and splits.count("probe") == 32
+    assert splits == sorted(splits, key=["dev", "heldout", "probe"].index)  # in the order they were written
     families = {c.family for c in hard}
     assert {"pp", "adverb", "passive", "pronoun", "partitive", "participle"} <= families
     assert {"swap-object", "swap-relation", "swap-both", "two-predicates", "symbolic", "pragmatic"} <= families
