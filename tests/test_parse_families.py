@@ -228,3 +228,48 @@ def test_note_type_round_trips() -> None:
     n = ParseNote("pronoun", "it", ("e1",), ("e0",), "read “it” as ball")
     assert ParseNote(**{**n.to_dict(), "chosen": ("e1",), "alternatives": ("e0",)}) == n
     assert isinstance(chunk(tokenize("a dog"))[0], NP)
+
+
+# -- the spaCy backend shares the preferences ------------------------------------------------------
+
+def test_spacy_backend_uses_the_same_attachment_and_pronoun_preferences() -> None:
+    from comclip.parse.spacy_parser import graph_from_doc
+
+    from .test_parse_spacy import doc
+
+    walks = graph_from_doc(doc("""
+        a DET det 1
+        girl NOUN nsubj 2
+        walks VERB ROOT 2 walk
+        a DET det 4
+        dog NOUN dobj 2
+        in ADP prep 2
+        the DET det 7
+        snow NOUN pobj 5"""))
+    assert [(r.subject, r.predicate, r.object) for r in walks.relations] == [("e0", "walk", "e1"), ("e0", "in", "e2")]
+    (note,) = walks.notes
+    assert note.phrase == "in the snow" and note.chosen == ("e0",) and note.alternatives == ("e1",)
+    hands = graph_from_doc(doc("""
+        a DET det 1
+        man NOUN nsubj 2
+        throws VERB ROOT 2 throw
+        a DET det 4
+        frisbee NOUN dobj 2
+        to ADP prep 2
+        a DET det 7
+        dog NOUN pobj 5"""))
+    assert [(r.subject, r.predicate, r.object) for r in hands.relations][1] == ("e0", "throw to", "e2")
+    assert hands.notes == ()  # a recipient is certain
+    watches = graph_from_doc(doc("""
+        a DET det 1
+        baby NOUN nsubj 2
+        sleeps VERB ROOT 2 sleep
+        in ADP prep 2
+        a DET det 5
+        crib NOUN pobj 3
+        while ADP mark 9
+        the DET det 8
+        mother NOUN nsubj 9
+        watches VERB advcl 2 watch
+        her PRON dobj 9"""))
+    assert ("e2", "watch", "e0") in [(r.subject, r.predicate, r.object) for r in watches.relations]

@@ -317,20 +317,21 @@ class _Extractor:
             carrier = xcomp
         return " ".join(words), carrier
 
-    def objects(self, verb: Token, carrier: Token) -> list[str]:
-        """Direct objects; a relative pronoun object is the modified noun ("the horse that ...")."""
+    def objects(self, verb: Token, carrier: Token, subjects: list[str]) -> list[str]:
+        """Direct objects; a relative pronoun object is the modified noun ("the horse that ...");
+        an object pronoun is never one of the verb's ``subjects``."""
         out: list[str] = []
         for d in _children(carrier, {"dobj"}):
             if _low(d) in lx.RELATIVE_WORDS and verb.dep_ == "relcl":
                 out.extend(self.entity_ids(verb.head))
             else:
-                out.extend(self.entity_ids(d))
+                out.extend(self.entity_ids(d, exclude=subjects))
         return out
 
     def verb_relations(self, verb: Token, subjects: list[str], neg: str) -> None:
         text, carrier = self.verb_text(verb)
         pred = neg + text
-        objects = self.objects(verb, carrier)
+        objects = self.objects(verb, carrier, subjects)
         for s in subjects:
             for o in objects:
                 self.b.add_relation(s, pred, o)
