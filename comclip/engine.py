@@ -57,7 +57,8 @@ DetectionKey = tuple[str, tuple[str, ...], float | None, float | None, int]
 
 def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], image_emb: torch.Tensor,
                      text_emb: torch.Tensor, logit_scale: float, weighting: str,
-                     project: Projection | None = None) -> dict[str, np.ndarray]:
+                     project: Projection | None = None, *, score_scale: str = "logit",
+                     query_norm: str = "none") -> dict[str, np.ndarray]:
     """Every caption's numbers at once, on the embeddings' device, with one transfer to the host.
 
     Caption ``k``'s global image is row ``plans[k].item`` of ``image_emb``; texts are looked up in
@@ -74,7 +75,7 @@ def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], 
     cap_text = torch.tensor([text_row[p.caption] for p in plans], dtype=torch.long, device=dev)
     comp_text, comp_image, valid = comp_text.to(dev), comp_image.to(dev), valid.to(dev)
     out = compose_batch(text_emb[cap_text], image_emb[cap_image], text_emb[comp_text], image_emb[comp_image],
-                        valid, logit_scale, weighting, project)
+                        valid, logit_scale, weighting, project, score_scale=score_scale, query_norm=query_norm)
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
@@ -94,12 +95,14 @@ class ComCLIP:
         self.options = options or Options()  # validated when built
         self.preset = preset
         self._text_cache: LRUCache[str, torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
+        #: Raw (unnormalised) text embeddings, for ``embeddings="raw"`` (the official ComVG / SLIP code).
+        self._raw_text_cache: LRUCache[str, torch.Tensor] = LRUCache(TEXT_CACHE_SIZE)
         self._parse_cache: LRUCache[tuple[str, str], SceneGraph] = LRUCache(PARSE_CACHE_SIZE)
         self._detection_cache: LRUCache[DetectionKey, dict[str, PhraseBoxes]] = LRUCache(DETECTION_CACHE_SIZE)
 
     def clear_caches(self) -> None:
         """Forget cached parses, text embeddings and detections (benchmarks call this between runs)."""
-        for cache in (self._text_cache, self._parse_cache, self._detection_cache):
+        for cache in (self._text_cache, self._raw_text_cache, self._parse_cache, self._detection_cache):
             cache.clear()
 
     @classmethod
@@ -123,14 +126,18 @@ class ComCLIP:
         name = parser or self.options.parser
         return self._parse_cache.get_or_compute((name, caption), lambda: parsing.parse(caption, name))
 
-    def encode_texts(self, texts: Iterable[str]) -> dict[str, torch.Tensor]:
-        """Embeddings of texts: cached ones from the LRU cache, the rest in ONE encoder pass."""
+    def encode_texts(self, texts: Iterable[str], normalise: bool = True) -> dict[str, torch.Tensor]:
+        """Embeddings of texts: cached ones from the LRU cache, the rest in ONE encoder pass
+        (``normalise=False``: the raw outputs, cached apart)."""
+        cache = self._text_cache if normalise else self._raw_text_cache
         wanted = list(dict.fromkeys(texts))
-        out = {t: v for t in wanted if (v := self._text_cache.get(t)) is not None}
+        out = {t: v for t in wanted if (v := cache.get(t)) is not None}
         missing = [t for t in wanted if t not in out]
         if missing:
-            for t, v in zip(missing, self.encoder.encode_texts(missing), strict=True):
-                out[t] = self._text_cache.put(t, v)
+            enc = self.encoder
+            rows = enc.encode_texts(missing) if normalise else enc.encode_texts(missing, normalise=False)
+            for t, v in zip(missing, rows, strict=True):
+                out[t] = cache.put(t, v)
         return {t: out[t] for t in wanted}
 
     def ground(self, items: Sequence[ScoringItem], opts: Options) -> list[list[Groundings]]:
@@ -183,16 +190,20 @@ class ComCLIP:
         plans, table = plan_captions(prepared, groundings, opts)
         pixels = self._subimage_pixels(prepared, table, opts)
         lap("subimages")
-        image_emb = self.encoder.encode_pixels(pixels)
+        # Raw (unnormalised) single-vector embeddings: the official SLIP / ComVG / retrieval code composes
+        # those (multi-query rows are raw query outputs either way).
+        raw = opts.embeddings == "raw" and not is_multi_query(self.encoder)
+        image_emb = self.encoder.encode_pixels(pixels, normalise=False) if raw else self.encoder.encode_pixels(pixels)
         lap("encode_images")
         texts = list(dict.fromkeys([p.caption for p in plans] + [c.plan.text for p in plans for c in p.components]))
-        cached = self.encode_texts(texts)
+        cached = self.encode_texts(texts, normalise=not raw)
         text_emb = torch.stack([cached[t] for t in texts])
         text_row = {t: k for k, t in enumerate(texts)}
         lap("encode_texts")
         scale = float(self.encoder.logit_scale)
         host = compose_captions(plans, text_row, image_emb, text_emb, scale, opts.weighting,
-                                self.encoder.project_queries if is_multi_query(self.encoder) else None)  # BLIP-2
+                                self.encoder.project_queries if is_multi_query(self.encoder) else None,  # BLIP-2
+                                score_scale=opts.score_scale, query_norm=opts.query_norm)
         results = self._results(prepared, plans, host, image_emb.float().cpu().numpy(),
                                 text_emb.float().cpu().numpy(), text_row, opts, scale)
         lap("compose")
@@ -229,11 +240,18 @@ class ComCLIP:
         tells its pixel geometry (one preprocessing per image, masks applied on the device);
         otherwise, and for ``crop``, each sub-image is rendered with PIL and preprocessed.
         """
-        geometry = getattr(self.encoder, "pixel_geometry", None)
+        if opts.resize == "model":
+            geometry = getattr(self.encoder, "pixel_geometry", None)
+            preprocess = self.encoder.preprocess
+        else:  # the official comslip.py's squash resize (an encoder that cannot do it says so)
+            geometry = self.encoder.geometry(opts.resize)  # type: ignore[attr-defined]
+
+            def preprocess(images: Sequence[Image.Image]) -> torch.Tensor:
+                return self.encoder.preprocess(images, resize=opts.resize)
         if opts.subimage != "blackout" or geometry is None or not opts.fast_subimages:
-            return self.encoder.preprocess(
+            return preprocess(
                 [subimage.render(prepared[i].image.image, region, opts.subimage) for i, region in table.renders])
-        global_px = self.encoder.preprocess([it.image.image for it in prepared])
+        global_px = preprocess([it.image.image for it in prepared])
         subs = table.subimages
         if not subs:
             return global_px

@@ -122,14 +122,19 @@ def render(image: Image.Image, region: Region, mode: str = "blackout") -> Image.
 @dataclass(frozen=True)
 class PixelGeometry:
     """How an encoder's preprocessing maps an image to model pixels: resize the shorter side to
-    ``resize`` (torchvision's rule), centre-crop ``crop`` (h, w), normalise with mean/std."""
+    ``resize`` (torchvision's rule), centre-crop ``crop`` (h, w), normalise with mean/std; with
+    ``squash``, resize the whole image to ``crop`` instead (the official ``comslip.py``)."""
 
     resize: int
     crop: tuple[int, int]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    #: Resize straight to ``crop`` (aspect not kept, nothing cut off) instead of short side + crop.
+    squash: bool = False
 
     def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        if self.squash:
+            return self.crop[1], self.crop[0]
         short, long = (width, height) if width <= height else (height, width)
         new_short, new_long = self.resize, int(self.resize * long / short)
         return (new_short, new_long) if width <= height else (new_long, new_short)

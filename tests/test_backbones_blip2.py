@@ -135,3 +135,99 @@ def test_blip2_preset_offline_fails_with_one_clear_error(monkeypatch):
     preset = get_preset("blip2")
     with pytest.raises(ModelUnavailableError, match="Salesforce/blip2-itm-vit-g.*4.7 GB"):
         load_encoder(preset.encoder, resolve_device("cpu"), preset)
+
+
+# -- the official comblip.py and VL-CheckList notebook, restated in NumPy (docs/fidelity.md) ------------------
+
+@pytest.fixture(scope="module")
+def biased_blip2(cache_dir):
+    """tiny-blip2 with a non-zero ``vision_projection`` bias (the real one has one; the seeded tiny one is 0):
+    only then does normalising the composed query vectors before the projection change the score much."""
+    import comclip
+
+    engine = comclip.load("tiny-blip2", device="cpu", parser="rules")
+    proj = engine.encoder.model.vision_projection
+    with torch.no_grad():
+        proj.bias.copy_(0.5 * torch.randn(proj.bias.shape, generator=torch.Generator().manual_seed(5)))
+    assert proj.bias.abs().max() > 0.1
+    return engine
+
+
+def official_comblip(t, h0, t_i, h_i, w, b, normalise_queries):
+    """winoground/comblip.py (75ef16e): a component's score is ``(image_embeds_proj @ text_embeds_proj.T).max()``
+    (L34) — the raw max over queries of the cosine of the projected, normalised query outputs and the text;
+    weights ``normalize_tensor_list`` (L64: over their plain sum); ``original_image_embed += score * image`` on
+    the 32 x 768 query outputs (L65-66); each query vector normalised over its last dimension (L67); then
+    ``F.normalize(vision_proj(.))`` dotted with the text and the max over queries (L68). The VL-CheckList
+    notebook (demo/VL-checklist/ComBLIP_BLIP.ipynb, lines 298-301 of the file) skips L67."""
+    def embeds_proj(h):
+        p = np.asarray(h, np.float64) @ w.T + b
+        return p / np.linalg.norm(p, axis=-1, keepdims=True)
+
+    sims = np.array([float((embeds_proj(h) @ np.asarray(ti, np.float64)).max())
+                     for ti, h in zip(t_i, h_i, strict=True)])
+    weights = sims / sims.sum()
+    h_star = np.asarray(h0, np.float64) + sum(wk * np.asarray(h, np.float64)
+                                              for wk, h in zip(weights, h_i, strict=True))
+    if normalise_queries:
+        h_star = h_star / np.linalg.norm(h_star, axis=-1, keepdims=True)
+    return float((embeds_proj(h_star) @ np.asarray(t, np.float64)).max()), sims, weights
+
+
+@pytest.mark.parametrize("source", ["winoground", "vl-checklist"])
+def test_official_blip2_sources_match_their_numpy_restatement(biased_blip2, source):
+    from comclip.options import Options
+
+    from .test_official import MUG
+
+    opts = Options.official("blip2", source)
+    r = biased_blip2.match(EXAMPLE_IMAGE, [MUG.caption], [MUG], **opts.to_dict())
+    c = r.captions[0]
+    w, b = _projection(biased_blip2.encoder)
+    expected, sims, weights = official_comblip(
+        c.text_embedding, r.global_image_embedding, [k.text_embedding for k in c.components],
+        [k.image_embedding for k in c.components], w, b, normalise_queries=source == "winoground")
+    assert opts.query_norm == ("l2" if source == "winoground" else "none") and opts.score_scale == "cosine"
+    assert c.comclip_score == pytest.approx(expected, abs=1e-6)
+    np.testing.assert_allclose([k.similarity for k in c.components], sims, atol=1e-6)
+    np.testing.assert_allclose([k.weight for k in c.components], weights, atol=1e-6)
+    assert c.clip_score == pytest.approx(_best(c.text_embedding, r.global_image_embedding, w, b), abs=1e-6)
+
+
+def test_blip2_options_move_the_score(biased_blip2):
+    from .test_official import MUG
+
+    def one(**options):
+        return biased_blip2.match(EXAMPLE_IMAGE, [MUG.caption], [MUG], **options).captions[0]
+
+    base, normed = one(), one(query_norm="l2")
+    assert abs(normed.comclip_score - base.comclip_score) > 0.01  # 0.053 on this model
+    raw = one(score_scale="cosine")  # softmax over the raw cosines instead of x 1/0.07: flatter weights
+    assert max(abs(a.weight - c.weight) for a, c in zip(base.components, raw.components, strict=True)) > 1e-3
+    assert raw.comclip_score != base.comclip_score
+    # a caption with no components: BLIP-2's own score by default; the Winoground script's value with l2
+    empty = {"entities": [], "relations": []}
+    plain = biased_blip2.match(EXAMPLE_IMAGE, ["a mug"], [empty]).captions[0]
+    quirk = biased_blip2.match(EXAMPLE_IMAGE, ["a mug"], [empty], query_norm="l2")
+    w, b = _projection(biased_blip2.encoder)
+    h0 = quirk.global_image_embedding
+    assert plain.comclip_score == plain.clip_score
+    assert quirk.captions[0].comclip_score == pytest.approx(
+        _best(quirk.captions[0].text_embedding, h0 / np.linalg.norm(h0, axis=-1, keepdims=True), w, b), abs=1e-6)
+    assert abs(quirk.captions[0].comclip_score - plain.clip_score) > 0.01
+    # BLIP-2's own preprocessing squashes already; raw embeddings change nothing (its rows are raw)
+    assert one(resize="squash").comclip_score == base.comclip_score
+    assert one(embeddings="raw").comclip_score == base.comclip_score
+
+
+def test_cli_official_blip2_records_the_source(capsys, cache_dir):
+    from .test_official import MUG
+
+    cases = (([], "l2"), (["--official-source", "vl-checklist"], "none"), (["--query-norm", "none"], "none"))
+    for extra, norm in cases:
+        code = main(["score", str(EXAMPLE_IMAGE), MUG.caption, "--preset", "tiny-blip2", "--parser", "rules", "--json",
+                     "--official", *extra])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        opts = json.loads(out)["options"]
+        assert (opts["query_norm"], opts["score_scale"], opts["weighting"]) == (norm, "cosine", "sum"), extra

@@ -87,3 +87,57 @@ def test_multi_query_rows_need_a_projection():
     t, h0, ti, hi, _, _ = _case(4, 1)
     with pytest.raises(ValueError, match="projection"):
         compose(*(torch.tensor(x) for x in (t, h0, ti, hi)), 1.0)
+
+
+def _numpy_official_variants(t, h0, ti, hi, W, b, scale, weighting, score_scale, query_norm):
+    """The structure above with the official variants: ``s_i`` the raw max cosine (``cosine``/``dot``) or
+    x scale (``logit``); each composed query vector L2-normalised before the projection (``l2``, comblip.py L67)."""
+    def best(text, h):
+        return max(float(text @ _unit(W @ h[q] + b)) for q in range(h.shape[0]))
+
+    sims = np.array([best(ti[i], hi[i]) for i in range(len(hi))])
+    s = scale * sims if score_scale == "logit" else sims
+    w = np.exp(s - s.max()) / np.exp(s - s.max()).sum() if weighting == "softmax" else s / s.sum()
+    h_star = h0 + sum(w[i] * hi[i] for i in range(len(hi)))
+    if query_norm == "l2":
+        h_star = h_star / np.linalg.norm(h_star, axis=-1, keepdims=True)
+    return best(t, h_star), w
+
+
+@pytest.mark.parametrize("score_scale", ["logit", "cosine", "dot"])
+@pytest.mark.parametrize("query_norm", ["none", "l2"])
+@pytest.mark.parametrize("weighting", ["softmax", "sum"])
+def test_multi_query_official_variants_match_numpy(score_scale, query_norm, weighting):
+    t, h0, ti, hi, W, b = _case(7, 3)
+    assert np.abs(b).max() > 0.1  # a projection with a bias: there the pre-projection norm matters
+    expected, w = _numpy_official_variants(t, h0, ti, hi, W, b, 14.0, weighting, score_scale, query_norm)
+    got = compose(*(torch.tensor(x) for x in (t, h0, ti, hi)), 14.0, weighting, project=_project(W, b),
+                  score_scale=score_scale, query_norm=query_norm)
+    assert got.comclip_score == pytest.approx(expected, abs=1e-6)
+    np.testing.assert_allclose(got.weights, w, atol=1e-6)
+    for j in range(3):
+        keep = [k for k in range(3) if k != j]
+        alone, _ = _numpy_official_variants(t, h0, ti[keep], hi[keep], W, b, 14.0, weighting, score_scale, query_norm)
+        assert got.loo_scores[j] == pytest.approx(alone, abs=1e-6)
+    plain = compose(*(torch.tensor(x) for x in (t, h0, ti, hi)), 14.0, weighting, project=_project(W, b),
+                    score_scale=score_scale)
+    if query_norm == "l2":
+        assert abs(got.comclip_score - plain.comclip_score) > 1e-3  # the option moves the score
+
+
+def test_single_vector_raw_dot_and_cosine_scores_match_numpy():
+    rng = np.random.default_rng(11)
+    n, d = 3, 8
+    t, v0 = rng.standard_normal(d), 2 + rng.standard_normal(d)
+    ti, vi = rng.standard_normal((n, d)) * [[1.0], [3.0], [0.5]], 2 + rng.standard_normal((n, d)) * [[2.0], [1], [4]]
+    for score_scale in ("logit", "cosine", "dot"):
+        dots = np.einsum("nd,nd->n", ti, vi)
+        sims = dots if score_scale == "dot" else dots / (np.linalg.norm(ti, axis=1) * np.linalg.norm(vi, axis=1))
+        s = 10.0 * sims if score_scale == "logit" else sims
+        for weighting in ("softmax", "sum"):
+            w = np.exp(s - s.max()) / np.exp(s - s.max()).sum() if weighting == "softmax" else s / s.sum()
+            v = v0 + w @ vi
+            got = compose(*(torch.tensor(x) for x in (t, v0, ti, vi)), 10.0, weighting, score_scale=score_scale)
+            assert got.comclip_score == pytest.approx(float(_unit(t) @ _unit(v)), abs=1e-6)
+            np.testing.assert_allclose(got.similarities, sims, atol=1e-6)
+            np.testing.assert_allclose(got.weights, w, atol=1e-6)

@@ -280,3 +280,89 @@ def test_release_url_is_fetched_once_into_the_cache_then_read_offline(tiny_slip,
     assert checkpoint_file(url) == cache_dir / "slip" / "slip_cached_test.pt"
     assert checkpoint_file("slip_cached_test.pt") == cache_dir / "slip" / "slip_cached_test.pt"  # a release name
     assert pending_download(url) is None
+
+
+# -- the official winoground/comslip.py, restated (docs/fidelity.md) ---------------------------------------
+
+@pytest.fixture(scope="module")
+def slip_engine(tiny_slip, cache_dir):
+    import comclip
+    from comclip.presets import custom_preset, get_preset
+
+    return comclip.load(custom_preset(get_preset("tiny"), clip_backend="slip", clip_model=str(tiny_slip[0])),
+                        device="cpu", parser="rules")
+
+
+def comslip_pixels(image, size):
+    """comslip.py L41-45: ``Resize((224, 224), BICUBIC)`` (aspect not kept), ``ToTensor``, ImageNet mean/std —
+    written with PIL and NumPy."""
+    a = np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC), dtype=np.float64) / 255.0
+    a = (a - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    return a.transpose(2, 0, 1)
+
+
+def official_comslip(t, v0, t_i, v_i):
+    """comslip.py (75ef16e): ``score = F.cosine_similarity(image_embed, text_embed)`` of the raw
+    ``encode_image`` / ``encode_text`` outputs (L49-51); ``normalize_tensor_list`` (L84: over the plain sum);
+    ``original_image_embed += score * image`` on the raw embeddings (L85-87); both normalised, one dot (L88-90)."""
+    def cos(a, b):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    s = np.array([cos(a, b) for a, b in zip(v_i, t_i, strict=True)])
+    w = s / s.sum()
+    v = np.asarray(v0, np.float64) + sum(wk * np.asarray(b, np.float64) for wk, b in zip(w, v_i, strict=True))
+    return cos(t, v)
+
+
+def test_squash_preprocessing_is_the_official_transform(slip_engine, tiny_slip):
+    from .conftest import EXAMPLE_IMAGE
+
+    enc = slip_engine.encoder
+    images = [Image.open(EXAMPLE_IMAGE), Image.new("RGB", (90, 30), (10, 200, 30))]
+    got = enc.preprocess(images, resize="squash").double().numpy()
+    assert got.shape == (2, 3, 32, 32)
+    for g, im in zip(got, images, strict=True):
+        np.testing.assert_allclose(g, comslip_pixels(im, 32), atol=1e-5)
+    assert enc.geometry("squash").squash and not enc.geometry("model").squash
+    # the raw embedding of the squashed image is SLIP's own encode_image of those pixels (the forward above)
+    _, sd = tiny_slip
+    pixels = torch.tensor(np.stack([comslip_pixels(im, 32) for im in images]), dtype=torch.float32)
+    own = slip_image_forward(sd, pixels, heads=2, depth=2, patch=16)
+    torch.testing.assert_close(enc.encode_images(images, resize="squash", normalise=False), own, atol=1e-4, rtol=1e-4)
+
+
+def test_official_comslip_matches_its_numpy_restatement(slip_engine):
+    from comclip.options import Options
+
+    from .conftest import EXAMPLE_IMAGE
+    from .test_official import MUG
+
+    opts = Options.official("slip")
+    assert (opts.embeddings, opts.score_scale, opts.resize, opts.weighting) == ("raw", "cosine", "squash", "sum")
+    r = slip_engine.match(EXAMPLE_IMAGE, [MUG.caption], [MUG], **opts.to_dict())
+    c = r.captions[0]
+    v0 = r.global_image_embedding
+    assert abs(np.linalg.norm(v0) - 1) > 1e-3  # raw
+    expected = official_comslip(c.text_embedding, v0, [k.text_embedding for k in c.components],
+                                [k.image_embedding for k in c.components])
+    assert c.comclip_score == pytest.approx(expected, abs=1e-6)
+    assert c.clip_score == pytest.approx(float(_cos(torch.tensor(v0), torch.tensor(c.text_embedding))), abs=1e-6)
+    # the global row is the official transform + SLIP's own forward (checked above): resize reached the engine
+    with torch.no_grad():
+        squashed = slip_engine.encoder.encode_images([Image.open(EXAMPLE_IMAGE)], resize="squash", normalise=False)
+    np.testing.assert_allclose(v0, squashed[0].numpy(), atol=1e-5)
+
+
+def test_slip_options_move_the_score(slip_engine):
+    from .conftest import EXAMPLE_IMAGE
+    from .test_official import MUG
+
+    def one(**options):
+        return slip_engine.match(EXAMPLE_IMAGE, [MUG.caption], [MUG], **options).captions[0]
+
+    base = one()
+    squash = one(resize="squash")
+    assert abs(squash.clip_score - base.clip_score) > 1e-2 and abs(squash.comclip_score - base.comclip_score) > 1e-2
+    assert abs(one(weighting="sum", embeddings="raw").comclip_score - one(weighting="sum").comclip_score) > 1e-4
+    assert abs(one(score_scale="cosine").comclip_score - base.comclip_score) > 1e-4

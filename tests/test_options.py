@@ -12,7 +12,8 @@ from comclip.options import Options, check_captions
 def test_fields_carry_their_metadata():
     names = Options.names()
     assert names == ("weighting", "relation_text", "subimage", "relations", "parser", "box_threshold",
-                     "text_threshold", "boxes_per_entity", "all_boxes", "intransitive", "fast_subimages")
+                     "text_threshold", "boxes_per_entity", "all_boxes", "intransitive", "fast_subimages",
+                     "score_scale", "embeddings", "query_norm", "resize")
     w = Options.field("weighting")
     assert (w.default, w.choices, w.flag) == ("softmax", ("softmax", "sum"), "--weighting")
     assert Options.field("box_threshold").optional and Options.field("box_threshold").maximum == 1.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from comclip.errors import InputError
-from comclip.options import OptionField, Options, OptionValue
+from comclip.options import OFFICIAL_SOURCES, OptionField, Options, OptionValue, resolve_official_source
 from comclip.presets import ENCODER_BACKENDS
 
 if TYPE_CHECKING:
@@ -49,22 +49,37 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="detector forward precision: auto (bf16 autocast on CUDA, fp32 elsewhere), fp32 or bf16 "
                         "[auto]")
     p.add_argument("--official", action="store_true",
-                   help="the official code's choices where they differ from the paper: --weighting sum --all-boxes "
-                        "--intransitive whole (flags given explicitly win; see docs/fidelity.md)")
+                   help="the official code's choices where they differ from the paper, for the backbone in use: "
+                        "always --weighting sum --all-boxes --intransitive whole; SLIP adds --embeddings raw "
+                        "--score-scale cosine --resize squash; BLIP-2 --score-scale cosine and, as its Winoground "
+                        "script, --query-norm l2; CLIP as the ComVG and retrieval code --embeddings raw "
+                        "--score-scale dot; eval: as the retrieval script, --denominator all (flags given "
+                        "explicitly win; see docs/fidelity.md)")
+    p.add_argument("--official-source", choices=("auto", *OFFICIAL_SOURCES), default="auto",
+                   help="which official script --official follows where they disagree (implies --official): "
+                        "winoground (winoground/*.py), vl-checklist (its notebooks), comvg (ComVG/, SVO), retrieval "
+                        "(image_retrieval/); auto: the one that evaluates the eval dataset, winoground for score; "
+                        "a backbone without that script (SLIP has only winoground) follows its own [auto]")
     for f in Options.fields():
         if f.flag is not None:
             add_option_flag(p, f)
 
 
-def engine_options(args: argparse.Namespace) -> dict[str, OptionValue]:
+def official_requested(args: argparse.Namespace) -> bool:
+    """``--official``, or an ``--official-source`` (which implies it)."""
+    return bool(getattr(args, "official", False)) or getattr(args, "official_source", "auto") not in (None, "auto")
+
+
+def engine_options(args: argparse.Namespace, backend: str | None = None) -> dict[str, OptionValue]:
     """The :class:`Options` values given on the command line (unset flags left out; with
-    ``--official``, :meth:`Options.official`'s values under the explicit ones)."""
+    ``--official``, the official values for ``backend`` — the encoder backend in use, CLIP when
+    None — and the source ``--official-source`` picks, under the explicit ones)."""
     given = {f.name: getattr(args, f.name) for f in Options.fields()
              if f.flag is not None and getattr(args, f.name, None) is not None}
-    if getattr(args, "official", False):
-        base, official = Options(), Options.official()
-        given = {f.name: getattr(official, f.name) for f in Options.fields()
-                 if getattr(official, f.name) != getattr(base, f.name)} | given
+    if official_requested(args):
+        source, _ = resolve_official_source(backend, getattr(args, "official_source", "auto"),
+                                            getattr(args, "dataset", None))
+        given = Options.official(backend, source).changed() | given
     return given
 
 
@@ -79,7 +94,7 @@ def load_engine(args: argparse.Namespace) -> ComCLIP:
     precision = getattr(args, "detector_precision", None)
     if precision is not None:
         preset = dataclasses.replace(preset, detector=dataclasses.replace(preset.detector, precision=precision))
-    options = Options.from_mapping(engine_options(args))
+    options = Options.from_mapping(engine_options(args, preset.encoder.backend))
     device = resolve_device(args.device)
     if sys.stderr.isatty():  # progress for people; scripts get a clean stderr (errors only)
         print(f"loading preset '{preset.name}' on {device}: {preset.description}", file=sys.stderr)

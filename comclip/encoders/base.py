@@ -6,10 +6,16 @@ L2-normalised ``(N, D)``. Image rows are L2-normalised ``(N, D)`` too, except fo
 encoders (BLIP-2, ``multi_query = True``): their image rows are the ``(N, Q, D_q)`` per-query
 features before the model's projection, which is what ComCLIP composes; ``project_queries`` maps
 them to the ``(…, Q, D)`` space of the text rows (see :mod:`comclip.formula`).
+
+Two switches serve the official code's variants (``comclip.options``, docs/fidelity.md):
+``normalise=False`` gives the raw outputs (before the L2 normalisation) of ``encode_pixels`` /
+``encode_images`` / ``encode_texts``, and ``resize="squash"`` makes ``preprocess`` resize every
+image to the model's square input (bicubic, aspect not kept) instead of its own resize + crop.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -17,7 +23,11 @@ from typing import Protocol, runtime_checkable
 import torch
 from PIL import Image
 
+from comclip.errors import InputError
 from comclip.subimage import PixelGeometry
+
+#: Image preprocessing rules (``Options.resize``): the model's own, or squashed to its square input.
+RESIZES = ("model", "squash")
 
 
 @runtime_checkable
@@ -31,21 +41,23 @@ class Encoder(Protocol):
     #: Longest text, in tokens, the model reads (longer texts are truncated).
     context_length: int
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """PIL images → model-ready pixel batch (on the encoder's device)."""
+    def preprocess(self, images: Sequence[Image.Image], resize: str = "model") -> torch.Tensor:
+        """PIL images → model-ready pixel batch (on the encoder's device); ``resize``: :data:`RESIZES`."""
         ...
 
-    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode_pixels(self, pixels: torch.Tensor, normalise: bool = True) -> torch.Tensor:
         """Preprocessed pixel batch → normalised float32 embeddings ``(N, D)`` (multi-query
-        encoders: per-query features ``(N, Q, D_q)`` before projection)."""
+        encoders: per-query features ``(N, Q, D_q)`` before projection; ``normalise=False``: the
+        raw outputs)."""
         ...
 
-    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def encode_images(self, images: Sequence[Image.Image], resize: str = "model", normalise: bool = True
+                      ) -> torch.Tensor:
         """PIL images → image rows, as :meth:`encode_pixels`."""
         ...
 
-    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        """Texts → normalised float32 embeddings ``(N, D)``."""
+    def encode_texts(self, texts: Sequence[str], normalise: bool = True) -> torch.Tensor:
+        """Texts → normalised float32 embeddings ``(N, D)`` (``normalise=False``: the raw outputs)."""
         ...
 
     def count_tokens(self, text: str) -> int:
@@ -98,6 +110,8 @@ class BatchedEncoder(ABC):
     model: torch.nn.Module
     #: Preprocessing geometry, when known: lets the engine build blackout sub-images on the device.
     pixel_geometry: PixelGeometry | None = None
+    #: The model's own preprocessing already squashes to a square (BLIP-2): ``resize="squash"`` is it.
+    squashes: bool = False
 
     @abstractmethod
     def _images_to_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -111,8 +125,38 @@ class BatchedEncoder(ABC):
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         """One batch, on the encoder's device."""
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        return self._images_to_pixels(images).to(self.device, self.dtype)
+    def preprocess(self, images: Sequence[Image.Image], resize: str = "model") -> torch.Tensor:
+        if self._own_preprocessing(resize):
+            return self._images_to_pixels(images).to(self.device, self.dtype)
+        return self._squashed_pixels(images).to(self.device, self.dtype)
+
+    def geometry(self, resize: str = "model") -> PixelGeometry | None:
+        """The preprocessing geometry ``preprocess(…, resize)`` follows (None: not known)."""
+        if self._own_preprocessing(resize):
+            return self.pixel_geometry
+        return dataclasses.replace(self.pixel_geometry, squash=True)  # type: ignore[arg-type]
+
+    def _own_preprocessing(self, resize: str) -> bool:
+        """Whether ``resize`` is the model's own preprocessing; refuses one this encoder cannot do."""
+        if resize not in RESIZES:
+            raise InputError(f"unknown resize {resize!r}; choose one of: {', '.join(RESIZES)}")
+        if resize == "model" or self.squashes:
+            return True
+        if self.pixel_geometry is None:
+            raise InputError(f"resize 'squash' needs a resize + centre-crop preprocessing to replace, and "
+                             f"{self.name}'s is not one (use --resize model)")
+        return False
+
+    def _squashed_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Each image resized to the model's square input (bicubic, aspect not kept), then the model's
+        own normalisation, as the official ``comslip.py`` transform."""
+        from torchvision import transforms as T
+
+        g = self.pixel_geometry
+        assert g is not None
+        squash = T.Compose([T.Resize(g.crop, interpolation=T.InterpolationMode.BICUBIC), T.ToTensor(),
+                            T.Normalize(g.mean, g.std)])
+        return torch.stack([squash(im.convert("RGB")) for im in images])
 
     def _adopt(self, model: torch.nn.Module, *, name: str, device: torch.device, batch_size: int) -> None:
         """Common set-up: name, device, batch size; the model on the device in eval mode, in half
@@ -126,25 +170,29 @@ class BatchedEncoder(ABC):
     def image_row_shape(self) -> tuple[int, ...]:
         return (self.embed_dim,)
 
-    def _image_rows(self, pixels: torch.Tensor) -> torch.Tensor:
-        """One batch of image rows: normalised embeddings (multi-query encoders override)."""
-        return _normalise(self._image_features(pixels))
+    def _image_rows(self, pixels: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+        """One batch of image rows: normalised embeddings, or the raw ones (multi-query encoders override)."""
+        features = self._image_features(pixels)
+        return _normalise(features) if normalise else features.float()
 
     @torch.inference_mode()
-    def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode_pixels(self, pixels: torch.Tensor, normalise: bool = True) -> torch.Tensor:
         pixels = pixels.to(self.device, self.dtype)
-        outs = [self._image_rows(pixels[i:i + self.batch_size]) for i in range(0, pixels.shape[0], self.batch_size)]
+        outs = [self._image_rows(pixels[i:i + self.batch_size], normalise)
+                for i in range(0, pixels.shape[0], self.batch_size)]
         return torch.cat(outs) if outs else torch.empty(0, *self.image_row_shape, device=self.device)
 
-    def encode_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        outs = [self.encode_pixels(self.preprocess(images[i:i + self.batch_size]))
+    def encode_images(self, images: Sequence[Image.Image], resize: str = "model", normalise: bool = True
+                      ) -> torch.Tensor:
+        outs = [self.encode_pixels(self.preprocess(images[i:i + self.batch_size], resize), normalise)
                 for i in range(0, len(images), self.batch_size)]
         return torch.cat(outs) if outs else torch.empty(0, *self.image_row_shape, device=self.device)
 
     @torch.inference_mode()
-    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        outs = [_normalise(self._text_features(texts[i:i + self.batch_size]))
-                for i in range(0, len(texts), self.batch_size)]
+    def encode_texts(self, texts: Sequence[str], normalise: bool = True) -> torch.Tensor:
+        outs = [_normalise(f) if normalise else f.float()
+                for f in (self._text_features(texts[i:i + self.batch_size])
+                          for i in range(0, len(texts), self.batch_size))]
         return torch.cat(outs) if outs else torch.empty(0, self.embed_dim, device=self.device)
 
     embed_dim: int

@@ -44,6 +44,8 @@ class BLIP2Encoder(BatchedEncoder):
     """A ``Blip2ForImageTextRetrieval`` behind the encoder protocol, with ``multi_query = True``."""
 
     multi_query = True
+    #: Its image processor resizes to a square (bicubic, aspect not kept), as LAVIS' eval processor.
+    squashes = True
     #: The tensor-in methods that are one image / text forward pass each (the bench records these:
     #: the retrieval model has no single image or text forward method of its own).
     bench_forwards = {"image": "_image_features", "text": "_text_forward"}
@@ -85,7 +87,8 @@ class BLIP2Encoder(BatchedEncoder):
         out = self.model.qformer(query_embeds=queries, encoder_hidden_states=vision, encoder_attention_mask=mask)
         return out.last_hidden_state
 
-    def _image_rows(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _image_rows(self, pixels: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+        """The per-query features, raw either way: they are what ComCLIP composes."""
         return self._image_features(pixels).float()
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from comclip.cli import add_model_options, load_engine
+from comclip.cli.common import add_option_flag, official_requested
 from comclip.errors import InputError
+from comclip.options import EvalOptions, OptionValue, resolve_official_source
 
 DATASET_NAMES = ("winoground", "comvg", "svo", "vl-checklist", "flickr30k", "coco")
 PROTOCOLS = ("karpathy", "comclip")
@@ -62,11 +64,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="vl-checklist: only the first N entries of each annotation file (its MAX_NUM) [all]")
     p.add_argument("--graphs", choices=("triplet", "parse"), default="triplet",
                    help="comvg, svo: build each sentence's graph from its triplet (paper) or parse it [triplet]")
+    for f in EvalOptions.fields():
+        add_option_flag(p, f)
     p.add_argument("--retry-failed", action="store_true", help="on resume, score failed examples again")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (shown on stderr only when it is a terminal)")
     add_model_options(p)
     p.set_defaults(func=run_eval)
+
+
+def eval_options(args: argparse.Namespace) -> EvalOptions:
+    """The :class:`EvalOptions` given on the command line; with ``--official``, the rules of the
+    official script that evaluates the dataset (or of ``--official-source``) under the explicit ones."""
+    given: dict[str, OptionValue] = {f.name: getattr(args, f.name) for f in EvalOptions.fields()
+                                     if getattr(args, f.name, None) is not None}
+    if official_requested(args):
+        _, source = resolve_official_source(None, args.official_source, args.dataset)
+        given = EvalOptions.official(source).changed() | given
+    return EvalOptions.from_mapping(given)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -80,6 +95,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise InputError(f"{flag} must be a whole number >= 1, got {value}")
     preset = get_preset(args.preset)  # an unknown preset is refused before reading any data
+    rules = eval_options(args)
     # The data folder is checked first: a bad one fails at once, before any model is loaded.
     loaded = runner.load(args.dataset, args.data, args.images, split=args.split, graphs=args.graphs,
                          protocol=args.protocol, pairs=args.pairs, max_num=args.max_num, queries=args.queries)
@@ -90,6 +106,7 @@ def run_eval(args: argparse.Namespace) -> int:
         engine = load_engine(args)
         report = runner.evaluate(engine, loaded, out, limit=args.limit, batch_size=args.batch_size,
                                  topk=args.topk, retry_failed=args.retry_failed, world=world,
+                                 denominator=rules.denominator,
                                  # progress bars for people; scripts get a clean stderr (as every command)
                                  progress=not args.no_progress and sys.stderr.isatty())
     finally:

@@ -2,8 +2,9 @@
 
 Every number is computed from the per-example records in ``examples.jsonl`` — never from state
 held by the run — so a resumed run reports exactly what an uninterrupted one does. Metrics are
-over the scored examples; ``n_scored + n_failed == n_total`` always, and every failure is listed
-with its reason.
+over the scored examples (``denominator="all"``: over every selected example, a failed one counting
+as a miss, as the official retrieval script's fixed 1000); ``n_scored + n_failed == n_total``
+always, and every failure is listed with its reason.
 """
 
 from __future__ import annotations
@@ -33,8 +34,18 @@ def _metric_fn(kind: str):
     return lambda tables: {"accuracy": metrics.pair_accuracy(tables)}
 
 
-def summarise_pairs(kind: str, selection: Sequence[Example], records: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Counts, failures and metrics (overall and per group) of the selected examples' records."""
+def _miss(kind: str) -> dict[str, float]:
+    """A score table that loses every comparison (all ties): what a failed example counts as with
+    ``denominator="all"``."""
+    return dict.fromkeys(metrics.WINOGROUND_KEYS if kind == "winoground" else ("pos", "neg"), 0.0)
+
+
+def summarise_pairs(kind: str, selection: Sequence[Example], records: dict[str, dict[str, Any]],
+                    denominator: str = "scored") -> dict[str, Any]:
+    """Counts, failures and metrics (overall and per group) of the selected examples' records.
+
+    ``denominator``: metrics over the scored examples (``scored``) or over all of them, each failed
+    one a miss (``all``)."""
     ok: list[tuple[Example, dict[str, Any]]] = []
     failures: list[dict[str, str]] = []
     for ex in selection:
@@ -55,15 +66,16 @@ def summarise_pairs(kind: str, selection: Sequence[Example], records: dict[str, 
     counts: dict[str, dict[str, int]] = {}
     for label, members in [(None, ok)] + [(g, [(e, r) for e, r in ok if g in e.groups]) for g in groups]:
         n_failed = len(failures) if label is None else group_counts[label]["n_failed"]
+        misses = [_miss(kind)] * n_failed if denominator == "all" else []
         for m in METHODS:
-            for name, value in fn([r[m] for _, r in members]).items():
+            for name, value in fn([r[m] for _, r in members] + misses).items():
                 key = name if label is None else f"{name}[{label}]"
                 result[m][key] = value
                 counts[key] = {"n_scored": len(members), "n_failed": n_failed}
     if kind == "vl-checklist":
         _vl_checklist_levels(result, counts, group_counts)
     return {"n_total": len(selection), "n_scored": len(ok), "n_failed": len(failures), "failures": failures,
-            "metrics": result, "counts": counts, "groups": group_counts}
+            "metrics": result, "counts": counts, "groups": group_counts, "denominator": denominator}
 
 
 def _vl_checklist_levels(result: dict[str, dict[str, float | None]], counts: dict[str, dict[str, int]],
@@ -117,7 +129,8 @@ def delta(a: float | None, b: float | None) -> str:
 
 def table(report: dict[str, Any]) -> str:
     """The CLIP vs ComCLIP table (values in %), one row per metric, with how many examples it
-    covers: ``scored`` (the metric is over these) and ``failed`` (could not be scored)."""
+    covers: ``scored`` (the metric is over these) and ``failed`` (could not be scored; with
+    ``denominator="all"`` the metric is over both, the failed ones as misses)."""
     lines = ["| metric | scored | failed | CLIP | ComCLIP | Δ |", "|---|---:|---:|---:|---:|---:|"]
     clip, comclip = report["metrics"]["clip"], report["metrics"]["comclip"]
     for name in clip:
@@ -135,7 +148,9 @@ def markdown(report: dict[str, Any]) -> str:
         table(report),
         "",
         f"{report['n_total']} examples: {report['n_scored']} scored, {report['n_failed']} failed. "
-        "Metrics are over the scored examples, in %; a tie counts as a loss.",
+        + ("Metrics are over all the examples, a failed one counting as a miss (`--denominator all`)"
+           if report.get("denominator") == "all" else "Metrics are over the scored examples")
+        + ", in %; a tie counts as a loss.",
     ]
     if "gallery" in report:
         g = report["gallery"]

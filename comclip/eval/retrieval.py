@@ -19,6 +19,7 @@ with the reason. A query whose candidate fails in the engine fails too.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,8 +64,11 @@ def encode_gallery(engine: ComCLIP, rs: RetrievalSet, cache: Path, progress: boo
     """CLIP embeddings of every gallery image, in chunks cached under ``cache`` (resumable).
 
     ``mine``: encode only the chunks it accepts (by chunk number) — a process's share when
-    several processes fill one cache; the returned gallery then holds only those.
+    several processes fill one cache; the returned gallery then holds only those. A chunk records
+    the image preprocessing it was encoded with (``Options.resize``) and is encoded again if that
+    differs from the engine's.
     """
+    resize = engine.options.resize
     cache.mkdir(parents=True, exist_ok=True)
     embs: list[np.ndarray] = []
     index: list[int] = []
@@ -78,9 +82,9 @@ def encode_gallery(engine: ComCLIP, rs: RetrievalSet, cache: Path, progress: boo
             if mine is not None and not mine(number):
                 continue  # another process encodes this chunk
             path = cache / f"chunk_{start:07d}.npz"
-            chunk = _read_chunk(path, names)
+            chunk = _read_chunk(path, names, resize)
             if chunk is None:
-                chunk = _encode_chunk(engine, rs.paths[start:start + GALLERY_CHUNK], names)
+                chunk = _encode_chunk(engine, rs.paths[start:start + GALLERY_CHUNK], names, resize)
                 tmp = path.with_name(f"{path.stem}.{id(chunk)}.tmp.npz")
                 np.savez(tmp, **chunk)
                 tmp.replace(path)
@@ -96,20 +100,22 @@ def encode_gallery(engine: ComCLIP, rs: RetrievalSet, cache: Path, progress: boo
     return Gallery(torch.from_numpy(emb.astype(np.float32)), np.asarray(index, dtype=np.int64), failures)
 
 
-def _read_chunk(path: Path, names: list[str]) -> dict[str, np.ndarray] | None:
+def _read_chunk(path: Path, names: list[str], resize: str = "model") -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             chunk = {k: z[k] for k in ("names", "ok", "reasons", "emb")}
+            made_with = str(z["resize"]) if "resize" in z.files else "model"  # caches from before the option
     except (OSError, ValueError, KeyError):
         return None  # unreadable cache: encode again
-    if [str(x) for x in chunk["names"]] != names:
+    if [str(x) for x in chunk["names"]] != names or made_with != resize:
         return None
     return chunk
 
 
-def _encode_chunk(engine: ComCLIP, paths: list[Path], names: list[str]) -> dict[str, np.ndarray]:
+def _encode_chunk(engine: ComCLIP, paths: list[Path], names: list[str], resize: str = "model"
+                  ) -> dict[str, np.ndarray]:
     loaded: list[LoadedImage] = []
     ok = np.zeros(len(paths), dtype=bool)
     reasons = [""] * len(paths)
@@ -122,17 +128,21 @@ def _encode_chunk(engine: ComCLIP, paths: list[Path], names: list[str]) -> dict[
             ok[k] = True
     if loaded:
         with torch.inference_mode():
-            emb = engine.encoder.encode_images([li.image for li in loaded]).float().cpu().numpy()
+            images = [li.image for li in loaded]
+            rows = (engine.encoder.encode_images(images) if resize == "model"
+                    else engine.encoder.encode_images(images, resize=resize))
+            emb = rows.float().cpu().numpy()
     else:
         emb = np.zeros((0, 0), dtype=np.float32)
-    return {"names": np.asarray(names), "ok": ok, "reasons": np.asarray(reasons), "emb": emb.astype(np.float32)}
+    return {"names": np.asarray(names), "ok": ok, "reasons": np.asarray(reasons), "emb": emb.astype(np.float32),
+            "resize": np.asarray(resize)}
 
 
-def gallery_failures(rs: RetrievalSet, cache: Path) -> dict[int, str]:
+def gallery_failures(rs: RetrievalSet, cache: Path, resize: str = "model") -> dict[int, str]:
     """The unreadable gallery images, as recorded in the cache."""
     failures: dict[int, str] = {}
     for start in range(0, len(rs.names), GALLERY_CHUNK):
-        chunk = _read_chunk(cache / f"chunk_{start:07d}.npz", rs.names[start:start + GALLERY_CHUNK])
+        chunk = _read_chunk(cache / f"chunk_{start:07d}.npz", rs.names[start:start + GALLERY_CHUNK], resize)
         if chunk is not None:
             failures.update({start + k: str(chunk["reasons"][k]) for k in np.flatnonzero(~chunk["ok"])})
     return failures
@@ -322,8 +332,10 @@ def _score_i2t(engine: ComCLIP, rs: RetrievalSet, gallery: Gallery, texts: TextG
 
 
 def summarise(rs: RetrievalSet, selection: Sequence[Query], records: dict[str, dict[str, Any]],
-              failures_in_gallery: dict[int, str], topk: int) -> dict[str, Any]:
-    """Counts, failures and Recall@K per direction, from the records alone."""
+              failures_in_gallery: dict[int, str], topk: int, denominator: str = "scored") -> dict[str, Any]:
+    """Counts, failures and Recall@K per direction, from the records alone: over the scored queries,
+    or with ``denominator="all"`` over all of them, a failed query a miss (the official script
+    divides by a fixed 1000)."""
     def ok(q: Query) -> bool:
         return is_done(records.get(q.id)) and records[q.id]["status"] == "ok"
 
@@ -334,8 +346,10 @@ def summarise(rs: RetrievalSet, selection: Sequence[Query], records: dict[str, d
     for d in rs.directions:
         mine = [q for q in selection if q.direction == d]
         good = [records[q.id] for q in mine if ok(q)]
+        misses = [math.inf] * (len(mine) - len(good)) if denominator == "all" else []
         for m in ("clip", "comclip"):
-            result[m].update({f"{d}_{k}": v for k, v in metrics.recall_at([r[m]["rank"] for r in good], rs.ks).items()})
+            ranks = [r[m]["rank"] for r in good] + misses
+            result[m].update({f"{d}_{k}": v for k, v in metrics.recall_at(ranks, rs.ks).items()})
         counts.update({f"{d}_R@{k}": {"n_scored": len(good), "n_failed": len(mine) - len(good)} for k in rs.ks})
     n_scored = len(selection) - len(failures)
     return {
@@ -344,5 +358,5 @@ def summarise(rs: RetrievalSet, selection: Sequence[Query], records: dict[str, d
         "gallery": {"split": rs.split, "n_images": len(rs.names), "n_captions": len(rs.captions),
                     "n_failed": len(failures_in_gallery),
                     "failures": [{"image": rs.names[g], "reason": r} for g, r in sorted(failures_in_gallery.items())]},
-        "topk": topk,
+        "topk": topk, "denominator": denominator,
     }

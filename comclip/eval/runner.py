@@ -29,6 +29,7 @@ from comclip.eval.datasets import PAIR_LOADERS, Example, Loaded
 from comclip.eval.distributed import SINGLE, World
 from comclip.eval.retrieval import RETRIEVAL_DATASETS, RetrievalSet, load_retrieval
 from comclip.eval.store import ResultStore, has_scores
+from comclip.options import EvalOptions
 
 if TYPE_CHECKING:
     from comclip.engine import ComCLIP
@@ -63,8 +64,12 @@ def signature(engine: ComCLIP, loaded: Loaded | RetrievalSet, topk: int = DEFAUL
 
 def evaluate(engine: ComCLIP, loaded: Loaded | RetrievalSet, out: str | Path, *, limit: int | None = None,
              batch_size: int = DEFAULT_BATCH_SIZE, topk: int = DEFAULT_TOPK, retry_failed: bool = False,
-             progress: bool = True, world: World = SINGLE) -> dict[str, Any] | None:
+             progress: bool = True, world: World = SINGLE, denominator: str = "scored") -> dict[str, Any] | None:
     """Score what is not in ``OUT`` yet, then write and return the report.
+
+    ``denominator`` (:class:`~comclip.options.EvalOptions`): metrics over the scored examples, or
+    over all of them with the failed ones as misses. It only changes the report, so a folder may be
+    reported again either way.
 
     With several processes (``world``), each scores its share into its own shard and rank 0
     merges them and writes the report (the other ranks return None).
@@ -72,6 +77,7 @@ def evaluate(engine: ComCLIP, loaded: Loaded | RetrievalSet, out: str | Path, *,
     for name, value in (("limit", limit), ("batch size", batch_size), ("top-k", topk)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise InputError(f"{name} must be a whole number >= 1, got {value}")
+    denominator = EvalOptions(denominator=denominator).denominator  # validated
     out = Path(out)
     sig = signature(engine, loaded, topk)
     if world.distributed and world.main:
@@ -99,10 +105,11 @@ def evaluate(engine: ComCLIP, loaded: Loaded | RetrievalSet, out: str | Path, *,
         if store.shards():
             store.merge([x.id for x in selection])
         if isinstance(loaded, RetrievalSet):
-            summary = retrieval.summarise(loaded, selection, store.records,
-                                          retrieval.gallery_failures(loaded, out / "gallery"), topk)
+            summary = retrieval.summarise(
+                loaded, selection, store.records,
+                retrieval.gallery_failures(loaded, out / "gallery", engine.options.resize), topk, denominator)
         else:
-            summary = reporting.summarise_pairs(loaded.kind, selection, store.records)
+            summary = reporting.summarise_pairs(loaded.kind, selection, store.records, denominator)
     report = reporting.build(loaded, summary, engine=engine, limit=limit, out=out) | {"world_size": world.size}
     reporting.write(report, out)
     return report

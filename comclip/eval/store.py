@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from comclip.errors import InputError
+from comclip.options import Options
 
 EXAMPLES = "examples.jsonl"
 RUN = "run.json"
@@ -153,6 +154,8 @@ def _compare(out: Path, signature: dict[str, Any], only_given: bool = False) -> 
     if not isinstance(old, dict):
         raise InputError(f"{run} is not a run record; use another --out or delete it")
     signature = _as_json(signature)
+    if isinstance(old.get("options"), dict):  # options added since that run: it used their defaults
+        old["options"] = _as_json(Options().to_dict()) | old["options"]
     keys = set(signature) if only_given else set(old) | set(signature)
     for key in sorted(keys):
         if old.get(key) != signature.get(key):

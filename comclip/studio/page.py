@@ -112,6 +112,14 @@ WIDGET_HELP = {
     "relation_text": "What a relation encodes: its predicate (paper) or the whole “subject predicate object”.",
     "subimage": "blackout: keep the boxes, black out the rest (paper); crop: cut the boxes out.",
     "parser": "auto: spaCy if installed, else built-in rules; llm needs COMCLIP_LLM_* settings.",
+    "score_scale": "What each component's weight is computed from: logit_scale × cosine (paper), the cosine (official "
+                   "BLIP-2 and SLIP code) or the raw dot product (official ComVG code, with raw embeddings).",
+    "embeddings": "Compose the normalised image embeddings (paper) or the model's raw outputs (official SLIP and "
+                  "ComVG code). BLIP-2 always composes its raw query outputs.",
+    "query_norm": "BLIP-2 only: l2 normalises each composed query vector before the projection (official Winoground "
+                  "script).",
+    "resize": "model: the model's own preprocessing; squash: resize to its square input, aspect not kept (official "
+              "SLIP script).",
 }
 
 HINTS = {
