@@ -7,6 +7,10 @@ A caption is parsed into entities (a head noun phrase plus attributes) and relat
      "entities": [{"id": "e0", "name": "person", "attributes": ["young"]},
                   {"id": "e1", "name": "bench", "attributes": []}],
      "relations": [{"subject": "e0", "predicate": "sit on", "object": "e1"}]}
+
+A parsed graph may also carry ``notes``: choices the parser had to guess ("attached 'in the
+snow' to girl, not dog"), for the user to check. Notes are never compared, hashed or scored, and
+``to_dict()`` leaves them out unless asked (``to_dict(notes=True)``); ``from_dict`` reads them back.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from comclip.errors import GraphError
 
-__all__ = ["Entity", "Relation", "SceneGraph", "GraphError", "GRAPH_JSON_SCHEMA"]
+__all__ = ["Entity", "ParseNote", "Relation", "SceneGraph", "GraphError", "GRAPH_JSON_SCHEMA"]
 
 GRAPH_JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -50,6 +54,21 @@ GRAPH_JSON_SCHEMA: dict[str, Any] = {
                     "subject": {"type": "string"},
                     "predicate": {"type": "string", "minLength": 1},
                     "object": {"type": ["string", "null"]},
+                },
+            },
+        },
+        "notes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["message"],
+                "additionalProperties": False,
+                "properties": {
+                    "kind": {"type": "string"},
+                    "phrase": {"type": "string"},
+                    "chosen": {"type": "array", "items": {"type": "string"}},
+                    "alternatives": {"type": "array", "items": {"type": "string"}},
+                    "message": {"type": "string", "minLength": 1},
                 },
             },
         },
@@ -87,14 +106,36 @@ class Relation:
 
 
 @dataclass(frozen=True)
+class ParseNote:
+    """A choice the parser guessed, for the user to check; never used in scoring.
+
+    ``kind``: "attachment" or "pronoun"; ``phrase``: the caption's words ("in the snow");
+    ``chosen`` / ``alternatives``: entity ids it went to / could have gone to; ``message``: the
+    sentence shown to the user.
+    """
+
+    kind: str
+    phrase: str
+    chosen: tuple[str, ...]
+    alternatives: tuple[str, ...]
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "phrase": self.phrase, "chosen": list(self.chosen),
+                "alternatives": list(self.alternatives), "message": self.message}
+
+
+@dataclass(frozen=True)
 class SceneGraph:
     caption: str
     entities: tuple[Entity, ...] = ()
     relations: tuple[Relation, ...] = field(default=())
+    notes: tuple[ParseNote, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entities", tuple(self.entities))
         object.__setattr__(self, "relations", tuple(self.relations))
+        object.__setattr__(self, "notes", tuple(self.notes))
         self.validate()
 
     # -- access -----------------------------------------------------------------------------
@@ -138,24 +179,34 @@ class SceneGraph:
                 raise GraphError(f"relations[{i}] names subject {r.subject!r}, which is not an entity id")
             if r.object is not None and r.object not in ids:
                 raise GraphError(f"relations[{i}] names object {r.object!r}, which is not an entity id")
+        for i, n in enumerate(self.notes):
+            if not isinstance(n, ParseNote):
+                raise GraphError(f"notes[{i}] must be a ParseNote, got {type(n).__name__}")
+            unknown = [x for x in (*n.chosen, *n.alternatives) if x not in ids]
+            if unknown:
+                raise GraphError(f"notes[{i}] names {unknown[0]!r}, which is not an entity id")
 
     # -- JSON -------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, notes: bool = False) -> dict[str, Any]:
+        """The JSON form; with ``notes=True`` also the parser's notes (a list, maybe empty)."""
+        out = {
             "caption": self.caption,
             "entities": [e.to_dict() for e in self.entities],
             "relations": [r.to_dict() for r in self.relations],
         }
+        if notes:
+            out["notes"] = [n.to_dict() for n in self.notes]
+        return out
 
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+    def to_json(self, *, notes: bool = False, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(notes=notes), **kwargs)
 
     @classmethod
     def from_dict(cls, data: Any, *, caption: str | None = None) -> SceneGraph:
         """Build and validate a graph from its JSON form; every problem is one GraphError."""
         if not isinstance(data, dict):
             raise GraphError(f"a graph must be a JSON object, got {type(data).__name__}")
-        unknown = set(data) - {"caption", "entities", "relations"}
+        unknown = set(data) - {"caption", "entities", "relations", "notes"}
         if unknown:
             raise GraphError(f"graph has unknown keys: {', '.join(sorted(unknown))}")
         cap = data.get("caption", caption)
@@ -197,7 +248,7 @@ class SceneGraph:
             if obj is not None and not isinstance(obj, str):
                 raise GraphError(f"relations[{i}] 'object' must be a string or null")
             relations.append(Relation(r["subject"], r["predicate"].strip(), obj))
-        return cls(cap, tuple(entities), tuple(relations))
+        return cls(cap, tuple(entities), tuple(relations), notes=_notes_from(data.get("notes", [])))
 
     @classmethod
     def from_json(cls, text: str) -> SceneGraph:
@@ -206,3 +257,23 @@ class SceneGraph:
         except json.JSONDecodeError as exc:
             raise GraphError(f"graph is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def _notes_from(raw: Any) -> tuple[ParseNote, ...]:
+    """Parser notes from their JSON form (see :class:`ParseNote`); every problem is one GraphError."""
+    if not isinstance(raw, list):
+        raise GraphError("graph 'notes' must be a list")
+    notes = []
+    for i, n in enumerate(raw):
+        if not isinstance(n, dict) or not isinstance(n.get("message"), str) or not n["message"].strip():
+            raise GraphError(f"notes[{i}] must be an object with a non-empty 'message'")
+        extra = set(n) - {"kind", "phrase", "chosen", "alternatives", "message"}
+        if extra:
+            raise GraphError(f"notes[{i}] has unknown keys: {', '.join(sorted(extra))}")
+        ids = [n.get("chosen", []), n.get("alternatives", [])]
+        if not all(isinstance(x, list) and all(isinstance(v, str) for v in x) for x in ids):
+            raise GraphError(f"notes[{i}] 'chosen' and 'alternatives' must be lists of entity ids")
+        if not isinstance(n.get("kind", ""), str) or not isinstance(n.get("phrase", ""), str):
+            raise GraphError(f"notes[{i}] 'kind' and 'phrase' must be strings")
+        notes.append(ParseNote(n.get("kind", "note"), n.get("phrase", ""), tuple(ids[0]), tuple(ids[1]), n["message"]))
+    return tuple(notes)

@@ -17,42 +17,65 @@ __all__ = [
     "ADJECTIVES",
     "ADJECTIVE_SUFFIXES",
     "ADVERBS",
+    "ANIMAL_NOUNS",
     "AUXILIARIES",
     "CAPTION_FRAME_RE",
+    "CLAUSE_OPENERS",
     "COLOURS",
+    "COLOUR_SHADES",
     "COMPARATIVES",
+    "COMPLEMENT_VERBS",
     "CONJUNCTIONS",
     "CONTRACTIONS",
     "COPULAS",
+    "DEPICTION_NOUNS",
+    "DEPICTION_VERBS",
     "DETERMINERS",
     "END_PUNCT",
+    "FEMALE_NOUNS",
     "FIXED_COMPOUNDS",
     "FUNCTION_WORDS",
+    "GOAL_PREPS",
     "IGNORED_PRONOUNS",
     "ING_NOUNS",
+    "INSTRUMENTS",
+    "INTENSIFIED_ADJECTIVES",
     "IRREGULAR_PAST",
     "IRREGULAR_PLURALS",
     "IRREGULAR_VERBS",
     "LINKING_VERBS",
     "LY_NOT_ADVERBS",
+    "MALE_NOUNS",
+    "MANNER_WORDS",
     "MATERIALS",
     "MERGED_PHRASES",
+    "MULTIWORD_ADVERBS",
+    "NEUTER_PEOPLE",
     "MULTIWORD_PREPOSITIONS",
     "NEGATIONS",
     "NOUNY_ADJECTIVES",
     "NUMBERS",
     "OBJECT_PRONOUNS",
     "PARTICLES",
+    "PERCEPTION_VERBS",
+    "PERSON_NOUNS",
+    "PLACEMENT_VERBS",
     "POSITIONAL",
     "POSITION_NOUNS",
+    "POSSESSIVE_DETERMINERS",
     "PREPOSITIONS",
     "PREP_HEADS",
     "PREP_TOKENS",
     "PRESENTATIONAL_SUBJECTS",
+    "PROPULSION_VERBS",
     "QUANTITY_NOUNS",
+    "RECIPIENT_PREPS",
     "RELATIONAL_NOUNS",
     "RELATIVE_WORDS",
     "REL_PRONOUNS",
+    "SAME_FORM_PAST",
+    "SCENE_NOUNS",
+    "SUBJECT_PREPS",
     "SUBJECT_PRONOUNS",
     "VERBS",
 ]
@@ -72,6 +95,9 @@ COLOURS: frozenset[str] = frozenset(
     beige tan maroon navy teal turquoise violet cyan magenta crimson blond blonde dark light
     pale bright colorful colourful multicolored""".split()
 )
+
+# Words that shade a following colour into one attribute ("light blue").
+COLOUR_SHADES: frozenset[str] = frozenset({"light", "dark", "pale", "bright", "deep"})
 
 MATERIALS: frozenset[str] = frozenset(
     """wooden wood metal metallic plastic glass stone brick leather steel iron cotton wool woolen
@@ -127,6 +153,8 @@ ADVERBS: frozenset[str] = frozenset(
     """very really quite too also just still almost slightly extremely rather so partially partly
     completely fully mostly together alone nearby here then now already even only happily quickly
     slowly carefully gently closely tightly loosely brightly""".split()
+) | frozenset(
+    {"side by side", "back to back", "face to face", "hand in hand", "arm in arm", "upside down", "head first"}
 )
 
 COPULAS: frozenset[str] = frozenset("is are was were be been being am 's".split())
@@ -230,7 +258,9 @@ VERBS: frozenset[str] = frozenset(
     check protect guard herd milk saddle groom mount dismount greet meet kiss marry walk jog hike
     race compete win lose score swing hit kick go come get keep turn move drag spread try want begin
     start need love crash drop arrive fetch pat scratch sip taste smoke work study prepare arrange
-    decorate juggle wrestle rub flip kneel wander explore observe admire chat argue""".split()
+    decorate juggle wrestle rub flip kneel wander explore observe admire chat argue find hear bury
+    knock pay scold fix slice chop stir splash deliver tow salute rise share sweep sew bend fling
+    cling steal choose wake send hug sketch notice aim glance gaze peer""".split()
 )
 
 # Irregular verb forms -> base form.
@@ -320,6 +350,24 @@ IRREGULAR_VERBS: dict[str, str] = {
     "blown": "blow",
     "dove": "dive",
     "slid": "slide",
+    "drew": "draw",
+    "drawn": "draw",
+    "rose": "rise",
+    "risen": "rise",
+    "swept": "sweep",
+    "fought": "fight",
+    "sewn": "sew",
+    "shown": "show",
+    "bent": "bend",
+    "sent": "send",
+    "flung": "fling",
+    "clung": "cling",
+    "stole": "steal",
+    "stolen": "steal",
+    "chose": "choose",
+    "chosen": "choose",
+    "woke": "wake",
+    "woken": "wake",
     "does": "do",
     "did": "do",
     "done": "do",
@@ -374,6 +422,8 @@ FIXED_COMPOUNDS: frozenset[tuple[str, ...]] = frozenset(
         "street sign",
         "high chair",
         "ice cream",
+        "magnifying glass",
+        "double decker",
     ]
 )
 
@@ -387,7 +437,13 @@ ADJECTIVE_SUFFIXES: tuple[str, ...] = ("ous", "ful", "ive", "less", "ish", "able
 
 # -- pronouns, conjunctions, negation (both backends) ----------------------------------------
 
-CONJUNCTIONS: frozenset[str] = frozenset({"and", "or", "but", "&", "while", "whereas", "where", "then", ",", ":"})
+CONJUNCTIONS: frozenset[str] = frozenset(
+    {"and", "or", "but", "&", "while", "whereas", "where", "then", ",", ":", "as", "when", "until", "because", "once"}
+)
+# Prepositions that open a clause when a subject pronoun follows ("before he serves it").
+CLAUSE_OPENERS: frozenset[str] = frozenset({"before", "after", "since", "till"})
+# Possessive determiners: "in its mouth" is the owner's part; no relation to the owner is made.
+POSSESSIVE_DETERMINERS: frozenset[str] = frozenset({"his", "her", "its", "their", "my", "your", "our"})
 # Relative pronouns; "that" is one too but, being also a determiner, is decided in context.
 REL_PRONOUNS: frozenset[str] = frozenset({"who", "which", "whom"})
 RELATIVE_WORDS: frozenset[str] = REL_PRONOUNS | {"that"}
@@ -424,18 +480,28 @@ POSITIONAL: frozenset[str] = frozenset(
         "at the back",
     }
 )
+# Adverbs of several words, merged into one token and dropped like "quickly".
+MULTIWORD_ADVERBS: frozenset[str] = frozenset(
+    {"side by side", "back to back", "face to face", "hand in hand", "arm in arm", "upside down", "head first"}
+)
 # Every multi-word phrase the tokeniser merges into one token, longest first.
 MERGED_PHRASES: tuple[tuple[str, ...], ...] = tuple(
-    sorted({*MULTIWORD_PREPOSITIONS, *(tuple(p.split()) for p in POSITIONAL)}, key=len, reverse=True)
+    sorted(
+        {*MULTIWORD_PREPOSITIONS, *(tuple(p.split()) for p in POSITIONAL | MULTIWORD_ADVERBS)},
+        key=len,
+        reverse=True,
+    )
 )
 # Every token the chunker reads as a preposition (single words and merged phrases).
-PREP_TOKENS: frozenset[str] = frozenset(PREPOSITIONS | {" ".join(p) for p in MERGED_PHRASES})
+PREP_TOKENS: frozenset[str] = frozenset(
+    PREPOSITIONS | {" ".join(p) for p in MULTIWORD_PREPOSITIONS} | POSITIONAL
+)
 # Adjectives that are also common nouns: only modifiers when a clear noun follows them.
 NOUNY_ADJECTIVES: frozenset[str] = frozenset(
     """wood metal plastic glass stone brick leather steel iron cotton wool paper cardboard ceramic
     concrete marble rubber denim silk straw tin copper bronze porcelain velvet fur gold silver
     orange light cream lime olive chocolate baby toy top bottom front back side left right
-    middle dark""".split()
+    middle dark adult""".split()
 )
 # Words ending in -ly that are not adverbs.
 LY_NOT_ADVERBS: frozenset[str] = frozenset(
@@ -481,3 +547,112 @@ POSITION_NOUNS: frozenset[str] = frozenset(
 PREP_HEADS: frozenset[str] = frozenset("next close closer adjacent far away out because instead inside outside".split())
 # Subjects of a presentational copula ("this is a dog"): not entities.
 PRESENTATIONAL_SUBJECTS: frozenset[str] = frozenset({"this", "that", "these", "those", "it", "here"})
+
+# -- words after a verb (rules chunker) --------------------------------------------------------
+
+# Manner and degree words that, right after a verb, say how it happens: dropped, never entities
+# ("floats high over the houses" -> "float over").
+MANNER_WORDS: frozenset[str] = frozenset(
+    """high low fast far deep hard straight forward forwards backward backwards sideways upward
+    upwards downward downwards loud quick slow""".split()
+)
+# Degree word + adjective that mean the adjective alone ("wide open" -> open).
+INTENSIFIED_ADJECTIVES: frozenset[tuple[str, str]] = frozenset(
+    {("wide", "open"), ("wide", "awake"), ("fast", "asleep"), ("sound", "asleep")}
+)
+# Past participles spelled like the base form: "was hit by" is passive.
+SAME_FORM_PAST: frozenset[str] = frozenset(
+    "hit cut put set shut hurt let spread read cast burst split upset beat".split()
+)
+# Verbs that take an object and a bare verb ("watches the plane take off").
+COMPLEMENT_VERBS: frozenset[str] = frozenset("watch see hear feel notice let make help film photograph".split())
+
+# -- attachment of a phrase after a verb's object (rules/attach.py, both backends) -------------
+
+# Verbs of seeing or depicting: a phrase after their object locates the object ("watches a bird on
+# a branch", "looks at a painting on the wall").
+PERCEPTION_VERBS: frozenset[str] = frozenset(
+    """look watch see stare gaze glance peer point aim photograph film draw paint sketch admire
+    observe examine inspect notice study""".split()
+)
+# Verbs that make a picture or writing: a place phrase is where the made thing is ("draws a cat
+# on the sidewalk" -> cat on sidewalk), even a place that would otherwise be the scene's.
+DEPICTION_VERBS: frozenset[str] = frozenset("draw paint sketch write carve print engrave scribble".split())
+# Verbs that put their object somewhere: any place phrase is where the object ends up.
+PLACEMENT_VERBS: frozenset[str] = frozenset(
+    """put place set hang lay stack plant bury hide store pile arrange tuck insert mount pin stick
+    park load leave""".split()
+)
+# Verbs that send their object moving: a path phrase is the object's path.
+PROPULSION_VERBS: frozenset[str] = frozenset(
+    """throw toss kick pour drop push pull knock roll hit shoot spray splash slide drag fling spill
+    dump bounce dribble pass launch send fire""".split()
+)
+# Goals of a caused motion: after a verb's object they are always the object's.
+GOAL_PREPS: frozenset[str] = frozenset({"into", "onto", "off", "out of"})
+# To / at / for a person or an animal after a verb's object: the subject's recipient or target.
+RECIPIENT_PREPS: frozenset[str] = frozenset({"to", "at", "for"})
+# Paths and vicinities: after a verb's object they place the subject (unless the verb sends the
+# object along them).
+SUBJECT_PREPS: frozenset[str] = frozenset(
+    """at along across through around near by beside under beneath underneath up down toward
+    towards past among""".split()
+) | frozenset({"next to", "in front of", "close to", "in the middle of"})
+# Tools and body parts: "with" one of these is how the subject does it.
+INSTRUMENTS: frozenset[str] = frozenset(
+    """knife knives fork forks spoon spoons chopsticks scissors hammer saw axe drill screwdriver
+    wrench shovel spade rake hoe broom mop brush brushes paintbrush toothbrush comb pen pencil
+    crayon crayons chalk marker bat racket racquet club stick cane pole rod net hose sponge towel
+    cloth rag needle camera phone remote whip lasso rope ladle spatula whisk tongs sword cutter
+    trimmer mower iron hairdryer razor tool tools stick sticks hand hands foot feet teeth mouth
+    paw paws trunk beak fingers finger""".split()
+)
+# Places, grounds, weather, seats and vehicles: a phrase naming one describes where the scene is,
+# so after a verb's object it goes to the subject ("walks a dog in the snow" -> girl in snow).
+SCENE_NOUNS: frozenset[str] = frozenset(
+    """beach park field fields meadow farm barn stable garden yard backyard lawn street road
+    sidewalk path trail alley square plaza market city town village forest woods jungle desert
+    mountain mountains hill hills valley lake river sea ocean shore coast harbor harbour pier dock
+    bridge stage court pitch track arena stadium gym playground zoo station airport platform
+    kitchen bathroom bedroom room hallway hall corridor office classroom library restaurant cafe
+    shop store bar church garage basement attic studio workshop factory hospital school house home
+    snow rain sun sunshine shade fog mud sand grass water pool bench chair sofa couch bed stool
+    seat boat bus train car truck bike bicycle motorcycle skateboard surfboard tent balcony porch
+    deck countryside wilderness campsite""".split()
+) | frozenset({"living room", "dining room", "park bench", "parking lot", "swimming pool"})
+# Pictures and models: "a drawing of a house with a red door" -> the house has the door.
+DEPICTION_NOUNS: frozenset[str] = frozenset(
+    """drawing painting picture photo photograph poster map sketch statue model sculpture portrait
+    image illustration cartoon""".split()
+)
+
+# -- people and animals (pronouns and recipients) ------------------------------------------------
+
+FEMALE_NOUNS: frozenset[str] = frozenset(
+    """woman women girl girls lady ladies mother mothers mom mum daughter daughters sister sisters
+    grandmother grandma bride queen wife aunt niece actress waitress policewoman businesswoman
+    girlfriend princess nun ballerina""".split()
+)
+MALE_NOUNS: frozenset[str] = frozenset(
+    """man men boy boys gentleman gentlemen guy guys father fathers dad son sons brother brothers
+    grandfather grandpa groom king husband uncle nephew actor waiter policeman businessman
+    boyfriend prince monk fisherman fishermen snowman""".split()
+)
+# People without a marked gender (he, she and they all fit).
+PERSON_NOUNS: frozenset[str] = frozenset(
+    """person people child children kid kids baby babies toddler adult adults teenager student
+    students teacher teachers chef cook doctor nurse worker workers farmer builder owner rider
+    skier surfer skater player players photographer artist painter musician singer dancer driver
+    pilot soldier officer jockey baker waiter customer tourist tourists couple family crowd team
+    friend friends parent parents grandparent athlete runner swimmer climber hiker cyclist fan
+    fans audience spectators passenger passengers vendor clerk nurse patient kid""".split()
+)
+# People often called "it" in captions ("holds a baby and kisses it").
+NEUTER_PEOPLE: frozenset[str] = frozenset({"baby", "babies", "infant", "toddler"})
+ANIMAL_NOUNS: frozenset[str] = frozenset(
+    """dog dogs puppy puppies cat cats kitten kittens horse horses pony cow cows calf bull sheep
+    lamb goat goats pig pigs chicken chickens hen rooster duck ducks goose geese bird birds parrot
+    owl eagle pigeon seagull mouse mice rat rabbit bunny squirrel fox wolf wolves bear bears deer
+    elephant elephants giraffe giraffes zebra zebras lion lions tiger monkey monkeys fish frog
+    turtle snake lizard bee butterfly spider camel donkey""".split()
+)

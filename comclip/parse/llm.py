@@ -8,8 +8,11 @@ Configuration (environment):
   part of an error message;
 - ``COMCLIP_LLM_TIMEOUT``: seconds, default 30.
 
-Only the standard library is used. Every failure (network, HTTP status, a reply that is not JSON,
-a graph that does not validate) is one InputError line starting with ``llm parser:``.
+The system prompt carries the graph schema and the annotation conventions of docs/parsing.md
+(one line per hard caption family, each with an example) and asks the model to add ``notes``
+where a choice could go another way; the notes come back on ``SceneGraph.notes``. Only the
+standard library is used. Every failure (network, HTTP status, a reply that is not JSON, a graph
+that does not validate) is one InputError line starting with ``llm parser:``.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from comclip.errors import GraphError, InputError
 from comclip.graph import GRAPH_JSON_SCHEMA, SceneGraph
 from comclip.parse.base import require_caption
 
-__all__ = ["SYSTEM_PROMPT", "LLMConfig", "LLMParser", "graph_from_reply"]
+__all__ = ["CONVENTIONS", "SYSTEM_PROMPT", "LLMConfig", "LLMParser", "graph_from_reply"]
 
 ENV_BASE_URL = "COMCLIP_LLM_BASE_URL"
 ENV_MODEL = "COMCLIP_LLM_MODEL"
@@ -45,14 +48,29 @@ _EXAMPLE = {
     ],
     "relations": [
         {"subject": "e0", "predicate": "sit on", "object": "e1"},
-        {"subject": "e1", "predicate": "next to", "object": "e2"},
+        {"subject": "e0", "predicate": "next to", "object": "e2"},
     ],
 }
 
-SYSTEM_PROMPT = (
-    "You turn an image caption into a scene graph for compositional image-text matching. "
-    "Reply with one JSON object only, no prose, that validates against this JSON schema:\n"
-    f"{json.dumps(GRAPH_JSON_SCHEMA)}\n"
+_EXAMPLE_WITH_NOTE = {
+    "caption": "a girl walks a dog in the snow",
+    "entities": [
+        {"id": "e0", "name": "girl", "attributes": []},
+        {"id": "e1", "name": "dog", "attributes": []},
+        {"id": "e2", "name": "snow", "attributes": []},
+    ],
+    "relations": [
+        {"subject": "e0", "predicate": "walk", "object": "e1"},
+        {"subject": "e0", "predicate": "in", "object": "e2"},
+    ],
+    "notes": [
+        {"kind": "attachment", "phrase": "in the snow", "chosen": ["e0"], "alternatives": ["e1"],
+         "message": "attached 'in the snow' to girl, not dog (a place: where the scene is)"}
+    ],
+}
+
+#: The annotation conventions of docs/parsing.md, one line per caption family, each with an example.
+CONVENTIONS = (
     "Conventions: entity ids are e0, e1, ... in order of first mention; 'name' is the head noun "
     "phrase without determiners or attributes, compounds kept ('fire truck'), plural kept as "
     "written ('dogs'); 'attributes' are adjectives, colours, numbers ('two') and materials "
@@ -60,8 +78,48 @@ SYSTEM_PROMPT = (
     "('sits on' -> 'sit on', 'holding' -> 'hold'), or the preposition alone after 'is' ('the cup "
     "is on the plate' -> 'on'); multi-word prepositions stay whole ('next to', 'on top of', 'in "
     "front of', 'on the left of'); 'object' is null for an intransitive verb; 'the car is red' "
-    "makes 'red' an attribute of car. Set 'caption' to the caption. Example:\n"
-    f"{json.dumps(_EXAMPLE)}"
+    "makes 'red' an attribute of car. Set 'caption' to the caption.\n"
+    "Phrases after a verb's object: a place, ground, weather, seat or vehicle (beach, kitchen, "
+    "snow, bench, boat) or a path or vicinity (at, along, under, by, next to) belongs to the "
+    "subject ('a girl walks a dog in the snow' -> girl in snow, not dog in snow); 'with' a tool or "
+    "body part is the subject's ('a woman slices bread with a knife' -> woman with knife), 'with' "
+    "something the object has is the object's ('walks a dog with a red collar' -> dog with "
+    "collar); a body part, a support or container holding only the object, or the sky, and any "
+    "phrase after a verb of seeing or drawing, belongs to the object ('a dog carries a stick in "
+    "its mouth' -> stick in mouth; 'watches a bird on a branch' -> bird on branch; 'chops onions "
+    "on a cutting board' -> onions on cutting board); into/onto/off, and any place after put, "
+    "hang, place, plant or a verb that throws, kicks or pours, belongs to the object ('kicks a ball "
+    "into the net' -> ball into net); to/at/for a person or animal is the subject's with the verb "
+    "('throws a frisbee to a dog' -> throw to). A second phrase after 'sits on a chair' or 'is on "
+    "the desk' belongs to the subject ('a cat sits on a chair in the kitchen' -> cat in kitchen).\n"
+    "Adverbs and manner words (high, low, fast, far, still, alone, side by side) are never "
+    "entities: 'the balloon floats high over the houses' -> balloon 'float over' houses; a state "
+    "adjective after a verb is an attribute ('the door stands open next to the window' -> door "
+    "[open], door 'stand next to' window; 'paints the fence white' -> fence [white]).\n"
+    "Passives and reduced relatives: a participle with 'by' keeps its form and its noun stays "
+    "the subject of the main verb ('the mouse chased by the cat hides under a chair' -> mouse "
+    "'chased by' cat, mouse 'hide under' chair); 'is covered with' -> 'covered with'; without "
+    "'by' a participle after a noun is lemmatised ('a car parked on the street' -> 'park on').\n"
+    "Pronouns: a pronoun is the nearest earlier entity it can refer to (he/him a male or unmarked "
+    "person, she/her a female or unmarked person, it a thing or animal, they/them a group): 'a "
+    "baby sleeps in a crib while the mother watches her' -> mother watch baby. A possessive (his, "
+    "its, her + noun) adds no relation; 'the man's hat' -> man 'have' hat.\n"
+    "Partitives: collective heads are dropped ('a stack of books' -> books; also group, herd, "
+    "flock, pile, pair, bunch, row, crowd); containers and portions stay, with 'of' ('a cup of "
+    "tea' -> cup 'of' tea) and what follows belongs to the container; in 'milk is poured from a "
+    "carton into a bowl' the milk is 'poured from' the carton and 'into' the bowl.\n"
+    "Complements: 'the camera films a man riding a bike' -> camera film man, man ride bike; 'a "
+    "boy watches the plane take off' -> boy watch plane, plane 'take off' (object null).\n"
+    "Notes: where a choice could reasonably go another way (where a phrase attaches, whom a "
+    "pronoun means), add one object to 'notes' with kind ('attachment' or 'pronoun'), phrase, "
+    "chosen and alternatives (entity ids) and a short message; otherwise leave 'notes' out."
+)
+
+SYSTEM_PROMPT = (
+    "You turn an image caption into a scene graph for compositional image-text matching. "
+    "Reply with one JSON object only, no prose, that validates against this JSON schema:\n"
+    f"{json.dumps(GRAPH_JSON_SCHEMA)}\n"
+    f"{CONVENTIONS}\nExamples:\n{json.dumps(_EXAMPLE)}\n{json.dumps(_EXAMPLE_WITH_NOTE)}"
 )
 
 _FENCE_RE = re.compile(r"^\s*```[a-zA-Z]*\s*(.*?)\s*```\s*$", re.DOTALL)

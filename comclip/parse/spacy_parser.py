@@ -11,8 +11,11 @@ attr, acomp, expl, neg, prt, poss, ...). It follows the conventions documented i
 - attributes: amod / nummod children (and their conjuncts) in order, then predicate adjectives
   (acomp of a copula) and predicate nominals ("the animal is a dog");
 - a verb gives ``subject lemma object`` for each direct object; its first preposition joins the
-  predicate when it has no direct object ("sit on"); a preposition after a direct object, and each
-  later preposition, attaches to the nearest preceding noun (the object) like the rules backend;
+  predicate when it has no direct object ("sit on"); a preposition the parse hangs on the verb
+  after its object goes to the subject or the object by the preferences of
+  :mod:`comclip.parse.rules.attach` (like the rules backend, with a note on the graph where that
+  is a guess); one the parse hangs on a noun stays on that noun; pronouns resolve to the nearest
+  compatible entity (:mod:`comclip.parse.rules.pronouns`);
   passives keep the participle ("covered with"); copula + preposition is just the preposition;
   existential "there is X on Y" makes X the subject; relative clauses and participles (relcl/acl)
   take the modified noun as subject; conjuncts share subjects/objects.
@@ -33,6 +36,8 @@ from comclip.parse import lexicon as lx
 from comclip.parse import morphology as mo
 from comclip.parse.base import require_caption
 from comclip.parse.builder import GraphBuilder
+from comclip.parse.rules.attach import attach_phrase
+from comclip.parse.rules.pronouns import is_plural, resolve
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Token
@@ -192,14 +197,19 @@ class _Extractor:
         return out
 
     def pronoun(self, tok: Token, exclude: list[str]) -> list[str]:
+        """The nearest compatible earlier entity (a subject pronoun prefers the last subject)."""
         word = _low(tok)
+        ids = [self.ids[i] for i in sorted(self.ids) if i < tok.i]
+        entities = [(e, self.b.name(e), is_plural(self.b.name(e), self.b.attributes(e))) for e in ids]
         if word in lx.SUBJECT_PRONOUNS and tok.dep_ in SUBJ_DEPS:
-            return list(self.last_subjects)
-        if word in lx.OBJECT_PRONOUNS:
-            for i in range(tok.i - 1, -1, -1):
-                if i in self.ids and self.ids[i] not in exclude:
-                    return [self.ids[i]]
-        return []
+            chosen, others = resolve(word, entities, prefer=self.last_subjects)
+        elif word in lx.OBJECT_PRONOUNS:
+            chosen, others = resolve(word, entities, exclude=exclude)
+        else:
+            return []
+        if others:
+            self.b.add_note("pronoun", word, chosen, others, "the nearest that fits")
+        return chosen
 
     def subjects(self, verb: Token) -> list[str]:
         """Subjects of a verb or copula, following relative clauses, participles and conjuncts."""
@@ -256,6 +266,25 @@ class _Extractor:
                 anchor = self.prep_relation(anchor[-1:], p) or anchor
         return bool(anchor)
 
+    def attach_chain(self, subjects: list[str], objects: list[str], verb: str, preps: list[Token],
+                     verb_prep: bool) -> None:
+        """Phrases hung on a verb after its object: subject or object (rules/attach.py)."""
+        for p in (x for x in preps if x.i not in self.consumed):
+            pp = prep_phrase(p)
+            if pp.obj is None or pp.text == "of":
+                self.prep_relation(objects[-1:], p)
+                continue
+            owned = any(c.dep_ == "poss" for c in pp.obj.children)
+            noun = self.name(pp.obj) if pp.obj.i in self.ids else _low(pp.obj)
+            a = attach_phrase(pp.text, verb=verb, verb_prep=verb_prep, noun=noun, owned=owned)
+            chosen, other = (subjects, objects[-1:]) if a.to_subject else (objects[-1:], subjects)
+            prefix = a.predicate[: -len(pp.text)] if a.predicate.endswith(pp.text) else ""
+            found = self.prep_relation(chosen, p, prefix=prefix)
+            if found and not a.certain:
+                mods = [c for c in pp.obj.children if c.dep_ in {"det", "poss", "amod", "nummod"} and c.i < pp.obj.i]
+                phrase = " ".join([pp.text, *(_low(m) for m in sorted(mods, key=lambda t: t.i)), noun])
+                self.b.add_note("attachment", phrase, chosen, other, a.reason)
+
     def predicate(self, verb: Token) -> None:
         if verb.dep_ == "xcomp" and verb.i == self.verb_text(verb.head)[1].i:
             return  # "tries to catch": handled as part of its head verb
@@ -288,27 +317,31 @@ class _Extractor:
             carrier = xcomp
         return " ".join(words), carrier
 
-    def objects(self, verb: Token, carrier: Token) -> list[str]:
-        """Direct objects; a relative pronoun object is the modified noun ("the horse that ...")."""
+    def objects(self, verb: Token, carrier: Token, subjects: list[str]) -> list[str]:
+        """Direct objects; a relative pronoun object is the modified noun ("the horse that ...");
+        an object pronoun is never one of the verb's ``subjects``."""
         out: list[str] = []
         for d in _children(carrier, {"dobj"}):
             if _low(d) in lx.RELATIVE_WORDS and verb.dep_ == "relcl":
                 out.extend(self.entity_ids(verb.head))
             else:
-                out.extend(self.entity_ids(d))
+                out.extend(self.entity_ids(d, exclude=subjects))
         return out
 
     def verb_relations(self, verb: Token, subjects: list[str], neg: str) -> None:
         text, carrier = self.verb_text(verb)
         pred = neg + text
-        objects = self.objects(verb, carrier)
+        objects = self.objects(verb, carrier, subjects)
         for s in subjects:
             for o in objects:
                 self.b.add_relation(s, pred, o)
-        preps = _prep_children(carrier)
+        preps = [p for p in _prep_children(carrier) if p.i not in self.consumed]
         if objects:
-            self.prep_chain(objects[-1:], preps, prefix="")
-        elif not self.prep_chain(subjects, preps, prefix=f"{pred} "):
+            self.attach_chain(subjects, objects, _lemma(carrier), preps, verb_prep=False)
+        elif preps:
+            first = self.prep_relation(subjects, preps[0], prefix=f"{pred} ")
+            self.attach_chain(subjects, first or subjects, _lemma(carrier), preps[1:], verb_prep=bool(first))
+        else:
             for s in subjects:
                 self.b.add_relation(s, pred, None)
 

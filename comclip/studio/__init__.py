@@ -13,6 +13,7 @@
 - :mod:`~comclip.studio.viz` — the charts, the entity graph and the annotated image;
 - :mod:`~comclip.studio.counterfactuals` — the same words, bound differently;
 - :mod:`~comclip.studio.messages` — errors in the page's words (remedies as menus, not flags);
+- :mod:`~comclip.studio.notes` — where the parser guessed, shown with the parsed graph;
 - :mod:`~comclip.studio.page` — the page's words, CSS and theme;
 - :mod:`~comclip.studio.widgets` — option widgets from the option vocabulary, the API's typed parameters.
 """

@@ -17,6 +17,7 @@ import gradio as gr
 
 from comclip.graph import SceneGraph
 from comclip.studio import presentation, viz
+from comclip.studio.notes import parse_notes_html
 from comclip.studio.page import status_html
 from comclip.studio.session import ResultCache
 
@@ -53,7 +54,8 @@ def details(scored: Scored, index: int) -> Panels:
     """Caption ``index`` inside out."""
     c = scored.result.captions[index]
     image = scored.image.image
-    return {"graph": viz.figure_html(viz.graph_figure(c.graph, c.components), f"entity graph of “{c.caption}”"),
+    return {"graph": viz.figure_html(viz.graph_figure(c.graph, c.components), f"entity graph of “{c.caption}”")
+            + parse_notes_html(c.graph),
             "graph_json": presentation.graph_json(c.graph),
             "grounding": presentation.picture_html(viz.annotate_boxes(image, c), f"boxes found for “{c.caption}”")
             + presentation.ungrounded_html(c),

@@ -8,9 +8,10 @@ prepositions, copulas, predicate adjectives, conjunctions, relative pronouns and
 Conventions (shared with the spaCy backend):
 
 - Entity ids are "e0", "e1", ... in order of first mention; every noun phrase is a new entity
-  (no coreference between noun phrases). Personal pronouns reuse an earlier entity: a subject
-  pronoun ("he", "they") the previous clause's subject, an object pronoun ("it", "them") the most
-  recent entity that is not the current subject.
+  (no coreference between noun phrases). A personal pronoun reuses the nearest earlier entity it
+  can refer to (he/him a male or unmarked person, she/her a female or unmarked one, it a thing or
+  an animal, they/them a plural or a group); a subject pronoun opening a clause prefers the
+  previous clause's subject; an object pronoun is never the current subject.
 - ``name`` is the lowercased head noun phrase without determiners and attributes; compounds are
   kept ("fire truck", "coffee mug"); plurals keep their surface form ("dogs").
 - Attributes, in caption order: adjectives, colours, numbers ("two"), materials ("wooden",
@@ -22,14 +23,30 @@ Conventions (shared with the spaCy backend):
   the preposition ("is on" -> "on"); multi-word prepositions stay whole ("next to", "on top of",
   "in front of", "on the left of"); negation is kept as "not ...". An intransitive verb, or a
   position without an object ("on the left"), gives a relation with object null.
-- A prepositional phrase attaches to the nearest preceding noun phrase ("a man rides a horse on
-  the beach" -> horse on beach); after a copula, to the clause subject.
+- A prepositional phrase after a verb's (or the copula's) object goes to the subject or the
+  object by the preferences of :mod:`~comclip.parse.rules.attach` ("a man rides a horse on the
+  beach" -> man on beach; "a dog carries a stick in its mouth" -> stick in mouth; "a woman slices
+  bread with a knife" -> woman with knife); any other one attaches to the nearest preceding noun
+  phrase (after a copula, to the clause subject; after "a cup of tea", to the cup; after "a
+  drawing of a house", to the house).
+- Adverbs and manner words after a verb are dropped ("floats high over" -> "float over"); a
+  state adjective between a verb and a preposition is the subject's attribute ("the door stands
+  open next to the window" -> door [open]); one after a verb's object is the object's ("paints
+  the fence white"). A participle with a by-agent keeps its form and leaves its noun the subject
+  of the main verb ("the mouse chased by the cat hides" -> mouse chased by cat, mouse hide).
 - Frame phrases ("a photo of ...") and collective nouns ("a group of people" -> people) are
-  dropped; a possessive ("the man's hat") gives ``man have hat``.
+  dropped; a possessive ("the man's hat") gives ``man have hat``; a possessive determiner ("its
+  mouth") gives nothing.
+- Where an attachment or a pronoun was a preference that can be wrong, the graph carries a note
+  (``SceneGraph.notes``) saying what was chosen, why, and what else it could be.
+
+The conventions are written out, with the gold sets that measure them, in docs/parsing.md.
 
 Layout of the package, one step per module: :mod:`~comclip.parse.rules.tokens` (text -> tokens),
 :mod:`~comclip.parse.rules.chunker` (tokens -> units, :mod:`~comclip.parse.rules.units`),
-:mod:`~comclip.parse.rules.assembler` (units -> graph). Word lists: :mod:`comclip.parse.lexicon`.
+:mod:`~comclip.parse.rules.assembler` (units -> graph), with :mod:`~comclip.parse.rules.attach`
+(subject or object for a phrase after a verb's object) and :mod:`~comclip.parse.rules.pronouns`
+(pronoun resolution), which the spaCy backend shares. Word lists: :mod:`comclip.parse.lexicon`.
 
 Contract: ``parse_rules(caption) -> SceneGraph`` (and ``RulesParser()(caption)``, name "rules")
 is pure and deterministic; a non-string or empty caption is an InputError; a caption with no

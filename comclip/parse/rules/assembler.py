@@ -2,12 +2,16 @@
 
 Contract: ``assemble(units) -> GraphBuilder`` runs a small state machine over the units once,
 left to right, and returns the filled builder (call ``.build(caption)`` on it). It creates one
-entity per noun phrase (ids in order of mention), resolves pronouns (subject pronoun -> previous
-clause's subject; object pronoun -> latest entity that is not the current subject), attaches a
-prepositional phrase to the nearest preceding noun phrase (after a copula to the clause subject),
-gives a verb/preposition without an object a relation with object None, turns predicate
-adjectives and nominals into attributes ("not ..." when negated) and a possessive into
-``owner have owned``. Pure and deterministic.
+entity per noun phrase (ids in order of mention), resolves pronouns to the nearest compatible
+earlier entity (:mod:`~comclip.parse.rules.pronouns`; a subject pronoun opening a clause prefers
+the previous clause's subject), attaches a prepositional phrase after a verb's (or the copula's)
+object to the subject or the object (:mod:`~comclip.parse.rules.attach`) and any other one to
+the nearest preceding noun phrase (after a copula to the clause subject; after "a drawing of X"
+to X), keeps a noun with a reduced relative ("the mouse chased by the cat", "the car parked
+behind the bus") the subject of the clause's main verb, gives a verb/preposition without an
+object a relation with object None, turns predicate adjectives and nominals into attributes
+("not ..." when negated) and a possessive into ``owner have owned``. Where an attachment or a
+pronoun was a guess, it adds a note to the builder. Pure and deterministic.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from comclip.parse import lexicon as lx
+from comclip.parse import morphology as mo
 from comclip.parse.builder import GraphBuilder
+from comclip.parse.rules.attach import attach_phrase
+from comclip.parse.rules.pronouns import is_plural, resolve
 from comclip.parse.rules.units import NP, Adjs, Conj, Cop, End, Prep, Rel, There, Unit, Verb
 
 __all__ = ["assemble"]
@@ -27,6 +34,20 @@ class _Pending:
     predicate: str
     is_verb: bool
     objectless: bool = False
+    lemma: str = ""  # the verb's lemma, "be" for a copula + preposition
+    verb_prep: bool = False  # the verb (or copula) reaches its object through a preposition
+    in_frame: bool = False  # a phrase attached through the current frame
+
+
+@dataclass
+class _Frame:
+    """A verb (or copula + preposition) and its object: later phrases may describe either side."""
+
+    subjects: list[str]
+    objects: list[str]
+    lemma: str
+    verb_prep: bool
+    tail: list[str]  # the noun phrase a further phrase follows
 
 
 @dataclass
@@ -51,6 +72,8 @@ class _Assembler:
     coordinate: bool = False
     after_comma: bool = False
     possessor: str | None = None
+    frame: _Frame | None = None
+    past_main: bool = False  # the main verb so far is a bare past form: maybe a reduced relative
 
     def run(self) -> GraphBuilder:
         for k, unit in enumerate(self.units):
@@ -64,7 +87,7 @@ class _Assembler:
         elif isinstance(u, Verb):
             self.on_verb(u)
         elif isinstance(u, Prep):
-            self.on_prep(u)
+            self.on_prep(k, u)
         elif isinstance(u, Cop):
             self.on_cop(u)
         elif isinstance(u, Adjs):
@@ -74,6 +97,7 @@ class _Assembler:
         elif isinstance(u, Rel):
             self.flush()
             self.rel_subj, self.rel_done, self.rel_object = list(self.last_np), False, None
+            self.frame = None
         elif isinstance(u, There):
             self.flush()
             self.new_clause()
@@ -89,7 +113,7 @@ class _Assembler:
             self.prev_clause_subj = self.clause_subj
         self.clause_subj, self.main_verb, self.existential = None, False, False
         self.rel_subj, self.cop_subj, self.pred_subjects, self.linking = None, None, None, None
-        self.rel_object = None
+        self.rel_object, self.frame, self.past_main = None, None, False
         self.coordinate = False
 
     def flush(self) -> None:
@@ -109,15 +133,20 @@ class _Assembler:
                 self.b.add_relation(s, p.predicate, o)
 
     def resolve_pronoun(self, pron: str) -> list[str]:
-        """Subject pronoun: the previous clause's subject; object pronoun: the latest other entity."""
+        """The nearest compatible earlier entity; a subject pronoun opening a clause prefers the
+        previous clause's subject, an object pronoun is never the current subject."""
         opens_clause = self.clause_subj is None or pron != "it"
+        ids = [f"e{n}" for n in range(self.b.entity_count)]
+        entities = [(i, self.b.name(i), is_plural(self.b.name(i), self.b.attributes(i))) for i in ids]
         if self.pending is None and pron in lx.SUBJECT_PRONOUNS and opens_clause:
-            return list(self.prev_clause_subj or self.clause_subj or [])
-        current = set(self.pending.subjects if self.pending else self.clause_subj or [])
-        for n in range(self.b.entity_count - 1, -1, -1):
-            if f"e{n}" not in current:
-                return [f"e{n}"]
-        return []
+            prefer = list(self.prev_clause_subj or self.clause_subj or [])
+            chosen, others = resolve(pron, entities, prefer=prefer)
+        else:
+            current = self.pending.subjects if self.pending else self.clause_subj or []
+            chosen, others = resolve(pron, entities, exclude=current)
+        if others:
+            self.b.add_note("pronoun", pron, chosen, others, "the nearest that fits")
+        return chosen
 
     # -- units
     def on_np(self, k: int, u: NP) -> None:
@@ -154,11 +183,17 @@ class _Assembler:
             p, self.pending = self.pending, None
             self.relate(p, ids)
             self.last_pred, self.last_np, self.last_role = p, ids, "obj"
+            if p.is_verb or p.lemma == "be":
+                self.frame = _Frame(list(p.subjects), list(ids), p.lemma, p.verb_prep, list(ids))
+            elif p.in_frame and self.frame is not None:
+                self.frame.tail = list(ids)
             return
         if coord and self.last_role == "obj" and self.last_pred is not None:
-            if self.last_pred.is_verb or not self._has_own_modifier(k):
+            if self.last_pred.is_verb or not (self._has_own_modifier(k) or self._separate_item(k)):
                 self.relate(self.last_pred, ids)
                 self.last_np = self.last_np + ids
+                if self.frame is not None and self.last_pred.is_verb:
+                    self.frame.objects, self.frame.tail = self.frame.objects + ids, list(ids)
                 return
             if self.clause_subj is not None and not self.main_verb:
                 self.clause_subj = self.clause_subj + ids
@@ -178,11 +213,19 @@ class _Assembler:
             self.last_role = "free"
         self.last_np = ids
 
+    def _separate_item(self, k: int) -> bool:
+        """ "a bottle of wine and two glasses": a determined item after "X of Y" is not in X."""
+        u = self.units[k]
+        p = self.last_pred
+        return p is not None and p.predicate == "of" and isinstance(u, NP) and (
+            bool(u.det) or any(mo.is_number(a) for a in u.attributes)
+        )
+
     def _has_own_modifier(self, k: int) -> bool:
         nxt = self.units[k + 1] if k + 1 < len(self.units) else None
         return isinstance(nxt, Prep) or (isinstance(nxt, Verb) and not nxt.aux and nxt.form == "ing")
 
-    def subjects_for_predicate(self, finite: bool) -> list[str]:
+    def subjects_for_predicate(self, finite: bool, bare_past: bool = False) -> list[str]:
         if self.coordinate and self.pred_subjects:
             return self.pred_subjects
         if self.rel_subj is not None and not self.rel_done:
@@ -190,8 +233,9 @@ class _Assembler:
             return self.rel_subj
         if self.after_comma and self.clause_subj:
             return self.clause_subj
-        if finite and self.clause_subj and not self.main_verb:
-            self.main_verb = True
+        if finite and self.clause_subj and (not self.main_verb or (self.past_main and not bare_past)):
+            # "a wall covered in ivy stands ...": the first past form was a reduced relative
+            self.main_verb, self.past_main = True, bare_past
             self.rel_subj = None
             return self.clause_subj
         if not finite and self.last_role == "obj" and self.last_pred and not self.last_pred.is_verb:
@@ -200,41 +244,71 @@ class _Assembler:
 
     def on_verb(self, u: Verb) -> None:
         self.flush()
-        self.cop_subj = None
-        finite = (
-            u.aux
-            or u.form in {"s", "base"}
-            or (u.form == "past" and self.clause_subj is not None and self.last_np == self.clause_subj)
+        self.cop_subj, self.frame = None, None
+        bare_past = (
+            u.form == "past" and not u.aux and not u.participle
+            and self.clause_subj is not None and self.last_np == self.clause_subj
         )
-        subjects = self.subjects_for_predicate(finite)
+        finite = u.aux or (u.form in {"s", "base"} and not u.participle) or bare_past
+        subjects = self.subjects_for_predicate(finite, bare_past)
         self.coordinate = self.after_comma = False
         self.pred_subjects = subjects
-        self.pending = _Pending(subjects, u.predicate, True, u.objectless)
+        self.pending = _Pending(subjects, u.predicate, True, u.objectless, u.lemma, bool(u.prep))
         self.linking = self.pending if u.lemma in lx.LINKING_VERBS and u.predicate == u.lemma else None
 
-    def on_prep(self, u: Prep) -> None:
+    def on_prep(self, k: int, u: Prep) -> None:
         self.flush()
+        frame = self._frame_for(u)
+        lemma, in_frame = "", False
         if self.cop_subj is not None:
-            subjects = self.cop_subj
+            subjects, lemma = self.cop_subj, "be"
             pred = ("not " if self.cop_negated else "") + u.predicate
             self.cop_subj = None
         elif self.coordinate and self.last_pred is not None and not self.last_pred.is_verb:
             subjects, pred = self.last_pred.subjects, u.predicate
-        elif self._after_of():
+        elif frame is not None:
+            subjects, pred = self.attach(k, u, frame)
+            in_frame = True
+        elif self._after_of() and not self._depiction():
             subjects, pred = self.last_pred.subjects, u.predicate  # type: ignore[union-attr]
         else:
             subjects, pred = list(self.last_np), u.predicate
         self.coordinate = False
         if not subjects:
             return
-        self.pending = _Pending(subjects, pred, False, u.objectless)
+        self.pending = _Pending(subjects, pred, False, u.objectless, lemma, bool(lemma), in_frame)
         if u.objectless:
             self.flush()
+
+    def _frame_for(self, u: Prep) -> _Frame | None:
+        """The verb frame a phrase after its object belongs to (directly, or after "X of Y")."""
+        f = self.frame
+        if f is None or u.objectless or u.predicate == "of" or self.cop_subj is not None or self.coordinate:
+            return None
+        after_of = self._after_of() and self.last_pred is not None and self.last_pred.subjects == f.tail
+        return f if self.last_np == f.tail or after_of else None
+
+    def attach(self, k: int, u: Prep, f: _Frame) -> tuple[list[str], str]:
+        """Subject or object for a phrase after a verb's object (:func:`attach_phrase`), noted when guessed."""
+        nxt = self.units[k + 1] if k + 1 < len(self.units) else None
+        noun = nxt.name if isinstance(nxt, NP) else ""
+        owned = isinstance(nxt, NP) and nxt.det in lx.POSSESSIVE_DETERMINERS
+        a = attach_phrase(u.predicate, verb=f.lemma, verb_prep=f.verb_prep, noun=noun, owned=owned)
+        chosen, other = (f.subjects, f.objects) if a.to_subject else (f.objects, f.subjects)
+        if not a.certain and isinstance(nxt, NP) and noun:
+            phrase = " ".join(w for w in (u.predicate, nxt.det, *nxt.attributes, noun) if w)
+            self.b.add_note("attachment", phrase, list(chosen), list(other), a.reason)
+        return list(chosen), a.predicate
 
     def _after_of(self) -> bool:
         """Right after "X of Y": a new prepositional phrase describes X ("a cup of tea on a table")."""
         p = self.last_pred
         return self.last_role == "obj" and p is not None and not p.is_verb and p.predicate == "of"
+
+    def _depiction(self) -> bool:
+        """ "a drawing of a house with a red door": after a picture of Y, a phrase describes Y."""
+        p = self.last_pred
+        return p is not None and any(self.b.name(s).split()[-1] in lx.DEPICTION_NOUNS for s in p.subjects)
 
     def on_cop(self, u: Cop) -> None:
         self.flush()
@@ -243,15 +317,17 @@ class _Assembler:
             return
         if self.rel_subj is not None and not self.rel_done:
             self.rel_done, subjects = True, self.rel_subj
-        elif self.clause_subj is not None and not self.main_verb:
-            self.main_verb, subjects = True, self.clause_subj
+        elif self.clause_subj is not None and (not self.main_verb or self.past_main):
+            self.main_verb, self.past_main, subjects = True, False, self.clause_subj
         else:
             subjects = list(self.last_np)
         self.cop_subj, self.cop_negated = subjects, u.negated
-        self.coordinate = False
+        self.coordinate, self.frame = False, None
 
     def on_adjs(self, u: Adjs) -> None:
-        if self.linking is not None and self.pending is self.linking:
+        if u.of_subject and self.pending is not None:
+            targets = self.pending.subjects  # "the door stands open next to ...": the verb goes on
+        elif self.linking is not None and self.pending is self.linking:
             targets, self.pending, self.cop_negated = self.linking.subjects, None, False
         else:
             targets = self.cop_subj if self.cop_subj is not None else list(self.last_np)

@@ -6,7 +6,12 @@ least one, unknown tokens are skipped; pure and deterministic. Decisions made he
 vs verb (agreement, determiners, known verb forms), attributes vs head nouns (word lists,
 fixed compounds, -ing/-ed modifiers), copula chains (passive "is covered with", auxiliary "has",
 negation), predicate adjectives and comparatives ("bigger than"), possessives ("the man's"),
-collective "a group of" (dropped), "each other" (dropped), relative "that".
+collective "a group of" (dropped), "each other" (dropped), relative "that"; after a verb, manner
+words are dropped ("floats high over" -> "float over") and state adjectives before a preposition
+describe the subject ("stands open next to"); a participle with "by" keeps its form ("chased
+by"); a bare verb after a seeing verb's object is a verb ("watches the plane take off"); an -s
+verb after "and" in a sentence with an -s verb is a verb ("holds a cup and drinks from it");
+an adjective after a verb's object is the object's state ("paints the fence white").
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class _Chunker:
             return self._skip(i + 2, lambda w: w in lx.COPULAS or is_adverb(w))
         if (t, nxt) in {("each", "other"), ("one", "another")}:
             return i + 2
+        if t in lx.CLAUSE_OPENERS and nxt in lx.SUBJECT_PRONOUNS:  # "before he serves it"
+            self.units.append(Conj(t))
+            return i + 1
         if t in lx.PREP_TOKENS:
             self.units.append(Prep(t, objectless=t in lx.POSITIONAL))
             return i + 1
@@ -70,6 +78,11 @@ class _Chunker:
             return i + 1
         if not is_content(t):
             return i + 1
+        if self._after_object(prev):
+            j, words = self._state_adjectives(i)
+            if words:  # "paints the fence white": the object's state
+                self.units.append(Adjs(words))
+                return j
         if self._wants_adjectives(prev):
             j, words = self._adjectives(i)
             if words and self.at(j) == "than":  # "is bigger than" -> predicate "bigger than"
@@ -101,13 +114,28 @@ class _Chunker:
             return True
         return isinstance(prev, Conj) and len(self.units) > 1 and isinstance(self.units[-2], Adjs)
 
+    def _after_object(self, prev: Unit | None) -> bool:
+        """Is ``prev`` a noun phrase that a verb just took as its object?"""
+        before = self.units[-2] if len(self.units) > 1 else None
+        return isinstance(prev, NP) and not prev.pronoun and isinstance(before, Verb) and not before.prep
+
+    def _state_adjectives(self, i: int) -> tuple[int, tuple[str, ...]]:
+        """Known adjectives at i not followed by a noun, before a preposition or the end."""
+        j = i
+        while self.at(j) in lx.ADJECTIVES and self.at(j) not in lx.MANNER_WORDS | lx.NOUNY_ADJECTIVES:
+            j += 1
+        nxt = self.at(j)
+        if j == i or not (nxt is None or nxt in lx.PREP_TOKENS or nxt in lx.END_PUNCT or nxt in lx.CONJUNCTIONS):
+            return i, ()
+        return j, tuple(self.toks[i:j])
+
     def _adjectives(self, i: int) -> tuple[int, tuple[str, ...]]:
         """Predicate adjectives at i ("red", "big and brown" is split by the Conj unit)."""
         words: list[str] = []
         j = i
         while j < len(self.toks):
             t = self.toks[j]
-            if is_adverb(t):
+            if is_adverb(t) or (t, self.at(j + 1)) in lx.INTENSIFIED_ADJECTIVES:
                 j += 1
                 continue
             if t in {"more", "less"} and mo.adjective_like(self.at(j + 1) or ""):
@@ -137,10 +165,18 @@ class _Chunker:
         if isinstance(prev, NP | Rel | Adjs):
             return True
         if isinstance(prev, Conj):
+            if form == "s" and self._parallel_verb(i):
+                return True
             if form != "base":
                 return form != "s" or not self._noun_after_conj(i)
             return any(isinstance(u, Verb) and u.form == "base" for u in self._sentence_units())
         return False
+
+    def _parallel_verb(self, i: int) -> bool:
+        """ "holds a cup and drinks from it": an -s verb after "and" when the sentence has one."""
+        if self.at(i + 1) in lx.END_PUNCT | {None}:
+            return False
+        return any(isinstance(u, Verb) and u.form == "s" and not u.aux for u in self._sentence_units())
 
     def _noun_after_conj(self, i: int) -> bool:
         """After a conjunction an -s word is a plural noun if a noun phrase came just before."""
@@ -152,14 +188,42 @@ class _Chunker:
         u = self.units
         return len(u) >= 2 and isinstance(u[-1], Conj) and u[-1].word == "and" and isinstance(u[-2], NP)
 
+    def _after_verb(self, j: int, lemma: str) -> tuple[int, tuple[str, ...]]:
+        """Skip adverbs and manner words after a verb; collect state adjectives that a preposition
+        follows ("stands open next to"), except after a linking verb ("looks happy")."""
+        states: list[str] = []
+        while True:
+            k = self._skip_manner(j)
+            t = self.at(k)
+            if t is None or lemma in lx.LINKING_VERBS or t not in lx.ADJECTIVES or t in lx.NOUNY_ADJECTIVES:
+                break
+            if self._nouny(k + 1):
+                break
+            after = self._skip(k + 1, lambda w: is_adverb(w) or w in lx.MANNER_WORDS or w in lx.ADJECTIVES)
+            if self.at(after) not in lx.PREP_TOKENS:
+                break
+            states.append(t)
+            j = k + 1
+        return self._skip_manner(j), tuple(states)
+
+    def _skip_manner(self, j: int) -> int:
+        """Index of the first token from j on that is not an adverb or a manner word (one before a
+        noun is an attribute: "wears low boots")."""
+        while (t := self.at(j)) is not None and (is_adverb(t) or (t in lx.MANNER_WORDS and not self._nouny(j + 1))):
+            j += 1
+        return j
+
     def _verb_group(self, i: int, *, aux: bool, negated: bool, passive: bool) -> int:
         t = self.toks[i]
         lemma = mo.lemmatize_verb(t) or t
-        parts = [t if passive else lemma]
         j = self._skip(i + 1, is_adverb)
+        form = guess_form(t) or "base"
+        participle = not aux and (form == "past" or t in lx.SAME_FORM_PAST) and self.at(j) == "by"
+        parts = [t if passive or participle else lemma]
         if self.at(j) == "to" and mo.verb_form(self.at(j + 1) or "") == "base":
             parts += ["to", self.toks[j + 1]]
             j = self._skip(j + 2, is_adverb)
+        j, states = self._after_verb(j, lemma)
         objectless = False
         nxt = self.at(j)
         if nxt in lx.PREP_TOKENS and not (nxt == "to" and mo.verb_form(self.at(j + 1) or "") == "base"):
@@ -172,8 +236,10 @@ class _Chunker:
                 objectless = after in lx.POSITIONAL
                 j += 1
         pred = " ".join((["not"] if negated else []) + parts)
-        form = guess_form(t) or "base"
-        self.units.append(Verb(pred, form, aux=aux, objectless=objectless, lemma=lemma))
+        prep = parts[-1] if parts[-1] in lx.PREP_TOKENS and len(parts) > 1 else ""
+        self.units.append(Verb(pred, form, aux, objectless, lemma, prep, participle))
+        if states:
+            self.units.append(Adjs(states, of_subject=True))
         return j
 
     def _copula_chain(self, i: int) -> int:
@@ -193,7 +259,8 @@ class _Chunker:
         form = guess_form(nxt) if is_content(nxt) else None
         if form == "ing" or (aux_words and not cop and form is not None):
             return self._verb_group(j, aux=True, negated=negated, passive=False)
-        if cop and form == "past" and self.at(self._skip(j + 1, is_adverb)) in lx.PREP_TOKENS:
+        after = self.at(self._skip(j + 1, is_adverb))
+        if cop and form == "past" and after in lx.PREP_TOKENS or cop and nxt in lx.SAME_FORM_PAST and after == "by":
             return self._verb_group(j, aux=True, negated=negated, passive=True)
         if cop:
             self.units.append(Cop(negated))
@@ -223,10 +290,13 @@ class _Chunker:
     def _noun_phrase(self, i: int, plural_ctx: bool) -> tuple[int, NP | None]:
         attrs: list[str] = []
         nouns: list[str] = []
+        before = self.at(i - 1)  # the step loop skips a determiner before calling this
+        det = before if before is not None and (before in lx.DETERMINERS or before == "her") else ""
         j = i
         while j < len(self.toks):
             t, nxt = self.toks[j], self.at(j + 1)
             if not nouns and not attrs and (t in lx.DETERMINERS or t == "her"):
+                det = t
                 j += 1
                 continue
             if not nouns and (t in lx.ADVERBS or is_adverb(t)):
@@ -238,13 +308,15 @@ class _Chunker:
             if not is_content(t):
                 break
             if not nouns:
-                if mo.is_number(t) or (self._modifier(t, j) and (t, nxt) not in lx.FIXED_COMPOUNDS):
+                if attrs and attrs[-1] in lx.COLOUR_SHADES and t in lx.COLOURS and self.at(j - 1) == attrs[-1]:
+                    attrs[-1] = f"{attrs[-1]} {t}"  # "light blue"
+                elif mo.is_number(t) or (self._modifier(t, j) and (t, nxt) not in lx.FIXED_COMPOUNDS):
                     attrs.append(t)
                 else:
                     nouns.append(t)
                 j += 1
                 continue
-            if self._verb_here(t, nouns[-1], nxt, plural_ctx or self._numbered(attrs)):
+            if self._verb_here(t, nouns[-1], nxt, plural_ctx or self._numbered(attrs)) or self._complement(t):
                 break
             if t in lx.ADJECTIVES and t not in lx.NOUNY_ADJECTIVES:
                 break
@@ -256,7 +328,12 @@ class _Chunker:
             nouns = [attrs.pop()]
         if len(nouns) == 1 and nouns[0] in lx.QUANTITY_NOUNS and self.at(j) == "of":
             return self._noun_phrase(j + 1, True)
-        return j, NP(" ".join(nouns), tuple(attrs))
+        return j, NP(" ".join(nouns), tuple(attrs), det=det)
+
+    def _complement(self, t: str) -> bool:
+        """ "watches the plane take off": a bare verb after the object of a seeing verb."""
+        prev = self.units[-1] if self.units else None
+        return isinstance(prev, Verb) and prev.lemma in lx.COMPLEMENT_VERBS and guess_form(t) == "base"
 
     @staticmethod
     def _numbered(attrs: list[str]) -> bool:
@@ -277,7 +354,9 @@ class _Chunker:
 
     def _verbish_tail(self, j: int) -> bool:
         t = self.at(j)
-        return t is not None and (t in lx.DETERMINERS or t in lx.PREP_TOKENS or mo.is_number(t))
+        if t is not None and (t in lx.ADJECTIVES or t in lx.MANNER_WORDS) and self.at(j + 1) in lx.PREP_TOKENS:
+            return True  # "the glass sits empty on ..."
+        return t is not None and (t in lx.DETERMINERS or t in lx.PREP_TOKENS or mo.is_number(t) or is_adverb(t))
 
     def _modifier(self, t: str, j: int) -> bool:
         """Is ``t`` (before any noun) an attribute of a following noun?"""

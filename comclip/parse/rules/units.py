@@ -2,10 +2,13 @@
 
 Contract: frozen dataclasses, one per kind of chunk; ``Unit`` is their union. ``NP`` is a noun
 phrase (``name`` = head words, ``attributes`` in caption order; a pronoun has an empty name and
-``pronoun`` set; ``possessor`` marks "the man's"); ``Verb`` a verb group (``predicate`` as it goes
-into the graph, ``form`` one of "base", "s", "ing", "past", ``aux`` after an auxiliary/copula,
-``objectless`` for a trailing position, ``lemma``); ``Prep`` a preposition (``objectless`` for
-"on the left"); ``Cop`` a copula (``negated``); ``Adjs`` predicate adjectives; ``Conj`` a
+``pronoun`` set; ``possessor`` marks "the man's"; ``det`` is its determiner as written, "" if
+none); ``Verb`` a verb group (``predicate`` as it goes into the graph, ``form`` one of "base",
+"s", "ing", "past", ``aux`` after an auxiliary/copula, ``objectless`` for a trailing position,
+``lemma``, ``prep`` the preposition joined to it, ``participle`` for a non-finite passive
+participle with a by-agent: "chased by"); ``Prep`` a preposition (``objectless`` for
+"on the left"); ``Cop`` a copula (``negated``); ``Adjs`` predicate adjectives (``of_subject``: a
+state of the preceding verb's subject, "stands open"); ``Conj`` a
 conjunction or comma; ``Rel`` a relative pronoun; ``There`` existential "there is"; ``End`` the
 end of a sentence.
 """
@@ -25,6 +28,7 @@ class NP:
     attributes: tuple[str, ...] = ()
     pronoun: str | None = None
     possessor: bool = False
+    det: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Verb:
     aux: bool = False
     objectless: bool = False
     lemma: str = ""
+    prep: str = ""
+    participle: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class Cop:
 @dataclass(frozen=True)
 class Adjs:
     words: tuple[str, ...]
+    of_subject: bool = False
 
 
 @dataclass(frozen=True)
