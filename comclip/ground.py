@@ -40,10 +40,12 @@ from PIL import Image
 from torchvision.ops import nms
 from torchvision.transforms.v2 import functional as tvF
 
+from comclip import dino
 from comclip.boxes import Boxes
 from comclip.errors import InputError
 from comclip.options import detector_thresholds
 from comclip.presets import DEFAULT_BOX_THRESHOLD, DEFAULT_TEXT_THRESHOLD
+from comclip.presets import DETECTOR_BACKENDS as BACKENDS
 from comclip.presets import DETECTOR_PRECISIONS as PRECISIONS
 
 NMS_IOU = 0.5
@@ -241,8 +243,8 @@ class GroundingDINO:
 
     def __init__(self, model: torch.nn.Module, processor: Any, *, device: torch.device, name: str,
                  box_threshold: float = DEFAULT_BOX_THRESHOLD, text_threshold: float = DEFAULT_TEXT_THRESHOLD,
-                 boxes_per_entity: int = 1,
-                 precision: str = "auto", batch_size: int | None = None) -> None:
+                 boxes_per_entity: int = 1, precision: str = "auto", backend: str = "auto",
+                 batch_size: int | None = None) -> None:
         if precision not in PRECISIONS:
             raise InputError(f"unknown detector precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
         self.model = model.to(device).eval()
@@ -255,9 +257,45 @@ class GroundingDINO:
         self.precision = precision
         self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE.get(self.device.type, 4))
         self.max_text_len = int(getattr(model.config, "max_text_len", 256))
-        #: Forwards run and (image, prompt) units detected, since construction (the bench reads them).
+        #: Forwards run (the fusion part with the ``torch`` backend), (image, prompt) units detected and
+        #: image-part forwards (``torch`` backend only), since construction (the bench reads them).
         self.forward_passes = 0
         self.units_detected = 0
+        self.image_passes = 0
+        self.backend = ""
+        self.use_backend(backend)
+
+    @property
+    def passes(self) -> int:
+        """Every forward since construction: model forwards (fusion parts) and image parts."""
+        return self.forward_passes + self.image_passes
+
+    @contextlib.contextmanager
+    def using_backend(self, backend: str) -> Iterator[None]:
+        """Run with another backend for a while (the bench's reference uses ``transformers``); not for
+        use while other threads detect."""
+        before = self.backend
+        self.use_backend(backend)
+        try:
+            yield
+        finally:
+            self.use_backend(before)
+
+    def use_backend(self, backend: str) -> None:
+        """Switch the forward: ``transformers`` (the model's own, as shipped), ``torch`` (the model in
+        three parts, image part once per image, gather sampling on the CPU: :mod:`comclip.dino`) or
+        ``auto`` (``torch`` when the model is a two-stage transformers Grounding DINO, as every released
+        one is; else ``transformers``)."""
+        if backend not in BACKENDS:
+            raise InputError(f"unknown detector backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+        splittable = dino.splittable(self.model)
+        if backend == "torch" and not splittable:
+            raise InputError(f"the torch detector backend needs a two-stage transformers Grounding DINO, "
+                             f"not {type(self.model).__name__}")
+        self.backend = "torch" if backend == "auto" and splittable else ("transformers" if backend == "auto"
+                                                                         else backend)
+        if splittable:
+            dino.use_gather_sampling(self.model, self.backend == "torch" and self.device.type == "cpu")
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -334,10 +372,14 @@ class GroundingDINO:
             by_shape.setdefault(tuple(pixels[u.slot].shape), []).append(k)
         found: list[dict[str, Boxes]] = [{} for _ in units]
         for members in by_shape.values():
+            features = self._image_features(pixels, sorted({units[k].slot for k in members}))
             for start in range(0, len(members), self.batch_size):
                 batch = members[start:start + self.batch_size]
-                probs, boxes, token_indices = self._forward([pixels[units[k].slot] for k in batch],
-                                                            [units[k].phrases for k in batch])
+                prompts = [units[k].phrases for k in batch]
+                if features is None:
+                    probs, boxes, token_indices = self._forward([pixels[units[k].slot] for k in batch], prompts)
+                else:
+                    probs, boxes, token_indices = self._fused([features[units[k].slot] for k in batch], prompts)
                 for row, k in enumerate(batch):
                     image = images[units[k].slot]
                     xyxy = cxcywh_to_xyxy(boxes[row], image.width, image.height)
@@ -346,23 +388,65 @@ class GroundingDINO:
                     found[k] = dict(zip(units[k].phrases, picked, strict=True))
         return found
 
-    def _forward(self, pixels: list[torch.Tensor], prompts: list[tuple[str, ...]]
-                 ) -> tuple[torch.Tensor, torch.Tensor, list[list[list[int]]]]:
-        """One forward over equal-size images and their prompts (text padded with an attention mask).
-        Returns token probabilities ``(B, Q, T)``, normalised cxcywh boxes ``(B, Q, 4)`` on the CPU, and
-        each row's phrase token indices."""
+    def _tokenise(self, prompts: list[tuple[str, ...]]) -> tuple[dict[str, torch.Tensor], list[list[list[int]]]]:
+        """The prompts' tokens (padded to the longest, on the device) and each phrase's token positions."""
         built = [build_prompt(list(p)) for p in prompts]
         enc = self.processor.tokenizer([text for text, _ in built], padding="longest", truncation=True,
                                        max_length=self.max_text_len, return_offsets_mapping=True,
                                        return_tensors="pt")
         offsets = enc.pop("offset_mapping").tolist()
         token_indices = [phrase_token_indices(off, spans) for off, (_, spans) in zip(offsets, built, strict=True)]
+        return {k: v.to(self.device) for k, v in enc.items()}, token_indices
+
+    def _image_features(self, pixels: dict[int, torch.Tensor], slots: list[int]
+                        ) -> dict[int, dino.VisionFeatures] | None:
+        """With the ``torch`` backend: each image's image-only features, computed once however many
+        prompts it has (equal-size images batched); None with the ``transformers`` backend."""
+        if self.backend != "torch":
+            return None
+        out: dict[int, dino.VisionFeatures] = {}
+        for start in range(0, len(slots), self.batch_size):
+            chunk = slots[start:start + self.batch_size]
+            features = self.image_forward(torch.stack([pixels[s] for s in chunk]))
+            out.update((s, features.rows([row])) for row, s in enumerate(chunk))
+        return out
+
+    def image_forward(self, pixel_values: torch.Tensor) -> dino.VisionFeatures:
+        """``torch`` backend: the image part of ``(B, 3, H, W)`` equal-size images (one forward)."""
+        with self.autocast():
+            features = dino.image_part(self.model, pixel_values)
+        self.image_passes += 1
+        return features
+
+    def fusion_forward(self, vision: dino.VisionFeatures, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                       token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``torch`` backend: text and fusion parts for rows of image features and tokenised prompts (one
+        forward); class logits ``(B, Q, T)`` and normalised cxcywh boxes ``(B, Q, 4)``."""
+        with self.autocast():
+            text = dino.text_part(self.model, input_ids, attention_mask, token_type_ids)
+            out = dino.fusion_part(self.model, vision, text)
+        self.forward_passes += 1
+        self.units_detected += int(input_ids.shape[0])
+        return out
+
+    def _fused(self, vision: list[dino.VisionFeatures], prompts: list[tuple[str, ...]]
+               ) -> tuple[torch.Tensor, torch.Tensor, list[list[list[int]]]]:
+        """Text part and fusion part for rows whose image features are known; as :meth:`_forward` returns."""
+        enc, token_indices = self._tokenise(prompts)
+        logits, boxes = self.fusion_forward(dino.VisionFeatures.cat(vision), **enc)
+        return logits.float().sigmoid().cpu(), boxes.float().cpu(), token_indices
+
+    def _forward(self, pixels: list[torch.Tensor], prompts: list[tuple[str, ...]]
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[list[list[int]]]]:
+        """One forward of the model as shipped over equal-size images and their prompts (text padded
+        with an attention mask). Returns token probabilities ``(B, Q, T)``, normalised cxcywh boxes
+        ``(B, Q, 4)`` on the CPU, and each row's phrase token indices."""
+        enc, token_indices = self._tokenise(prompts)
         pixel_values = torch.stack(pixels)
         pixel_mask = torch.ones(pixel_values.shape[0], *pixel_values.shape[2:], dtype=torch.long,
                                 device=pixel_values.device)
         with self.autocast():
-            outputs = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask,
-                                 **{k: v.to(self.device) for k, v in enc.items()})
+            outputs = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask, **enc)
         self.forward_passes += 1
         self.units_detected += len(prompts)
         return outputs.logits.float().sigmoid().cpu(), outputs.pred_boxes.float().cpu(), token_indices

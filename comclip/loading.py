@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from comclip import hub
+from comclip.cpu import keep_freed_memory
 from comclip.encoders import Encoder, get_backend
 from comclip.errors import NAME_MODEL, USE_CPU, InputError
 from comclip.ground import GroundingDINO
@@ -104,7 +105,7 @@ def build_random_detector(spec: DetectorSpec) -> tuple[torch.nn.Module, object]:
                                  **cfg["model"])  # type: ignore[arg-type]
     with hub.seeded(TINY_SEED):
         model = GroundingDinoForObjectDetection(config).eval()
-    image_processor = GroundingDinoImageProcessor(**({"size": spec.size} if spec.size else {}))
+    image_processor = GroundingDinoImageProcessor(**({"size": spec.processor_size} if spec.processor_size else {}))
     return model, GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
@@ -115,7 +116,7 @@ def _random_detector_dir(spec: DetectorSpec) -> Path:
         model.save_pretrained(folder)
         processor.save_pretrained(folder)  # type: ignore[attr-defined]
 
-    return hub.saved_once(spec.model, [_detector_config(spec), spec.size, TINY_SEED, random_vocab()], save)
+    return hub.saved_once(spec.model, [_detector_config(spec), spec.processor_size, TINY_SEED, random_vocab()], save)
 
 
 def load_detector(spec: DetectorSpec, device: torch.device) -> GroundingDINO:
@@ -133,10 +134,14 @@ def load_detector(spec: DetectorSpec, device: torch.device) -> GroundingDINO:
                 processor = AutoProcessor.from_pretrained(source, **kw)
             except (OSError, RuntimeError, ValueError) as exc:
                 raise load_failed(f"Grounding DINO {spec.model!r}", exc) from None
-    if spec.size is not None and not spec.random:
-        processor.image_processor.size = dict(spec.size)  # type: ignore[attr-defined]
+    size = spec.size_rule() or (spec.processor_size if not spec.random else None)
+    if size is not None:
+        processor.image_processor.size = dict(size)  # type: ignore[attr-defined]
+    if device.type == "cpu":
+        keep_freed_memory()
     return GroundingDINO(model, processor, device=device, name=spec.model, box_threshold=spec.box_threshold,
-                         text_threshold=spec.text_threshold, precision=spec.precision)
+                         text_threshold=spec.text_threshold, precision=spec.precision,
+                         backend=spec.backend)
 
 
 # -- user-named models --------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from comclip.errors import InputError
 
 #: The engine's detector forwards for 2 equal-size images with one phrase set each: 1 when it sends
 #: both (image, prompt) units in one ``detect_batch`` call, 2 when it grounds image by image.
-ENGINE_DETECTOR_FORWARDS = (1, 2)
+#: The detector's image part (both equal-size images at once) and its fusion part (both units at once);
+#: each could split in two by batch size.
+ENGINE_DETECTOR_FORWARDS = (2, 3, 4)
 JSON_KEYS = {"preset", "device", "pairs", "captions_per_image", "reference", "engine", "floor", "engine_replay",
              "speedup_vs_reference", "overhead_vs_floor", "overhead_vs_engine_replay", "peak_memory_mb"}
 
@@ -99,7 +101,9 @@ def test_detector_passes_and_forward_calls(exact_result, tiny_engine):
     engine, floor = r.forward_calls["engine"], r.forward_calls["floor"]
     assert floor["necessary_detector_units"] == floor["detector_rows"] == engine["detector_units"] == 2
     assert r.variants["engine"].detector_passes == engine["detector_forwards"] in ENGINE_DETECTOR_FORWARDS
-    assert r.variants["floor"].detector_passes == floor["detector_forwards"] == 1
+    # one image part for both images, one text + fusion part for both units
+    assert r.variants["floor"].detector_passes == floor["detector_forwards"] == 2
+    assert floor["detector_image_rows"] == 2
     assert floor["image_rows"] == engine["image_rows"] and floor["image_forwards"] == 1
     # text rows: the unique texts, counted here from the inputs themselves
     inputs = bench.make_inputs(6, 3)
@@ -163,14 +167,20 @@ def test_result_dict_and_table(exact_result):
 
 
 def test_recording_leaves_the_models_untouched(tiny_engine):
-    det_model, enc_model = tiny_engine.detector.model, tiny_engine.encoder.model
+    det, enc_model = tiny_engine.detector, tiny_engine.encoder.model
     inputs = bench.make_inputs(2, 2)
+    assert det.backend == "torch"  # its forwards: the image part and the text + fusion part
     with bench.record_forwards(tiny_engine) as rec:
-        assert "forward" in det_model.__dict__
+        assert {"image_forward", "fusion_forward"} <= set(det.__dict__)
         bench.run_engine(tiny_engine, inputs)
-    assert "forward" not in det_model.__dict__
+    assert not {"image_forward", "fusion_forward"} & set(det.__dict__)
     assert not {"encode_image", "encode_text"} & set(enc_model.__dict__)
-    assert rec.counts()["detector"] == 1
+    assert rec.counts()["detector"] == 2
+    with det.using_backend("transformers"), bench.record_forwards(tiny_engine) as rec_model:
+        assert "forward" in det.model.__dict__
+        bench.run_engine(tiny_engine, inputs)
+    assert "forward" not in det.model.__dict__ and det.backend == "torch"
+    assert rec_model.counts()["detector"] == 1
     _, diff = rec.replay(torch.device("cpu"), compare=True)
     assert diff < 1e-5
 
@@ -208,7 +218,7 @@ def test_cli_json(tiny_engine, capsys):
     assert JSON_KEYS <= set(d)
     assert (d["preset"], d["device"], d["pairs"], d["captions_per_image"]) == ("tiny", "cpu", 4, 2)
     assert d["reference"]["detector_forward_passes"] == 4
-    assert d["floor"]["detector_forward_passes"] == 1
+    assert d["floor"]["detector_forward_passes"] == 2  # the image part and the text + fusion part
     assert d["engine"]["detector_forward_passes"] in ENGINE_DETECTOR_FORWARDS
     assert d["forward_calls"]["engine"]["detector_units"] == 2
     assert d["options"]["fast_subimages"] is True
@@ -245,7 +255,7 @@ def test_bench_on_cuda(cache_dir):
     assert d["device"].startswith("cuda")
     assert d["peak_memory_mb"]["cuda_max_allocated"] > 0
     assert d["forward_calls"]["engine"]["detector_units"] == d["forward_calls"]["floor"]["detector_rows"] == 2
-    assert d["floor"]["detector_forward_passes"] == 1  # both units in one bf16 forward
+    assert d["floor"]["detector_forward_passes"] == 2  # both images' image part, both units' fusion: bf16
     assert r.checks["max_score_diff"] < 5e-3  # fp16 encoder, bf16 detector: batched vs one-by-one
 
 
@@ -271,7 +281,8 @@ def test_floor_merges_encoder_forwards_and_counts_units(tiny_engine):
     floor = bench.build_floor(tiny_engine, inputs, rec)
     counts = floor.counts()
     assert counts["image_forwards"] == counts["text_forwards"] == 1  # ... the floor one per tower
-    assert counts["detector_rows"] == 3 and counts["detector_forwards"] == 1  # equal-size images, one batch
+    # equal-size images: the 3 image parts in one batch, the 3 units' text + fusion parts in another
+    assert counts["detector_rows"] == counts["detector_image_rows"] == 3 and counts["detector_forwards"] == 2
     image_rows = sum(c.args[0].shape[0] for c in rec.calls if c.kind == "image")
     assert counts["image_rows"] == image_rows
     assert set(floor.run()) == {"detector", "image", "text"}

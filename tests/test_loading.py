@@ -100,7 +100,7 @@ def _no_network(monkeypatch):
 CACHED = Preset("cached", "tiny weights under real hub names",
                 EncoderSpec("open_clip", f"hf-hub:{CLIP_REPO}"),
                 DetectorSpec(DETECTOR_REPO, box_threshold=0.3, text_threshold=0.25,
-                             size={"shortest_edge": 128, "longest_edge": 256}), downloads="nothing")
+                             processor_size={"shortest_edge": 128, "longest_edge": 256}), downloads="nothing")
 
 
 def test_fully_cached_models_load_with_no_network_probe_and_score_like_the_offline_build(

@@ -73,7 +73,7 @@ def test_a_presets_folder_from_the_environment(tmp_path, monkeypatch):
      "detector: unknown key(s) colour"),
     ('{"name": "x", "encoder": {"model": "m"}, "detector": {"model": "d"}}', "encoder: "),
     ('{"name": "x", "encoder": {"backend": "open_clip", "model": "m"}, "detector": {"model": "d", "precision": "fp8"}}',
-     "unknown precision 'fp8'; choose one of: auto, fp32, bf16"),
+     "unknown detector precision 'fp8'; choose one of: auto, fp32, bf16"),
 ])
 def test_a_broken_preset_file_is_one_clear_error_naming_it(tmp_path, content, needle):
     (tmp_path / "bad.json").write_text(content)

@@ -43,6 +43,8 @@ class FloorCall:
     kind: str  # detector | image | text
     rows: int
     fn: Callable[[], Any] = field(repr=False)
+    #: ``image``: a detector image part (rows are images, not (image, prompt) units).
+    part: str = ""
 
 
 @dataclass
@@ -57,8 +59,9 @@ class Floor:
         out: dict[str, int] = {}
         for kind in FORWARD_KINDS:
             mine = [c for c in self.calls if c.kind == kind]
-            out[f"{kind}_rows"] = sum(c.rows for c in mine)
+            out[f"{kind}_rows"] = sum(c.rows for c in mine if c.part != "image")
             out[f"{kind}_forwards"] = len(mine)
+        out["detector_image_rows"] = sum(c.rows for c in self.calls if c.part == "image")
         return out
 
     def run(self) -> dict[str, float]:
@@ -102,7 +105,9 @@ def _largest_batch(make: Callable[[int], list[FloorCall]], rows: int, cuda: bool
 
 
 def detector_calls(detector: Any, inputs: BenchInputs) -> list[FloorCall]:
-    """One forward per batch of equal-size (image, prompt) units, inputs prepared on the device."""
+    """The necessary detector forwards, inputs prepared on the device: with the ``torch`` backend one
+    image part per unique image (equal-size images batched) and one text + fusion part per batch of
+    equal-size (image, prompt) units; with ``transformers`` one model forward per batch of units."""
     device = detector.device
     cuda = device.type == "cuda"
     units = [(i, tuple(chunk)) for i, phrases in necessary_units(inputs) for chunk in detector.prompts(phrases)]
@@ -110,31 +115,61 @@ def detector_calls(detector: Any, inputs: BenchInputs) -> list[FloorCall]:
     groups: dict[tuple[int, ...], list[tuple[int, tuple[str, ...]]]] = {}
     for unit in units:
         groups.setdefault(tuple(pixels[unit[0]].shape), []).append(unit)
-
-    def forward(members: Sequence[tuple[int, tuple[str, ...]]]) -> FloorCall:
-        from comclip.ground import build_prompt
-
-        enc = detector.processor.tokenizer([build_prompt(list(p))[0] for _, p in members], padding="longest",
-                                           truncation=True, max_length=detector.max_text_len, return_tensors="pt")
-        values = torch.stack([pixels[i] for i, _ in members])
-        kwargs = {"pixel_values": values, "pixel_mask": torch.ones(values.shape[0], *values.shape[2:],
-                                                                   dtype=torch.long, device=device),
-                  **{k: v.to(device) for k, v in enc.items()}}
-
-        def run() -> Any:
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-            with ctx:
-                return detector.model(**kwargs)
-
-        return FloorCall("detector", len(members), run)
-
+    split = getattr(detector, "backend", None) == "torch"
     calls: list[FloorCall] = []
     for members in groups.values():
-        def make(batch: int, members: list = members) -> list[FloorCall]:
-            return [forward(members[k:k + batch]) for k in range(0, len(members), batch)]
+        features: dict[int, Any] = {}
+        if split:
+            images = sorted({i for i, _ in members})
+            with torch.inference_mode():  # the fusion calls' inputs (untimed here; timed as image calls)
+                features = {i: detector.image_forward(pixels[i][None]) for i in images}
+
+            def make_images(batch: int, images: list = images) -> list[FloorCall]:
+                return [_image_call(detector, [pixels[i] for i in images[k:k + batch]])
+                        for k in range(0, len(images), batch)]
+
+            calls += _largest_batch(make_images, len(images) if cuda else detector.batch_size, cuda)
+
+        def make(batch: int, members: list = members, features: dict = features) -> list[FloorCall]:
+            return [(_fusion_call(detector, [features[i] for i, _ in chunk], [p for _, p in chunk]) if split
+                     else _model_call(detector, [pixels[i] for i, _ in chunk], [p for _, p in chunk]))
+                    for chunk in (members[k:k + batch] for k in range(0, len(members), batch))]
 
         calls += _largest_batch(make, len(members) if cuda else detector.batch_size, cuda)
     return calls
+
+
+def _tokens(detector: Any, prompts: Sequence[tuple[str, ...]]) -> dict[str, torch.Tensor]:
+    from comclip.ground import build_prompt
+
+    enc = detector.processor.tokenizer([build_prompt(list(p))[0] for p in prompts], padding="longest",
+                                       truncation=True, max_length=detector.max_text_len, return_tensors="pt")
+    return {k: v.to(detector.device) for k, v in enc.items()}
+
+
+def _image_call(detector: Any, pixels: list[torch.Tensor]) -> FloorCall:
+    values = torch.stack(pixels)
+    return FloorCall("detector", len(pixels), lambda: detector.image_forward(values), part="image")
+
+
+def _fusion_call(detector: Any, vision: list[Any], prompts: Sequence[tuple[str, ...]]) -> FloorCall:
+    from comclip.dino import VisionFeatures
+
+    rows, enc = VisionFeatures.cat(vision), _tokens(detector, prompts)
+    return FloorCall("detector", len(prompts), lambda: detector.fusion_forward(rows, **enc))
+
+
+def _model_call(detector: Any, pixels: list[torch.Tensor], prompts: Sequence[tuple[str, ...]]) -> FloorCall:
+    values = torch.stack(pixels)
+    kwargs = {"pixel_values": values, "pixel_mask": torch.ones(values.shape[0], *values.shape[2:],
+                                                               dtype=torch.long, device=values.device),
+              **_tokens(detector, prompts)}
+
+    def run() -> Any:
+        with detector.autocast():
+            return detector.model(**kwargs)
+
+    return FloorCall("detector", len(prompts), run)
 
 
 def _mergeable(calls: Sequence[ForwardCall]) -> bool:

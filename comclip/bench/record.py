@@ -111,9 +111,14 @@ class ForwardRecording:
 
 
 def _encoder_targets(engine: ComCLIP) -> list[tuple[Any, str, str]]:
-    """(object, method, kind) of every forward to record. An encoder whose model has no single image or
-    text forward method (BLIP-2) names its own tensor-in methods in ``bench_forwards``."""
-    targets: list[tuple[Any, str, str]] = [(engine.detector.model, "forward", "detector")]
+    """(object, method, kind) of every forward to record: the detector's (with the ``torch`` backend its
+    image part and its text + fusion part, each a forward of kind ``detector``), then the encoder's. An
+    encoder whose model has no single image or text forward method (BLIP-2) names its own tensor-in
+    methods in ``bench_forwards``."""
+    det = engine.detector
+    targets: list[tuple[Any, str, str]] = (
+        [(det, "image_forward", "detector"), (det, "fusion_forward", "detector")]
+        if getattr(det, "backend", None) == "torch" else [(det.model, "forward", "detector")])
     own = getattr(engine.encoder, "bench_forwards", None)
     if own:
         return targets + [(engine.encoder, own[kind], kind) for kind in ("image", "text")]

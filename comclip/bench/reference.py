@@ -20,6 +20,7 @@ and composition, not just a re-run of the same code. Nothing is cached.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from comclip.graph import SceneGraph
 
 if TYPE_CHECKING:
     from comclip.engine import ComCLIP
+    from comclip.options import Options
 
 Scores = list[tuple[float, float]]  # (CLIP, ComCLIP) per pair, in input order
 Boxes = tuple[tuple[float, float, float, float], ...]
@@ -128,7 +130,8 @@ def comclip_score_queries(t: np.ndarray, h0: np.ndarray, t_i: list[np.ndarray], 
 def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Scores:
     """Every pair in turn: one detector call, one encoder call per image and per text.
 
-    Uses the engine's models and option values (``options`` override them, as in ``match_batch``)."""
+    Uses the engine's models and option values (``options`` override them, as in ``match_batch``); the
+    detector runs the model's own forward (its ``transformers`` backend), as the official code does."""
     opts = engine.options.updated(**options) if options else engine.options
     enc, det = engine.encoder, engine.detector
     scale = float(enc.logit_scale)
@@ -146,6 +149,14 @@ def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Score
 
         return enc.project_queries(torch.from_numpy(h).float()).float().cpu().numpy().astype(np.float64)
 
+    switch = det.using_backend("transformers") if hasattr(det, "using_backend") else contextlib.nullcontext()
+    with switch:
+        return _pairs(inputs, opts, det, image_row, text_row, scale, project if multi_query else None)
+
+
+def _pairs(inputs: BenchInputs, opts: Options, det: Any, image_row: Callable[[Image.Image], np.ndarray],
+           text_row: Callable[[str], np.ndarray], scale: float, project: Callable[[np.ndarray], np.ndarray] | None
+           ) -> Scores:
     scores: Scores = []
     for loaded, caption, graph in inputs.pair_list():
         image = loaded.image
@@ -157,7 +168,7 @@ def run_reference(engine: ComCLIP, inputs: BenchInputs, **options: Any) -> Score
         for text, boxes in components(graph, found, relations=opts.relations, relation_text=opts.relation_text):
             v_i.append(image_row(sub_image(image, boxes, opts.subimage)))
             t_i.append(text_row(text))
-        if multi_query:
+        if project is not None:
             scores.append(comclip_score_queries(t, v0, t_i, v_i, scale, opts.weighting, project))
         else:
             scores.append(comclip_score(t, v0, t_i, v_i, scale, opts.weighting))

@@ -75,13 +75,13 @@ def _recorded_engine_run(engine: ComCLIP, inputs: BenchInputs, **options: Any
     """The engine's warm-up run with its forward passes recorded (checked against the detector's own
     count): its results, the recording and the (image, prompt) units it detected."""
     det = engine.detector
-    before = (det.forward_passes, det.units_detected)
+    before = (det.passes, det.units_detected)
     with record_forwards(engine) as recording:
         results = engine_results(engine, inputs, **options)
     calls = recording.counts()
-    if calls["detector"] != det.forward_passes - before[0]:
+    if calls["detector"] != det.passes - before[0]:
         raise RuntimeError(f"bench: recorded {calls['detector']} detector forwards but the detector counted "
-                           f"{det.forward_passes - before[0]}; update comclip/bench/record.py")
+                           f"{det.passes - before[0]}; update comclip/bench/record.py")
     if calls["image"] == 0 or calls["text"] == 0:
         raise RuntimeError("bench: recorded no encoder forward in the engine run; the encoder calls its model some "
                            "other way — update comclip/bench/record.py")
@@ -167,7 +167,7 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
             say(f"repeat {r + 1}/{repeats}: {name}")
             if cuda:
                 torch.cuda.reset_peak_memory_stats(dev)
-            before_passes = det.forward_passes
+            before_passes = det.passes
             if name == "reference":
                 seconds, cpu_s, ref_scores = timed(dev, lambda: run_reference(engine, inputs, **options))
             elif name == "engine":
@@ -181,7 +181,7 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
             timings[name].cpu_seconds.append(cpu_s)
             timings[name].detector_passes = {"floor": floor.counts()["detector_forwards"],
                                              "engine_replay": engine_calls["detector"]}.get(
-                                                 name, det.forward_passes - before_passes)
+                                                 name, det.passes - before_passes)
             if cuda:
                 cuda_peaks[name] = max(cuda_peaks[name], torch.cuda.max_memory_allocated(dev) / 2**20)
 

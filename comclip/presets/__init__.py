@@ -54,6 +54,11 @@ LISTED_FIRST = ("default", "large", "tiny")
 DEFAULT_BOX_THRESHOLD = 0.35
 DEFAULT_TEXT_THRESHOLD = 0.25
 DETECTOR_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+DETECTOR_BACKENDS: tuple[str, ...] = ("auto", "torch", "transformers")
+#: Smallest ``--detector-size`` (Swin's four stages and Grounding DINO's extra level need ≥ 64 px).
+MIN_DETECTOR_SIZE = 64
+#: Grounding DINO's own resize rule: shortest edge 800, longest at most 1333.
+DETECTOR_LONGEST_PER_SHORTEST = 1333 / 800
 
 JSONDict = dict[str, "JSONValue"]
 JSONValue = str | int | float | bool | None | list["JSONValue"] | JSONDict
@@ -73,10 +78,12 @@ class EncoderSpec:
     download_size: str | None = None  # e.g. "605 MB", for messages
 
 
-def _setting(default: OptionValue, help: str, *, choices: tuple[str, ...] | None = None, type: type = str
-             ) -> OptionValue:
-    """A detector setting a user may change when loading (the CLI's ``--detector-<name>`` flag)."""
-    return field(default=default, metadata={"setting": {"type": type, "help": help, "choices": choices}})
+def _setting(default: OptionValue, help: str, *, choices: tuple[str, ...] | None = None, type: type = str,
+             minimum: float | None = None) -> OptionValue:
+    """A detector setting a user may change when loading (the CLI's ``--detector-<name>`` flag); a
+    ``None`` default makes ``None`` a valid value (the model's own)."""
+    return field(default=default, metadata={"setting": {"type": type, "help": help, "choices": choices,
+                                                        "optional": default is None, "minimum": minimum}})
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,9 @@ class DetectorSpec:
     model: str  # hub id, or a name for a random model built offline from ``config``
     box_threshold: float = DEFAULT_BOX_THRESHOLD
     text_threshold: float = DEFAULT_TEXT_THRESHOLD
-    #: Image size the processor resizes to (None: the model's own setting).
-    size: dict[str, int] | None = None
+    #: The image processor's ``size`` rule as saved with a model built offline (e.g.
+    #: ``{"shortest_edge": 128, "longest_edge": 256}``; None: the processor's own).
+    processor_size: dict[str, int] | None = None
     #: Build a seeded random model from ``model_configs/grounding_dino/<config>.json`` instead of
     #: loading ``model`` from the hub.
     config: str | None = None
@@ -95,14 +103,30 @@ class DetectorSpec:
     # -- settings (one line each; :meth:`settings` lists them, the CLI makes a flag of each) --
     precision: str = _setting("auto", "detector forward precision: auto (bf16 autocast on CUDA, fp32 elsewhere), "
                               "fp32 or bf16", choices=DETECTOR_PRECISIONS)
+    backend: str = _setting("auto", "detector forward: auto (= torch for Grounding DINO), torch (the image part once "
+                            "per image, gather sampling on the CPU; same results) or transformers (the model's own "
+                            "forward)", choices=DETECTOR_BACKENDS)
+    size: int | None = _setting(None, "shortest image edge in pixels the detector reads (default: the model's own, "
+                                "800 for Grounding DINO; the longest edge is capped at size × 1333/800). Smaller is "
+                                "faster (time ~ pixels) but finds small objects less well: boxes and scores change",
+                                type=int, minimum=MIN_DETECTOR_SIZE)
 
     def __post_init__(self) -> None:
         for s in self.settings():
-            s.check(getattr(self, s.name))
+            try:
+                s.check(getattr(self, s.name))
+            except InputError as exc:  # "unknown size" → "unknown detector size"
+                raise InputError(str(exc).replace(s.label, "detector " + s.label, 1)) from None
 
     @property
     def random(self) -> bool:
         return self.config is not None
+
+    def size_rule(self) -> dict[str, int] | None:
+        """The image processor's ``size`` that :attr:`size` asks for (None: keep the processor's)."""
+        if self.size is None:
+            return None
+        return {"shortest_edge": self.size, "longest_edge": round(self.size * DETECTOR_LONGEST_PER_SHORTEST)}
 
     @classmethod
     def settings(cls) -> tuple[OptionField, ...]:
