@@ -10,7 +10,7 @@ orchestrates, batches and caches (thread-safe LRU caches: one engine may serve s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -68,6 +68,14 @@ def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], 
     return {k: v.float().cpu().numpy() for k, v in out.items()}
 
 
+#: ``on_stage(stage, count)``: told as each stage of a match starts (see :meth:`ComCLIP.match_batch`).
+OnStage = Callable[[str, int], None]
+
+
+def _silent(stage: str, count: int) -> None:
+    return None
+
+
 def describe(preset: Preset) -> ModelsInfo:
     """What a result records about the models that produced it."""
     return {"encoder": encoder_label(preset.encoder), "detector": preset.detector.model,
@@ -123,7 +131,8 @@ class ComCLIP:
                 out[t] = cache.put(t, v)
         return {t: out[t] for t in wanted}
 
-    def ground(self, items: Sequence[ScoringItem], opts: Options) -> list[list[Groundings]]:
+    def ground(self, items: Sequence[ScoringItem], opts: Options, on_stage: OnStage | None = None
+               ) -> list[list[Groundings]]:
         """Boxes for every caption, each grounded with a prompt of its own phrases only
         (:func:`~comclip.components.grounding_phrases`), so its boxes never depend on what else is
         scored. Captions of one image with the same phrase set share one request; requests not in
@@ -138,6 +147,8 @@ class ComCLIP:
                     keys[(i, phrases)] = (digest, phrases, *thresholds)  # type: ignore[assignment]
         found = {req: hit for req, key in keys.items() if (hit := self._detection_cache.get(key)) is not None}
         todo = [req for req in keys if req not in found]
+        if on_stage is not None:
+            on_stage("ground", len(todo))
         if todo:
             answers = self.detector.detect_batch(
                 [(items[i].image.image, list(phrases)) for i, phrases in todo], box_threshold=opts.box_threshold,
@@ -148,17 +159,21 @@ class ComCLIP:
 
     # -- public API ---------------------------------------------------------------------------
     def match(self, image: ImageInput, captions: Sequence[str], graphs: Sequence[GraphInput] | None = None,
-              options: Options | None = None, **changes: OptionValue) -> MatchResult:
+              options: Options | None = None, *, on_stage: OnStage | None = None, **changes: OptionValue
+              ) -> MatchResult:
         """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing.
-        Options as :meth:`match_batch`."""
-        return self.match_batch([(image, captions, graphs)], options, **changes)[0]
+        Options and ``on_stage`` as :meth:`match_batch`."""
+        return self.match_batch([(image, captions, graphs)], options, on_stage=on_stage, **changes)[0]
 
-    def match_batch(self, items: Sequence[Item], options: Options | None = None, **changes: OptionValue
-                    ) -> list[MatchResult]:
+    def match_batch(self, items: Sequence[Item], options: Options | None = None, *, on_stage: OnStage | None = None,
+                    **changes: OptionValue) -> list[MatchResult]:
         """Score many (image, captions[, graphs]) items with one image pass and one text pass.
 
         ``options`` (an :class:`Options` value) replaces the engine's own for this call; ``changes``
-        (Options fields by name) are applied on top of whichever is used."""
+        (Options fields by name) are applied on top of whichever is used. ``on_stage(stage, count)``,
+        when given, is told as each stage starts: ``parse`` (captions), ``ground`` (phrase sets the
+        detector must ground: those not in the cache), ``encode`` (images and texts to encode) and
+        ``compose`` (captions) — what a progress display shows."""
         opts = options or self.options
         opts = opts.updated(**changes) if changes else opts
         # Record the thresholds actually used (None means the detector's own).
@@ -172,11 +187,14 @@ class ComCLIP:
             timings[stage] = timings.get(stage, 0.0) + (now - clock) * 1000.0
             clock = now
 
+        tell = on_stage or _silent
+        tell("parse", sum(len(item[1]) if isinstance(item, (tuple, list)) and len(item) > 1 else 0 for item in items))
         prepared = [self._prepare(item, opts) for item in items]
         lap("parse")
-        groundings = self.ground(prepared, opts)
+        groundings = self.ground(prepared, opts, tell)
         lap("ground")
         plans, table = plan_captions(prepared, groundings, opts)
+        tell("encode", len(prepared) + len(table.subimages))
         pixels = self._subimage_pixels(prepared, table, opts)
         lap("subimages")
         # Raw (unnormalised) single-vector embeddings: the official SLIP / ComVG / retrieval code composes
@@ -189,6 +207,7 @@ class ComCLIP:
         text_emb = torch.stack([cached[t] for t in texts])
         text_row = {t: k for k, t in enumerate(texts)}
         lap("encode_texts")
+        tell("compose", len(plans))
         scale = float(self.encoder.logit_scale)
         host = compose_captions(plans, text_row, image_emb, text_emb, scale, opts.weighting,
                                 self.encoder.project_queries if is_multi_query(self.encoder) else None,  # BLIP-2

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from comclip.bench.click import CLICK_CAPTIONS, CLICK_IMAGE, format_click, run_click
 from comclip.bench.inputs import MAX_CAPTIONS_PER_IMAGE, check_counts
 from comclip.bench.run import OVERHEAD_RUNS, run_bench
 from comclip.cli.common import add_model_options, load_engine
@@ -29,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the image tower (long GPU runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the last stdout line)")
     p.add_argument("--verbose", action="store_true", help="progress on stderr (default: only on a terminal)")
+    p.add_argument("--click", action="store_true",
+                   help="time what a person waits for instead: one request (--image, --caption …) through match(), "
+                        "caches emptied, on the detector's path and on the model's own forward (transformers, "
+                        "fp32 eager), with their agreement and the detector's time per block")
+    p.add_argument("--image", default=CLICK_IMAGE, help="--click: the image [default: %(default)s]")
+    p.add_argument("--caption", action="append", default=None, metavar="TEXT",
+                   help=f"--click: a caption (repeat the flag) [default: {' | '.join(CLICK_CAPTIONS)}]")
     add_model_options(p, preset="arch-b32")  # arch-*: real-size architectures with random weights
     p.set_defaults(func=run_bench_command)
 
@@ -41,6 +49,10 @@ def run_bench_command(args: argparse.Namespace) -> int:
     progress = (lambda msg: print(f"[bench {time.perf_counter() - start:7.1f}s] {msg}", file=sys.stderr, flush=True)
                 ) if verbose else None
     engine = load_engine(args, parser="rules")  # every option flag applies to the engine and the reference
+    if args.click:
+        d = run_click(engine, args.image, args.caption or CLICK_CAPTIONS, args.repeats, say=progress)
+        print(json.dumps(d) if args.json else format_click(d))
+        return 0
     result = run_bench(engine.preset_name, engine.encoder.device, args.pairs, args.captions_per_image, args.repeats,
                        seed=args.seed, engine=engine, overhead_runs=args.overhead_runs, progress=progress)
     print(json.dumps(result.to_dict()) if args.json else result.format())
