@@ -50,6 +50,7 @@ except ImportError:  # anywhere else: no GPU decorator, plain calls
 
 import json  # noqa: E402
 import logging  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -72,20 +73,25 @@ from comclip.studio.presentation import hint  # noqa: E402
 from comclip.studio.widgets import api_components, option_widget  # noqa: E402
 
 if TYPE_CHECKING:
-    from comclip.engine import ComCLIP
+    from comclip.engine import ComCLIP, OnStage
 
 ROOT = Path(__file__).resolve().parent
 Page = dict[str, Any]  # the page's components by name
 
 
 def _run_match(engine: ComCLIP, image: LoadedImage, captions: list[str], graphs: list[SceneGraph | None] | None,
-               options: Options) -> MatchResult:
+               options: Options, on_stage: OnStage | None = None) -> MatchResult:
     """The one model call; on ZeroGPU it runs on a GPU lent for the call."""
-    return engine.match(image, captions, graphs, options)
+    return engine.match(image, captions, graphs, options, on_stage=on_stage)
 
 
 if spaces is not None:
-    _run_match = spaces.GPU(_run_match)
+    _on_gpu = spaces.GPU(_run_match)
+
+    def _run_match(engine: ComCLIP, image: LoadedImage, captions: list[str],  # type: ignore[misc]
+                   graphs: list[SceneGraph | None] | None, options: Options, on_stage: OnStage | None = None
+                   ) -> MatchResult:
+        return _on_gpu(engine, image, captions, graphs, options)  # the call runs elsewhere: no stage reports
 
 
 def load_examples() -> list[list[str]]:
@@ -115,9 +121,10 @@ def _image_column(captions: Any) -> Page:
     with gr.Column(scale=5, min_width=300):
         image = gr.Image(label="Image", type="filepath", image_mode=None, height=280,
                          sources=["upload", "clipboard", "webcam"], elem_id="image")
-        gr.Examples(load_examples(), inputs=[image, captions], cache_examples=False, elem_id="examples",
-                    label="Examples — photographs and drawings; click one, then Score", examples_per_page=5)
-    return {"image": image}
+        examples = gr.Examples(load_examples(), inputs=[image, captions], cache_examples=False, elem_id="examples",
+                               label="Examples — photographs and drawings; click one to see it scored",
+                               examples_per_page=5)
+    return {"image": image, "examples": examples}
 
 
 def _request_column(studio: Studio, captions: Any) -> Page:
@@ -225,9 +232,11 @@ def wire(page: Page, studio: Studio) -> None:
     # queue itself does not limit them: cached results and checks never wait behind the model.
     work = {"concurrency_limit": None, "preprocess": False, "progress": True, "show_progress_on": [page["status"]]}
     graph_work = {**work, "show_progress_on": [page["graph_status"]]}
-    for trigger in (page["score"].click, page["captions"].submit):
+    # An example is scored as it is loaded; its result was computed at start (Studio.warm_examples).
+    for trigger in (page["score"].click, page["captions"].submit, page["examples"].load_input_event.then):
         _on(page, trigger, studio.score, events.SCORE_INPUTS, SCORED, **work)
-    page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
+    for trigger in (page["score"].click, page["examples"].load_input_event.then):
+        trigger(None, None, None, js=SCROLL_TO_RESULTS)
     _on(page, page["rescore"].click, studio.edit_graph, events.EDIT_INPUTS, ("graph_status", *SCORED), **graph_work)
     _on(page, page["reset"].click, studio.reset_graph, events.EDIT_INPUTS, ("graph_status", *SCORED), **graph_work)
     _on(page, page["selector"].input, studio.select, events.SELECT_INPUTS, ("status", *DETAILS, "state"),
@@ -284,6 +293,8 @@ def main(args: argparse.Namespace) -> int:
         print("hint: `python app.py --preset tiny` starts the app offline (random weights)", file=sys.stderr)
         return 2
     demo = build_demo(engines.get(engines.pinned), engines=engines)
+    threading.Thread(target=demo.studio.warm_examples, args=(load_examples(),), name="warm-examples",
+                     daemon=True).start()  # clicking an example then shows its result at once
     host = args.host or os.environ.get("GRADIO_SERVER_NAME")
     port = args.port or (int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)
     try:

@@ -90,11 +90,12 @@ def _launch(pw):
 
 
 def _score_example(page, caption: str) -> None:
-    page.locator("#examples").get_by_text(caption).first.click()
+    """Click an example: it is loaded and scored (no Score click needed)."""
     from playwright.sync_api import expect
 
+    page.locator("#examples").get_by_text(caption).first.click()
     expect(page.locator("#captions textarea")).not_to_have_value("", timeout=10_000)
-    page.locator("#score").click()
+    expect(page.locator("#summary")).to_contain_text(f"True caption: “{caption}”", timeout=60_000)
     expect(page.locator("#summary .story")).to_be_visible(timeout=60_000)
     page.wait_for_timeout(300)
 
@@ -261,3 +262,43 @@ def test_phone_and_dark_theme_are_readable(tiny_engine, screen):
             assert clipped == 0
         finally:
             browser.close()
+
+
+def test_a_cached_example_shows_its_result_in_under_a_second(tiny_engine):
+    """The examples' results are computed at start; clicking one shows it at once, from the cache."""
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    import app
+
+    from .test_app_api import free_port
+
+    demo = app.build_demo(tiny_engine)
+    studio = demo.studio
+    studio.warm_examples(app.load_examples())
+    computed = studio.cache.computed
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **app.launch_options())
+    try:
+        with sync_playwright() as pw:
+            browser = _launch(pw)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.wait_for_selector("#examples")
+                page.wait_for_timeout(500)
+                for caption in ("a man behind a camera", "a white rocket under a dark blue sky"):
+                    example = page.locator("#examples").get_by_text(caption).first
+                    start = time.perf_counter()
+                    example.click()
+                    expect(page.locator("#summary")).to_contain_text(f"True caption: “{caption}”", timeout=10_000)
+                    expect(page.locator("#status")).to_contain_text("from cache")
+                    assert time.perf_counter() - start < 1.0, caption
+                    expect(page.locator("#gallery img").first).to_be_visible()
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+    assert studio.cache.computed == computed  # both served from the examples' pinned results

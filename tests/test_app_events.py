@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from comclip.options import Options
-from comclip.studio import events, panels, requests, session
+from comclip.studio import events, panels, requests, session, widgets
 from comclip.studio.panels import PageState
 
 from .conftest import EXAMPLE_IMAGE
@@ -125,3 +125,80 @@ def test_every_name_an_event_uses_is_one_component_of_the_page(studio):
     assert used <= set(page), sorted(used - set(page))
     assert len({id(c) for c in page.values()}) == len(page)  # one component per name
     assert set(Options.names()) <= set(page) and not set(Options.names()) & {*panels.SCORED, "graph_status"}
+
+
+# -- the examples' results at once; a long request says what it does and how long it takes -------------
+
+def test_warmed_examples_are_pinned_and_a_click_on_one_is_served_at_once(tiny_engine):
+    import time
+
+    import app
+
+    studio = events.Studio.create(tiny_engine)
+    studio.cache = session.ResultCache(size=1)  # a tiny LRU: only pinning keeps nine results
+    examples = app.load_examples()
+    assert studio.warm_examples(examples) == len(examples) and studio.warmed.is_set()
+    assert studio.cache.pinned() == len(examples)
+    studio.score(form(captions="a cup\na saucer"))  # other requests come and go through the LRU
+    studio.score(form(captions="a mug\nsome grass"))
+    computed = studio.cache.computed
+    for image, captions in examples:  # as the page sends an example's click: widgets at their start values
+        values = {**form(image={"path": image}, captions=captions), **widgets.start_values(studio.start)}
+        start = time.perf_counter()
+        out = studio.score(values)
+        assert time.perf_counter() - start < 1.0
+        assert "Scored 2 captions from cache" in out["status"]
+    assert studio.cache.computed == computed  # every one served from the cache, none recomputed
+
+
+def test_an_example_that_fails_does_not_stop_the_warm_up(tiny_engine):
+    studio = events.Studio.create(tiny_engine)
+    assert studio.warm_examples([["/no/such/image.png", "a\nb"], [str(EXAMPLE_IMAGE), MUG]]) == 1
+    assert studio.cache.pinned() == 1 and studio.warmed.is_set()
+
+
+def test_a_score_tells_each_stage_with_the_phrase_sets_to_ground(tiny_engine):
+    studio = events.Studio.create(tiny_engine)
+    told = []
+    studio.score(form(captions="a cup on a saucer\na saucer on a cup\na spoon next to a cup"),
+                 lambda fraction, desc: told.append((fraction, desc)))
+    descs = [d for _, d in told]
+    assert descs[0] == "Parsing 3 captions…"
+    assert descs[1].startswith("Grounding 2 phrase sets with the detector…")  # {cup, saucer} and {spoon, cup}
+    assert descs[2].startswith("Encoding ") and descs[3] == "Composing the scores…"
+    assert [f for f, _ in told] == sorted(f for f, _ in told)
+    told.clear()
+    studio.score(form(captions="a saucer on a cup\na cup on a saucer"), lambda f, desc: told.append(desc))
+    assert "Grounding: boxes from earlier requests…" in told  # same phrase set, same image: no detector pass
+
+
+def test_the_pace_estimates_the_wait_from_what_it_has_seen():
+    from comclip.result import MatchResult
+
+    pace = session.Pace()
+    assert pace.estimate(2) is None and pace.describe("ground", 2) == "Grounding 2 phrase sets with the detector…"
+    seen = MatchResult.__new__(MatchResult)
+    seen.timings_ms = {"parse": 5.0, "ground": 8000.0, "encode_images": 900.0, "total": 9000.0}
+    pace.observe(seen, grounded=1)
+    assert pace.estimate(1) == pytest.approx(9.0) and pace.estimate(2) == pytest.approx(17.0)
+    assert pace.describe("ground", 2) == "Grounding 2 phrase sets with the detector… (about 17 s)"
+    seen.timings_ms = {"ground": 4000.0, "total": 5000.0}
+    pace.observe(seen, grounded=1)  # newer requests weigh half
+    assert pace.estimate(1) == pytest.approx(7.0)
+    assert pace.describe("queue", 0) == "Waiting for the request before yours…"
+
+
+def test_a_request_waiting_for_the_gate_says_so(tiny_engine):
+    import threading
+
+    studio = events.Studio.create(tiny_engine)
+    told = []
+    studio.gate.acquire()  # another request holds the model
+    worker = threading.Thread(target=studio.score, args=(form(captions="a red cup\na blue saucer"),
+                                                         lambda f, desc: told.append(desc)))
+    worker.start()
+    worker.join(0.5)
+    assert told == ["Waiting for the request before yours…"]
+    studio.gate.release()
+    worker.join(30)
+    assert told[1] == "Parsing 2 captions…"

@@ -9,8 +9,9 @@ their :class:`~comclip.options.Options` field.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +21,15 @@ from comclip import parse as parsing
 from comclip.errors import ComCLIPError, GraphError
 from comclip.options import Options
 from comclip.presets import Preset, get_preset
-from comclip.studio import counterfactuals, panels, presentation, requests, session
+from comclip.studio import counterfactuals, panels, presentation, requests, session, widgets
 from comclip.studio.messages import user_message
 from comclip.studio.page import BANNER, status_html
 from comclip.studio.panels import PageState, Panels
 
 if TYPE_CHECKING:
     from comclip.engine import ComCLIP
+
+log = logging.getLogger(__name__)
 
 Values = Mapping[str, Any]
 Progress = Callable[..., Any]
@@ -53,6 +56,8 @@ class Studio:
         self.cache = session.ResultCache()
         self.gate = threading.BoundedSemaphore(concurrency or session.CONCURRENCY)
         self.run = run
+        self.paces: dict[str, session.Pace] = {}  # per preset: how long its requests take
+        self.warmed = threading.Event()  # set once the examples' results are cached
 
     @classmethod
     def create(cls, engine: ComCLIP | None = None, *, preset: str | None = None,
@@ -79,13 +84,43 @@ class Studio:
             notices.append("Using your edited graph for: " + ", ".join(f"“{c}”" for c in edited) + ".")
         return requests.Request(preset, image, captions, graphs, options, notices + image_notices)
 
-    def scored(self, request: requests.Request, progress: Progress | None = None) -> session.Scored:
+    def pace(self, preset: str) -> session.Pace:
+        return self.paces.setdefault(preset, session.Pace())
+
+    def scored(self, request: requests.Request, progress: Progress | None = None, *, pin: bool = False
+               ) -> session.Scored:
+        """The request's result (cached or computed); ``progress`` is told each stage as it starts,
+        with an estimate of the wait once one is known."""
         if progress is not None and request.preset not in self.engines.loaded():
-            progress(0.05, desc=f"Loading preset “{request.preset}” (first use; may download weights)…")
+            progress(0.02, desc=f"Loading preset “{request.preset}” (first use; may download weights)…")
         engine = self.engines.get(request.preset)
+        pace = self.pace(request.preset)
+        on_stage = None
         if progress is not None:
-            progress(0.3, desc="Parsing, grounding and scoring…")
-        return session.score(engine, request, cache=self.cache, run=self.run, gate=self.gate)
+            def on_stage(stage: str, count: int) -> None:
+                progress(session.STAGE_FRACTION[stage], desc=pace.describe(stage, count))
+        return session.score(engine, request, cache=self.cache, run=self.run, gate=self.gate, on_stage=on_stage,
+                             pace=pace, pin=pin)
+
+    def warm_examples(self, examples: Sequence[Sequence[str]]) -> int:
+        """Compute the examples' results (``[image, captions]`` as the page's examples hold them) as
+        the page would request them before any setting is changed, pin them in the cache and draw
+        their panels, so clicking an example shows its result at once; this also teaches the pace. Returns how many
+        were computed; an example that fails is skipped (logged)."""
+        computed = 0
+        try:
+            for image, captions in examples:
+                values = {"image": image, "captions": captions, "preset": self.start.name,
+                          **widgets.start_values(self.start)}
+                try:
+                    scored = self.scored(self.request(values, {}), pin=True)
+                    panels.shown(scored, None, PageState())  # its charts and pictures drawn once, too
+                    computed += not scored.cached
+                except Exception:  # noqa: BLE001 — a bad example must not stop the app
+                    log.exception("example %s could not be scored", image)
+        finally:
+            self.warmed.set()
+        return computed
 
     def _score(self, values: Values, state: PageState, progress: Progress | None) -> Panels:
         try:

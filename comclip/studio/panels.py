@@ -9,12 +9,13 @@ component (HTML, JSON text, ``gr.update(...)`` for menus and downloads) and the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 
+from comclip.caches import LRUCache
 from comclip.graph import SceneGraph
 from comclip.studio import presentation, viz
 from comclip.studio.notes import parse_notes_html
@@ -32,6 +33,18 @@ DETAILS = ("graph", "graph_json", "grounding", "gallery", "weights", "loo")
 SCORED = ("status", *STORY, "score_chart", "selector", *DETAILS, "state")
 
 Panels = dict[str, Any]
+T = TypeVar("T")
+
+#: Drawn panels by (request, what): a result served again from the cache (an example's, a repeated
+#: request) shows at once instead of drawing its charts and pictures again (~0.1–0.3 s each).
+_DRAWN: LRUCache[tuple[str, str, Any], Any] = LRUCache(256)
+
+
+def _drawn(scored: Scored, what: str, arg: Any, draw: Callable[[], T]) -> T:
+    """``draw()``, or what it drew before for this request (same result, same image pixels)."""
+    if scored.key is None:
+        return draw()
+    return _DRAWN.get_or_compute((scored.key, what, arg), draw)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,10 @@ class PageState:
 
 def details(scored: Scored, index: int) -> Panels:
     """Caption ``index`` inside out."""
+    return dict(_drawn(scored, "details", index, lambda: _details(scored, index)))
+
+
+def _details(scored: Scored, index: int) -> Panels:
     c = scored.result.captions[index]
     image = scored.image.image
     return {"graph": viz.figure_html(viz.graph_figure(c.graph, c.components), f"entity graph of “{c.caption}”")
@@ -71,7 +88,8 @@ def story(scored: Scored, true_caption: str | None) -> Panels:
     key = ResultCache.key(r.preset, scored.image.image, [c.caption for c in r.captions], None, r.options)
     json_path, csv_path = presentation.write_downloads(r, t, key)
     return {"summary": presentation.summary_html(scored, true_caption), "scores": presentation.score_table(r, t),
-            "margin": viz.figure_html(viz.margin_chart(r, t), "margin of CLIP and ComCLIP"),
+            "margin": _drawn(scored, "margin", t,
+                             lambda: viz.figure_html(viz.margin_chart(r, t), "margin of CLIP and ComCLIP")),
             "download_json": gr.update(value=json_path, visible=True),
             "download_csv": gr.update(value=csv_path, visible=True)}
 
@@ -85,6 +103,7 @@ def shown(scored: Scored, true_caption: str | None, state: PageState) -> Panels:
     how = "from cache" if scored.cached else f"in {scored.seconds:.1f} s"
     choices = [(presentation.caption_label(i, c, 70), i) for i, c in enumerate(captions)]
     return {"status": status_html(f"Scored {len(captions)} captions {how}.", "ok"), **story(scored, true_caption),
-            "score_chart": viz.figure_html(viz.score_chart(r), "CLIP and ComCLIP score of each caption"),
+            "score_chart": _drawn(scored, "score_chart", None, lambda: viz.figure_html(
+                viz.score_chart(r), "CLIP and ComCLIP score of each caption")),
             "selector": gr.update(choices=choices, value=index), **details(scored, index),
             "state": replace(state, scored=scored, selected=captions[index])}

@@ -33,21 +33,31 @@ def _schema(f: OptionField) -> dict[str, Any]:
     return {"anyOf": [{"type": kind}, {"type": "null"}]} if f.optional else {"type": kind}
 
 
+def start_value(f: OptionField, start: Preset) -> Any:
+    """The value an option's widget starts with: its default, the thresholds the preset's own."""
+    return getattr(start.detector, f.name) if f.name in ("box_threshold", "text_threshold") else f.default
+
+
+def start_values(start: Preset) -> dict[str, Any]:
+    """Every option widget's start value, by name: what the page sends before anything is changed."""
+    return {f.name: start_value(f, start) for f in Options.fields()}
+
+
 def option_widget(f: OptionField, start: Preset) -> Any:
     """The widget for one engine option, generated from its metadata (thresholds start at the
     preset's own values)."""
     label, info = f.label.capitalize(), f.help
     elem_id = f"option-{f.name.replace('_', '-')}"
+    value = start_value(f, start)
     if f.name in ("box_threshold", "text_threshold"):
-        value = getattr(start.detector, f.name)
         return gr.Slider(f.minimum or 0.0, f.maximum or 1.0, value=value, step=0.01, label=label, info=info,
                          elem_id=elem_id)
     if f.choices is not None:
         widget = gr.Radio if len(f.choices) <= 3 else gr.Dropdown
-        return widget(list(f.choices), value=f.default, label=label, info=info, elem_id=elem_id)
+        return widget(list(f.choices), value=value, label=label, info=info, elem_id=elem_id)
     if f.type is bool:
-        return gr.Checkbox(value=bool(f.default), label=label, info=info, elem_id=elem_id)
-    return gr.Number(value=f.default, minimum=f.minimum, precision=0 if f.type is int else None, label=label,
+        return gr.Checkbox(value=bool(value), label=label, info=info, elem_id=elem_id)
+    return gr.Number(value=value, minimum=f.minimum, precision=0 if f.type is int else None, label=label,
                      info=info, elem_id=elem_id)
 
 
