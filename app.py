@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python app.py", description="ComCLIP Studio: compare CLIP and ComCLIP on an image and captions "
         "in the browser.", epilog=usage())
     parser.add_argument("--preset", help="preset to load at start, or a preset JSON file (env COMCLIP_PRESET; "
-                        "default: default)")
+                        "default: default on a GPU, fast on a CPU)")
     parser.add_argument("--host", help="address to listen on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (env GRADIO_SERVER_PORT; default 7860)")
     return parser.parse_args(argv)
@@ -293,18 +293,22 @@ def main(args: argparse.Namespace) -> int:
         print("hint: `python app.py --preset tiny` starts the app offline (random weights)", file=sys.stderr)
         return 2
     demo = build_demo(engines.get(engines.pinned), engines=engines)
-    threading.Thread(target=demo.studio.warm_examples, args=(load_examples(),), name="warm-examples",
-                     daemon=True).start()  # clicking an example then shows its result at once
     host = args.host or os.environ.get("GRADIO_SERVER_NAME")
     port = args.port or (int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)
     try:
-        demo.launch(server_name=host, server_port=port, **launch_options())
+        demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, **launch_options())
     except OSError as exc:
         if "port" not in str(exc).lower() and "address" not in str(exc).lower():
             raise
         print(f"error: cannot listen on {host or '127.0.0.1'}:{port or 7860} — the port is in use (or not "
               "allowed); choose another with --port N (or GRADIO_SERVER_PORT=N)", file=sys.stderr)
         return 2
+    threading.Thread(target=demo.studio.warm_examples, args=(load_examples(),), name="warm-examples",
+                     daemon=True).start()  # clicking an example then shows its result at once
+    try:
+        demo.block_thread()
+    finally:
+        demo.studio.closing.set()
     return 0
 
 

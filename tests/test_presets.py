@@ -34,9 +34,9 @@ def my_tiny(folder, name="my-tiny", **detector) -> str:
 
 def test_the_built_in_presets_are_listed_first_the_usual_ones():
     names = comclip.list_presets()
-    assert names[:3] == ["default", "large", "tiny"]
+    assert names[:4] == ["default", "fast", "large", "tiny"]
     assert {"slip-base", "slip-large", "blip2", "tiny-blip2", "arch-b32", "arch-l14", "arch-blip2"} <= set(names)
-    assert presets.names_help().startswith("default, large, ")
+    assert presets.names_help().startswith("default, fast, large, ")
     assert "random weights, offline: tiny" in presets.names_help()
 
 
@@ -83,7 +83,7 @@ def test_a_broken_preset_file_is_one_clear_error_naming_it(tmp_path, content, ne
 
 
 def test_unknown_names_and_missing_files_are_clear(tmp_path, monkeypatch):
-    with pytest.raises(InputError, match="unknown preset 'huge'; choose one of: default, large, tiny"):
+    with pytest.raises(InputError, match="unknown preset 'huge'; choose one of: default, fast, large, tiny"):
         presets.get_preset("huge")
     with pytest.raises(InputError, match="preset file not found"):
         presets.get_preset(str(tmp_path / "nope.json"))
@@ -101,3 +101,21 @@ def test_the_cli_takes_a_preset_file(capsys, tmp_path, cache_dir):
     assert code == 0, err
     got = json.loads(out)
     assert got["preset"] == "my-tiny" and got["options"]["box_threshold"] == 0.5
+
+
+def test_the_fast_preset_is_the_default_models_reading_smaller_images():
+    fast, default = presets.get_preset("fast"), presets.get_preset("default")
+    assert fast.encoder == default.encoder and fast.detector.model == default.detector.model
+    assert default.detector.size is None  # the model's own 800
+    assert fast.detector.size_rule() == {"shortest_edge": 384, "longest_edge": 640}
+    assert "384 px" in fast.description and "small objects may be missed" in fast.description
+
+
+def test_the_app_starts_fast_on_a_cpu_unless_a_preset_is_named(monkeypatch):
+    from comclip.studio import session
+
+    monkeypatch.delenv("COMCLIP_PRESET", raising=False)
+    monkeypatch.setenv("COMCLIP_DEVICE", "cpu")
+    assert session.start_preset() == "fast"
+    monkeypatch.setenv("COMCLIP_PRESET", "default")
+    assert session.start_preset() == "default"

@@ -6,6 +6,7 @@ The built-in presets are the JSON files beside this module (package data, shippe
 preset      image–text model                             detector
 ==========  ===========================================  ==================================
 default     open_clip ``ViT-B-32-quickgelu``/``openai``  ``IDEA-Research/grounding-dino-tiny``
+fast        as ``default``                               as ``default``, reading 384 px images (CPU)
 large       open_clip ``ViT-L-14-quickgelu``/``openai``  ``IDEA-Research/grounding-dino-base``
 slip-base   SLIP ViT-B/16 release checkpoint            ``IDEA-Research/grounding-dino-tiny``
 slip-large  SLIP ViT-L/16 release checkpoint            ``IDEA-Research/grounding-dino-base``
@@ -48,7 +49,7 @@ MODEL_CONFIG_DIR = PRESET_DIR.parent / "model_configs"
 #: Folders of user preset files (``os.pathsep`` separated).
 PRESETS_DIR_ENV = "COMCLIP_PRESETS_DIR"
 #: Presets listed first (then the rest by name).
-LISTED_FIRST = ("default", "large", "tiny")
+LISTED_FIRST = ("default", "fast", "large", "tiny")
 
 #: Grounding DINO's own thresholds (the official demo's), used by every preset that names none.
 DEFAULT_BOX_THRESHOLD = 0.35

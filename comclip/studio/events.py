@@ -58,6 +58,7 @@ class Studio:
         self.run = run
         self.paces: dict[str, session.Pace] = {}  # per preset: how long its requests take
         self.warmed = threading.Event()  # set once the examples' results are cached
+        self.closing = threading.Event()  # set when the app stops: the warm-up stops too
 
     @classmethod
     def create(cls, engine: ComCLIP | None = None, *, preset: str | None = None,
@@ -110,6 +111,8 @@ class Studio:
         computed = 0
         try:
             for image, captions in examples:
+                if self.closing.is_set():
+                    break
                 values = {"image": image, "captions": captions, "preset": self.start.name,
                           **widgets.start_values(self.start)}
                 try:
