@@ -67,7 +67,7 @@ from comclip.presets import Preset, get_preset  # noqa: E402
 from comclip.result import MatchResult  # noqa: E402
 from comclip.studio import events, requests, session, viz  # noqa: E402
 from comclip.studio.events import Studio  # noqa: E402
-from comclip.studio.page import BANNER, CSS, HEAD, HINTS, INTRO, SCROLL_TO_RESULTS, WHY, theme  # noqa: E402
+from comclip.studio.page import BANNER, CSS, HEAD, HINTS, INTRO, SCROLL_TO_RESULTS, WHY, speed_note, theme  # noqa: E402
 from comclip.studio.panels import DETAILS, SCORED, STORY, PageState  # noqa: E402
 from comclip.studio.presentation import hint  # noqa: E402
 from comclip.studio.widgets import api_components, option_widget  # noqa: E402
@@ -147,6 +147,8 @@ def _request_column(studio: Studio, captions: Any) -> Page:
         with gr.Accordion("Settings: preset and method options", open=False, elem_id="settings"):
             page["preset"] = gr.Dropdown(studio.offered, value=studio.start.name, label="Preset",
                                          info=studio.start.description, elem_id="preset")
+            fast = get_preset(session.CPU_START_PRESET)
+            gr.Markdown(speed_note(fast.name, fast.detector.size), elem_id="speed-note")
             page.update({f.name: option_widget(f, studio.start) for f in Options.fields()})
     return page
 

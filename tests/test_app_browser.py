@@ -295,7 +295,9 @@ def test_a_cached_example_shows_its_result_in_under_a_second(tiny_engine):
                     example.click()
                     expect(page.locator("#summary")).to_contain_text(f"True caption: “{caption}”", timeout=10_000)
                     expect(page.locator("#status")).to_contain_text("from cache")
-                    assert time.perf_counter() - start < 1.0, caption
+                    waited = time.perf_counter() - start
+                    print(f"cached example {caption!r}: {waited:.3f} s")
+                    assert waited < 1.0, caption
                     expect(page.locator("#gallery img").first).to_be_visible()
             finally:
                 browser.close()

@@ -202,3 +202,31 @@ def test_a_request_waiting_for_the_gate_says_so(tiny_engine):
     studio.gate.release()
     worker.join(30)
     assert told[1] == "Parsing 2 captions…"
+
+
+def test_the_settings_say_what_the_detector_size_trades(tiny_engine):
+    import app
+
+    demo = app.build_demo(tiny_engine)
+    notes = [c.get("props", {}).get("value", "") for c in demo.config["components"]
+             if c.get("props", {}).get("elem_id") == "speed-note"]
+    assert len(notes) == 1 and "`fast` reads them at 384 px" in notes[0] and "small objects may be missed" in notes[0]
+
+
+def test_the_warm_up_gives_way_to_people(tiny_engine):
+    import threading
+    import time
+
+    import app
+
+    studio = events.Studio.create(tiny_engine)
+    studio._users = 1  # a person's request in progress
+    warm = threading.Thread(target=studio.warm_examples, args=(app.load_examples()[:2],))
+    warm.start()
+    time.sleep(0.5)
+    assert studio.cache.computed == 0 and not studio.warmed.is_set()  # no example started meanwhile
+    studio._users = 0
+    warm.join(60)
+    assert studio.cache.computed == 2 and studio.warmed.is_set()
+    studio.score(form())  # a person's request counts itself in and out
+    assert studio._users == 0

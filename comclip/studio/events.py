@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,8 @@ class Studio:
         self.paces: dict[str, session.Pace] = {}  # per preset: how long its requests take
         self.warmed = threading.Event()  # set once the examples' results are cached
         self.closing = threading.Event()  # set when the app stops: the warm-up stops too
+        self._users = 0  # people's requests in progress: the warm-up waits for them
+        self._users_lock = threading.Lock()
 
     @classmethod
     def create(cls, engine: ComCLIP | None = None, *, preset: str | None = None,
@@ -94,6 +97,17 @@ class Studio:
         with an estimate of the wait once one is known."""
         if progress is not None and request.preset not in self.engines.loaded():
             progress(0.02, desc=f"Loading preset “{request.preset}” (first use; may download weights)…")
+        if pin:  # the warm-up (not counted: it waits for people, not for itself)
+            return self._scored(request, progress, pin=True)
+        with self._users_lock:
+            self._users += 1
+        try:
+            return self._scored(request, progress)
+        finally:
+            with self._users_lock:
+                self._users -= 1
+
+    def _scored(self, request: requests.Request, progress: Progress | None, pin: bool = False) -> session.Scored:
         engine = self.engines.get(request.preset)
         pace = self.pace(request.preset)
         on_stage = None
@@ -106,11 +120,14 @@ class Studio:
     def warm_examples(self, examples: Sequence[Sequence[str]]) -> int:
         """Compute the examples' results (``[image, captions]`` as the page's examples hold them) as
         the page would request them before any setting is changed, pin them in the cache and draw
-        their panels, so clicking an example shows its result at once; this also teaches the pace. Returns how many
-        were computed; an example that fails is skipped (logged)."""
-        computed = 0
+        their panels, so clicking an example shows its result at once; this also teaches the pace. It
+        gives way to people: no example starts while one of their requests is in progress. Returns how
+        many were computed; an example that fails is skipped (logged)."""
+        computed, started = 0, time.perf_counter()
         try:
             for image, captions in examples:
+                while self._users and not self.closing.is_set():  # people first: wait until none is waiting
+                    time.sleep(0.05)
                 if self.closing.is_set():
                     break
                 values = {"image": image, "captions": captions, "preset": self.start.name,
@@ -123,6 +140,8 @@ class Studio:
                     log.exception("example %s could not be scored", image)
         finally:
             self.warmed.set()
+        log.info("examples: %d scored and cached in %.1f s (a click on one shows it at once)", computed,
+                 time.perf_counter() - started)
         return computed
 
     def _score(self, values: Values, state: PageState, progress: Progress | None) -> Panels:

@@ -36,6 +36,15 @@ model's logit scale (about 100 for CLIP), which makes the softmax sharp. No trai
 picks the true caption. *Δ* = ComCLIP − CLIP for one caption. *Leave-one-out*: the ComCLIP score with one
 component removed, to see what each part contributes."""
 
+def speed_note(fast: str, size: int | None) -> str:
+    """What the detector's image size trades, under the preset menu (``fast``: the smaller-size preset)."""
+    return (f"**Speed or accuracy.** On a CPU nearly all the wait is the detector (Grounding DINO), and it grows with "
+            f"the size of the image it reads. `default` reads images at 800 px (shortest edge), as the paper does; "
+            f"`{fast}` reads them at {size} px: about 3× quicker on a 2-core CPU, but small objects may be missed and "
+            f"boxes are coarser, so a component's sub-image and weight — and the ComCLIP score — can change. "
+            f"On a GPU, use `default`.")
+
+
 # (Gradio scopes this CSS; a rule starting with `.dark` must have a single selector, not a list.)
 CSS = """
 #random-banner {background: #fff4ce; border: 1px solid #8a6d00; border-radius: 8px; padding: 6px 12px;
