@@ -204,25 +204,30 @@ def layout(studio: Studio) -> Page:
 
 # -- wiring ---------------------------------------------------------------------------------------
 
-def _named(page: Page, fn: Callable[..., dict[str, Any]], progress: bool) -> Callable[..., dict[Any, Any]]:
-    """``fn`` (values by name → panels by name) as a Gradio handler of a set of components."""
+def _named(page: Page, fn: Callable[..., dict[str, Any]], progress: bool, outputs: Sequence[str]
+           ) -> Callable[..., dict[Any, Any]]:
+    """``fn`` (values by name → panels by name) as a Gradio handler of a set of components. The panels it
+    leaves out are skipped — explicitly, since Gradio takes an empty dict for one output's value."""
     names = {id(component): name for name, component in page.items()}
 
     def values(data: dict[Any, Any]) -> dict[str, Any]:
         return {names[id(component)]: value for component, value in data.items()}
 
+    def panels(changed: dict[str, Any]) -> dict[Any, Any]:
+        return {page[name]: changed.get(name, gr.skip()) for name in outputs}
+
     if progress:
         def handler(data: dict[Any, Any], progress: Any = gr.Progress()) -> dict[Any, Any]:
-            return {page[name]: value for name, value in fn(values(data), progress).items()}
+            return panels(fn(values(data), progress))
     else:
         def handler(data: dict[Any, Any]) -> dict[Any, Any]:
-            return {page[name]: value for name, value in fn(values(data)).items()}
+            return panels(fn(values(data)))
     return handler
 
 
 def _on(page: Page, trigger: Any, fn: Callable[..., dict[str, Any]], inputs: Sequence[str], outputs: Sequence[str],
         *, progress: bool = False, **event: Any) -> None:
-    trigger(_named(page, fn, progress), {page[n] for n in inputs}, [page[n] for n in outputs],
+    trigger(_named(page, fn, progress, outputs), {page[n] for n in inputs}, [page[n] for n in outputs],
             **{"api_visibility": "private", **event})
 
 
@@ -237,8 +242,7 @@ def wire(page: Page, studio: Studio) -> None:
     # An example is scored as it is loaded; its result was computed at start (Studio.warm_examples).
     for trigger in (page["score"].click, page["captions"].submit, page["examples"].load_input_event.then):
         _on(page, trigger, studio.score, events.SCORE_INPUTS, SCORED, **work)
-    for trigger in (page["score"].click, page["examples"].load_input_event.then):
-        trigger(None, None, None, js=SCROLL_TO_RESULTS)
+    page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
     _on(page, page["rescore"].click, studio.edit_graph, events.EDIT_INPUTS, ("graph_status", *SCORED), **graph_work)
     _on(page, page["reset"].click, studio.reset_graph, events.EDIT_INPUTS, ("graph_status", *SCORED), **graph_work)
     _on(page, page["selector"].input, studio.select, events.SELECT_INPUTS, ("status", *DETAILS, "state"),
@@ -247,8 +251,7 @@ def wire(page: Page, studio: Studio) -> None:
         show_progress_on=[page["status"]])
     _on(page, page["captions"].change, events.captions_changed, events.CAPTIONS_INPUTS, ("true_caption", "status"),
         queue=False, show_progress="hidden")
-    _on(page, page["image"].change, events.clear_error, ("status",), ("status",), queue=False, show_progress="hidden",
-        preprocess=False)
+    _on(page, page["image"].change, events.clear_error, ("status",), ("status",), queue=False, show_progress="hidden")
     _on(page, page["add_counterfactual"].click, events.add_counterfactual, events.COUNTERFACTUAL_INPUTS,
         ("captions", "status"))
     _on(page, page["preset"].input, events.preset_changed, events.PRESET_INPUTS,

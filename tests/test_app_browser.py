@@ -98,6 +98,7 @@ def _score_example(page, caption: str) -> None:
     expect(page.locator("#summary")).to_contain_text(f"True caption: “{caption}”", timeout=60_000)
     expect(page.locator("#summary .story")).to_be_visible(timeout=60_000)
     page.wait_for_timeout(300)
+    expect(page.locator("body")).not_to_contain_text("[object Object]")  # no event sets a panel to a raw value
 
 
 def _check_readable(page, name: str) -> None:
@@ -299,6 +300,7 @@ def test_a_cached_example_shows_its_result_in_under_a_second(tiny_engine):
                     print(f"cached example {caption!r}: {waited:.3f} s")
                     assert waited < 1.0, caption
                     expect(page.locator("#gallery img").first).to_be_visible()
+                    expect(page.locator("body")).not_to_contain_text("[object Object]")
             finally:
                 browser.close()
     finally:

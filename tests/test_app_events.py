@@ -230,3 +230,15 @@ def test_the_warm_up_gives_way_to_people(tiny_engine):
     assert studio.cache.computed == 2 and studio.warmed.is_set()
     studio.score(form())  # a person's request counts itself in and out
     assert studio._users == 0
+
+
+def test_an_event_that_changes_nothing_leaves_its_panels_as_they_are():
+    """Gradio takes an empty dict as one output's value ("[object Object]" on the page): the wiring skips
+    every output an event leaves out, explicitly."""
+    import app
+
+    page = {"status": gr.HTML("kept"), "captions": gr.Textbox(), "summary": gr.HTML()}
+    handler = app._named(page, events.clear_error, False, ("status", "summary"))
+    assert handler({page["status"]: "kept"}) == {page["status"]: gr.skip(), page["summary"]: gr.skip()}
+    cleared = handler({page["status"]: '<p class="status error">bad</p>'})
+    assert cleared == {page["status"]: "", page["summary"]: gr.skip()}
