@@ -10,7 +10,7 @@ row. Its work splits by what it reads:
 - :func:`fusion_part` — the feature enhancer (text ↔ image attention, deformable attention), the
   two-stage proposals, the decoder and the last layer's heads — reads both.
 
-So several prompts on one image run the backbone once, and a prompt seen before skips BERT. Each
+So several prompts on one image run the backbone once (the text part runs per prompt). Each
 part calls the model's own submodules in the order ``forward`` does, so the result is the model's
 own up to float rounding (tested ≤ 1e-5 on logits; identical boxes). Only the last decoder layer's
 heads are computed (``forward`` computes all six and keeps the last).

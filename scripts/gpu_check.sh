@@ -68,7 +68,7 @@ if bench:
     target("engine pairs/s >= 100", bench["engine"]["pairs_per_s"], bench["engine"]["pairs_per_s"] >= 100)
     target("speedup vs reference >= 25", bench["speedup_vs_reference"], bench["speedup_vs_reference"] >= 25)
     target("engine / floor <= 1.25", bench["overhead_vs_floor"], bench["overhead_vs_floor"] <= 1.25)
-    target("engine = reference (max score diff <= 1e-3 in fp16)", bench["checks"]["max_score_diff"],
+    target("engine = reference (max score diff <= 1e-3 in half precision)", bench["checks"]["max_score_diff"],
            bench["checks"]["max_score_diff"] <= 1e-3)
 else:
     ok = False

@@ -80,10 +80,13 @@ def test_backends_give_the_same_boxes_and_scores(tiny_engine):
     """``torch`` (three parts, image part once per image, gather sampling on the CPU) against the
     model's own forward: every box within 1e-3 px, every score within 1e-5."""
     requests = [(im, p) for im in _images() for p in PHRASE_SETS]
-    fast, eager = _detector(tiny_engine, "torch"), _detector(tiny_engine, "transformers")
+    fast = _detector(tiny_engine, "torch")  # the wrappers share one model: build each just before its use
     try:
+        assert all(isinstance(m.attn, dino.GatherSampling) for m in fast.model.modules() if hasattr(m, "attn")
+                   and type(m).__name__ == "GroundingDinoMultiscaleDeformableAttention")
         got = fast.detect_batch(requests)
         assert fast.image_passes == 1 and fast.units_detected == 6  # two equal-size images: one image part
+        eager = _detector(tiny_engine, "transformers")
         ref = eager.detect_batch(requests)
         assert eager.image_passes == 0
     finally:

@@ -266,7 +266,7 @@ class Pace:
             wait = f" (about {about:.0f} s)" if about is not None and about >= 1.5 else ""
             return f"Grounding {count} phrase set{'s' * (count != 1)} with the detector…{wait}"
         if stage == "encode":
-            return f"Encoding {count} images, sub-images and captions…"
+            return f"Encoding the image{'s' * (count != 1)} and sub-images ({count}), then the captions…"
         return "Composing the scores…"
 
 
