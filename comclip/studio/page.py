@@ -39,7 +39,8 @@ component removed, to see what each part contributes."""
 def speed_note(fast: str, size: int | None) -> str:
     """What the detector's image size trades, under the preset menu (``fast``: the smaller-size preset)."""
     return (f"**Speed or accuracy.** On a CPU nearly all the wait is the detector (Grounding DINO), and it grows with "
-            f"the size of the image it reads. `default` reads images at 800 px (shortest edge), Grounding DINO's own size (the one it was trained at); "
+            f"the size of the image it reads. `default` reads images at 800 px (shortest edge), Grounding DINO's "
+            f"own size (the one it was trained at); "
             f"`{fast}` reads them at {size} px: about 3× quicker on a 2-core CPU, but small objects may be missed and "
             f"boxes are coarser, so a component's sub-image and weight — and the ComCLIP score — can change. "
             f"On a GPU, use `default`.")
