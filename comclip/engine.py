@@ -26,7 +26,7 @@ from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
 from comclip.ground import Detector
-from comclip.images import LoadedImage, image_digest, load_image
+from comclip.images import LoadedImage, load_image
 from comclip.loading import encoder_label, load_detector, load_encoder, resolve_device
 from comclip.options import Options, OptionValue, check_captions
 from comclip.presets import Preset, get_preset
@@ -131,7 +131,7 @@ class ComCLIP:
                 out[t] = cache.put(t, v)
         return {t: out[t] for t in wanted}
 
-    def ground(self, items: Sequence[ScoringItem], opts: Options, on_stage: OnStage | None = None
+    def ground(self, items: Sequence[ScoringItem], opts: Options, on_stage: OnStage = _silent
                ) -> list[list[Groundings]]:
         """Boxes for every caption, each grounded with a prompt of its own phrases only
         (:func:`~comclip.components.grounding_phrases`), so its boxes never depend on what else is
@@ -141,14 +141,13 @@ class ComCLIP:
         phrase_sets = [[grounding_phrases(g) for g in item.graphs] for item in items]
         keys: dict[tuple[int, tuple[str, ...]], DetectionKey] = {}
         for i, (item, sets) in enumerate(zip(items, phrase_sets, strict=True)):
-            digest = image_digest(item.image.image) if any(sets) else ""
+            digest = item.image.digest if any(sets) else ""
             for phrases in sets:
                 if phrases:
                     keys[(i, phrases)] = (digest, phrases, *thresholds)  # type: ignore[assignment]
         found = {req: hit for req, key in keys.items() if (hit := self._detection_cache.get(key)) is not None}
         todo = [req for req in keys if req not in found]
-        if on_stage is not None:
-            on_stage("ground", len(todo))
+        on_stage("ground", len(todo))
         if todo:
             answers = self.detector.detect_batch(
                 [(items[i].image.image, list(phrases)) for i, phrases in todo], box_threshold=opts.box_threshold,
@@ -277,7 +276,8 @@ class ComCLIP:
             components = [Component(
                 kind=c.plan.kind, ref=c.plan.ref, text=c.plan.text, boxes=c.where.region, grounded=c.where.grounded,
                 similarity=float(host["similarity"][k, j]), weight=float(host["weight"][k, j]),
-                loo_score=float(host["loo"][k, j]), image_embedding=image_np[c.pixel_row],
+                loo_score=float(host["loo"][k, j]), effect=float(host["comclip"][k]) - float(host["loo"][k, j]),
+                image_embedding=image_np[c.pixel_row],
                 text_embedding=text_np[text_row[c.plan.text]]) for j, c in enumerate(p.components)]
             per_image[p.item].append(CaptionResult(
                 caption=p.caption, clip_score=float(host["clip"][k]), comclip_score=float(host["comclip"][k]),
