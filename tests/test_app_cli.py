@@ -8,7 +8,6 @@ import sys
 
 from .conftest import ROOT
 
-
 # -- the command line ---------------------------------------------------------------------------
 
 def test_help_prints_usage_without_loading_models():
@@ -21,8 +20,7 @@ def test_help_prints_usage_without_loading_models():
 def test_port_in_use_is_one_clear_line(tiny_engine, monkeypatch, capsys):
     import app
 
-    engines = session.Engines
-    monkeypatch.setattr(app.session, "Engines", lambda **kw: engines(lambda name: tiny_engine, **kw))
+    monkeypatch.setattr("comclip.studio.service._load", lambda name, device: tiny_engine)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
