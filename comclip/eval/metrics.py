@@ -6,7 +6,9 @@ Conventions, the same for every benchmark:
   caption the same score scores zero, never 50 %);
 * a rank is pessimistic: ``1 + the number of OTHER candidates scoring >= the target``, so a tie
   with the target ranks the target below it;
-* an aggregate over no examples is ``None`` (shown as "—"), never 0.
+* an aggregate over no examples is ``None`` (shown as "—"), never 0;
+* a margin says how far an example is from its decision: it is ``> 0`` exactly when the example
+  is won (so a tie, margin 0, is a loss), and its size is in the scores' own units.
 """
 
 from __future__ import annotations
@@ -41,6 +43,23 @@ def winoground_group(s: Mapping[str, float]) -> bool:
     return winoground_text(s) and winoground_image(s)
 
 
+def winoground_text_margin(s: Mapping[str, float]) -> float:
+    """How surely the text score is won: the smaller of each image's own-caption lead,
+    ``min(c0_i0 - c1_i0, c1_i1 - c0_i1)``; ``> 0`` exactly when :func:`winoground_text` holds."""
+    return min(s["c0_i0"] - s["c1_i0"], s["c1_i1"] - s["c0_i1"])
+
+
+def winoground_image_margin(s: Mapping[str, float]) -> float:
+    """How surely the image score is won: the smaller of each caption's own-image lead,
+    ``min(c0_i0 - c0_i1, c1_i1 - c1_i0)``; ``> 0`` exactly when :func:`winoground_image` holds."""
+    return min(s["c0_i0"] - s["c0_i1"], s["c1_i1"] - s["c1_i0"])
+
+
+def winoground_group_margin(s: Mapping[str, float]) -> float:
+    """The group score's margin: the smaller of the text and the image margin."""
+    return min(winoground_text_margin(s), winoground_image_margin(s))
+
+
 def winoground(tables: Sequence[Mapping[str, float]]) -> dict[str, float | None]:
     """Text, image and group score (fractions) over examples given as ``{c0_i0, c0_i1, c1_i0, c1_i1}``."""
     return {
@@ -55,6 +74,11 @@ def winoground(tables: Sequence[Mapping[str, float]]) -> dict[str, float | None]
 def pair_correct(s: Mapping[str, float]) -> bool:
     """One positive/negative pair ``{pos, neg}`` is right when the positive scores strictly higher."""
     return s["pos"] > s["neg"]
+
+
+def pair_margin(s: Mapping[str, float]) -> float:
+    """How surely a pair is won: ``pos - neg``; ``> 0`` exactly when :func:`pair_correct` holds."""
+    return s["pos"] - s["neg"]
 
 
 def pair_accuracy(tables: Sequence[Mapping[str, float]]) -> float | None:
