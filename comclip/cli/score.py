@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="captions to compare (optional with --graph: the graphs' captions are used); "
                         "with --caption: more images")
     s.add_argument("--caption", action="extend", nargs="+", metavar="TEXT",
-                   help="the captions, when the positionals are all images (repeat it or list several)")
+                   help="the captions, when the positionals are all images: after the images, several at once or "
+                        "the flag repeated")
     s.add_argument("--pairing", metavar="I,J,...",
                    help="with several images: each image's true caption index (0-based), in the images' order "
                         "[0,1,... when as many images as captions]")
