@@ -2,9 +2,10 @@
 
 ``ComCLIP.match(image, captions)`` scores one image against several captions;
 ``ComCLIP.match_batch(items)`` scores many (image, captions) items with one image-encoder pass
-and one text-encoder pass for all of them. The stages live in their own modules (``parse``,
-``ground``, ``components``, ``subimage``, ``encoders``, ``formula``); this module only
-orchestrates, batches and caches (thread-safe LRU caches: one engine may serve several threads).
+and one text-encoder pass for all of them; ``ComCLIP.match_grid(images, captions)`` scores several
+images against the same captions (Winoground's test, :mod:`comclip.grid`). The stages live in
+their own modules (``parse``, ``ground``, ``components``, ``subimage``, ``encoders``, ``formula``);
+this module only orchestrates, batches and caches (thread-safe LRU caches: one engine may serve several threads).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from comclip.encoders import Encoder, is_multi_query
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
+from comclip.grid import GridResult, check_grid
 from comclip.ground import Detector
 from comclip.images import LoadedImage, load_image
 from comclip.loading import encoder_label, load_detector, load_encoder, resolve_device
@@ -163,6 +165,20 @@ class ComCLIP:
         """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing.
         Options and ``on_stage`` as :meth:`match_batch`."""
         return self.match_batch([(image, captions, graphs)], options, on_stage=on_stage, **changes)[0]
+
+    def match_grid(self, images: Sequence[ImageInput], captions: Sequence[str],
+                   graphs: Sequence[GraphInput] | None = None, options: Options | None = None, *,
+                   on_stage: OnStage | None = None, pairing: Sequence[int] | None = None, **changes: OptionValue
+                   ) -> GridResult:
+        """Score 2–4 images against the same 2–8 captions in one :meth:`match_batch` call (each image
+        grounded on its own, each caption parsed and encoded once): a :class:`~comclip.grid.GridResult`
+        whose cell (i, j) is what ``match(images[i], captions)`` gives caption j. ``pairing[i]``: image
+        i's true caption (default i ↔ i when as many images as captions); ``graphs`` per caption.
+        The request is checked (:func:`~comclip.grid.check_grid`) before anything runs."""
+        captions, pairing = check_grid(images, captions, pairing)
+        results = self.match_batch([(image, captions, graphs) for image in images], options, on_stage=on_stage,
+                                   **changes)
+        return GridResult(tuple(results), pairing)
 
     def match_batch(self, items: Sequence[Item], options: Options | None = None, *, on_stage: OnStage | None = None,
                     **changes: OptionValue) -> list[MatchResult]:

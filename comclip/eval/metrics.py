@@ -9,13 +9,22 @@ Conventions, the same for every benchmark:
 * an aggregate over no examples is ``None`` (shown as "—"), never 0;
 * a margin says how far an example is from its decision: it is ``> 0`` exactly when the example
   is won (so a tie, margin 0, is a loss), and its size is in the scores' own units.
+
+The per-example rules (Winoground's text / image / group, :func:`rank_of`) live in
+:mod:`comclip.ranking`, below the engine, so the image grid (:mod:`comclip.grid`) judges with the
+same definitions; they are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-WINOGROUND_KEYS = ("c0_i0", "c0_i1", "c1_i0", "c1_i1")
+from comclip.ranking import WINOGROUND_KEYS as WINOGROUND_KEYS
+from comclip.ranking import rank_of as rank_of
+from comclip.ranking import winoground_group as winoground_group
+from comclip.ranking import winoground_image as winoground_image
+from comclip.ranking import winoground_text as winoground_text
+
 WINOGROUND_METRICS = ("text_score", "image_score", "group_score")
 RECALL_KS = (1, 5, 10)
 
@@ -27,21 +36,6 @@ def mean(flags: Iterable[bool | float]) -> float | None:
 
 
 # -- Winoground ---------------------------------------------------------------------------------
-
-def winoground_text(s: Mapping[str, float]) -> bool:
-    """Text score of one example: for each image, its own caption scores strictly higher."""
-    return s["c0_i0"] > s["c1_i0"] and s["c1_i1"] > s["c0_i1"]
-
-
-def winoground_image(s: Mapping[str, float]) -> bool:
-    """Image score of one example: for each caption, its own image scores strictly higher."""
-    return s["c0_i0"] > s["c0_i1"] and s["c1_i1"] > s["c1_i0"]
-
-
-def winoground_group(s: Mapping[str, float]) -> bool:
-    """Group score of one example: both the text and the image score are won."""
-    return winoground_text(s) and winoground_image(s)
-
 
 def winoground_text_margin(s: Mapping[str, float]) -> float:
     """How surely the text score is won: the smaller of each image's own-caption lead,
@@ -87,12 +81,6 @@ def pair_accuracy(tables: Sequence[Mapping[str, float]]) -> float | None:
 
 
 # -- retrieval ----------------------------------------------------------------------------------
-
-def rank_of(scores: Sequence[float], target: int) -> int:
-    """1-based rank of ``scores[target]``: 1 + the number of other entries scoring >= it."""
-    t = scores[target]
-    return 1 + sum(1 for j, s in enumerate(scores) if j != target and s >= t)
-
 
 def rank_of_any(scores: Sequence[float], targets: Iterable[int]) -> int:
     """1-based rank of the best of several targets (image→text: any of the image's captions):
