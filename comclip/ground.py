@@ -208,8 +208,8 @@ def preprocess_images(images: Sequence[Image.Image], image_processor: Any, devic
     The uint8 image goes to the device first; resize (the processor's rule and filter, antialiased),
     rescale and normalise run there. Images of equal size are resized together.
     """
-    mean = torch.tensor(image_processor.image_mean, device=device, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(image_processor.image_std, device=device, dtype=torch.float32)[:, None, None]
+    mean = torch.tensor(image_processor.image_mean, dtype=torch.float32).to(device, non_blocking=True)[:, None, None]
+    std = torch.tensor(image_processor.image_std, dtype=torch.float32).to(device, non_blocking=True)[:, None, None]
     factor = float(getattr(image_processor, "rescale_factor", 1 / 255))
     mode = _interpolation(getattr(image_processor, "resample", None))
     out: list[torch.Tensor | None] = [None] * len(images)
@@ -396,7 +396,7 @@ class GroundingDINO:
                                        return_tensors="pt")
         offsets = enc.pop("offset_mapping").tolist()
         token_indices = [phrase_token_indices(off, spans) for off, (_, spans) in zip(offsets, built, strict=True)]
-        return {k: v.to(self.device) for k, v in enc.items()}, token_indices
+        return {k: v.to(self.device, non_blocking=True) for k, v in enc.items()}, token_indices
 
     def _image_features(self, pixels: dict[int, torch.Tensor], slots: list[int]
                         ) -> dict[int, dino.VisionFeatures] | None:
