@@ -40,7 +40,7 @@ from PIL import Image
 from torchvision.ops import nms
 from torchvision.transforms.v2 import functional as tvF
 
-from comclip import dino
+from comclip import cpu, dino
 from comclip.boxes import Boxes
 from comclip.errors import InputError
 from comclip.options import detector_thresholds
@@ -237,7 +237,8 @@ class _Unit:
 class GroundingDINO:
     """A transformers Grounding DINO (``AutoModelForZeroShotObjectDetection``) as a Detector.
 
-    ``precision``: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16``;
+    ``precision``: ``auto`` (bf16 autocast on CUDA and on a CPU with native bf16, fp32 elsewhere),
+    ``fp32`` or ``bf16``;
     ``batch_size``: most (image, prompt) units per forward (default by device type).
     """
 
@@ -299,10 +300,8 @@ class GroundingDINO:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        """The autocast dtype of the forward (None: full fp32)."""
-        if self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda"):
-            return torch.bfloat16
-        return None
+        """The autocast dtype of the forward (None: full fp32); ``auto`` as :func:`comclip.cpu.detector_precision`."""
+        return torch.bfloat16 if cpu.detector_precision(self.precision, self.device.type) == "bf16" else None
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
