@@ -40,7 +40,7 @@ from PIL import Image
 from torchvision.ops import nms
 from torchvision.transforms.v2 import functional as tvF
 
-from comclip import dino
+from comclip import cpu, dino
 from comclip.boxes import Boxes
 from comclip.errors import InputError
 from comclip.options import detector_thresholds
@@ -208,8 +208,8 @@ def preprocess_images(images: Sequence[Image.Image], image_processor: Any, devic
     The uint8 image goes to the device first; resize (the processor's rule and filter, antialiased),
     rescale and normalise run there. Images of equal size are resized together.
     """
-    mean = torch.tensor(image_processor.image_mean, device=device, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(image_processor.image_std, device=device, dtype=torch.float32)[:, None, None]
+    mean = torch.tensor(image_processor.image_mean, dtype=torch.float32).to(device, non_blocking=True)[:, None, None]
+    std = torch.tensor(image_processor.image_std, dtype=torch.float32).to(device, non_blocking=True)[:, None, None]
     factor = float(getattr(image_processor, "rescale_factor", 1 / 255))
     mode = _interpolation(getattr(image_processor, "resample", None))
     out: list[torch.Tensor | None] = [None] * len(images)
@@ -237,7 +237,8 @@ class _Unit:
 class GroundingDINO:
     """A transformers Grounding DINO (``AutoModelForZeroShotObjectDetection``) as a Detector.
 
-    ``precision``: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16``;
+    ``precision``: ``auto`` (bf16 autocast on CUDA and on a CPU with native bf16, fp32 elsewhere),
+    ``fp32`` or ``bf16``;
     ``batch_size``: most (image, prompt) units per forward (default by device type).
     """
 
@@ -299,10 +300,8 @@ class GroundingDINO:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        """The autocast dtype of the forward (None: full fp32)."""
-        if self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda"):
-            return torch.bfloat16
-        return None
+        """The autocast dtype of the forward (None: full fp32); ``auto`` as :func:`comclip.cpu.detector_precision`."""
+        return torch.bfloat16 if cpu.detector_precision(self.precision, self.device.type) == "bf16" else None
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
@@ -396,7 +395,7 @@ class GroundingDINO:
                                        return_tensors="pt")
         offsets = enc.pop("offset_mapping").tolist()
         token_indices = [phrase_token_indices(off, spans) for off, (_, spans) in zip(offsets, built, strict=True)]
-        return {k: v.to(self.device) for k, v in enc.items()}, token_indices
+        return {k: v.to(self.device, non_blocking=True) for k, v in enc.items()}, token_indices
 
     def _image_features(self, pixels: dict[int, torch.Tensor], slots: list[int]
                         ) -> dict[int, dino.VisionFeatures] | None:
