@@ -38,7 +38,7 @@ Panels = dict[str, Any]
 T = TypeVar("T")
 
 
-def _drawn(answer: Answer, what: str, arg: Any, draw: Callable[[], T]) -> T:
+def drawn(answer: Answer, what: str, arg: Any, draw: Callable[[], T]) -> T:
     """``draw()``, or what it drew before for this answer (kept with the answer's results)."""
     key = (what, arg)
     if key not in answer.drawn:
@@ -62,22 +62,24 @@ class PageState:
         return replace(self, selected=caption, overrides={c: g for c, g in self.overrides.items() if c != caption})
 
 
-def inspector(answer: Answer, index: int) -> Panels:
-    """Caption ``index`` inside out."""
-    return dict(_drawn(answer, "inspector", index, lambda: _inspector(answer, index)))
+def inspector(answer: Answer, index: int, image: int = 0) -> Panels:
+    """Caption ``index`` inside out, on the answer's image ``image`` (the first; another for a grid)."""
+    arg = index if image == 0 else (image, index)
+    return dict(drawn(answer, "inspector", arg, lambda: _inspector(answer, index, image)))
 
 
-def _inspector(answer: Answer, index: int) -> Panels:
-    c = answer.result.captions[index]
-    image = answer.image.image
+def _inspector(answer: Answer, index: int, at: int = 0) -> Panels:
+    result = answer.results[at]
+    c = result.captions[index]
+    image = answer.images[at].image
     graph = viz.figure_html(viz.graph_figure(c.graph, c.ungrounded), f"entity graph of “{c.caption}”")
     return {"graph": graph + parse_notes_html(c.graph),
             "graph_json": presentation.graph_json(c.graph),
             "grounding": presentation.picture_html(viz.annotate_boxes(image, c), f"boxes found for “{c.caption}”")
             + presentation.ungrounded_html(c),
-            "gallery": presentation.gallery_html(image, c, answer.result.options.subimage),
+            "gallery": presentation.gallery_html(image, c, result.options.subimage),
             "weights": viz.figure_html(viz.weights_chart(c), f"weights and leave-one-out effects for “{c.caption}”"),
-            "loo": presentation.component_table(c, answer.result.logit_scale)}
+            "loo": presentation.component_table(c, result.logit_scale)}
 
 
 def summary(answer: Answer, true_caption: str | None) -> Panels:
@@ -86,7 +88,7 @@ def summary(answer: Answer, true_caption: str | None) -> Panels:
     t = presentation.true_index(r, true_caption)
     json_path, csv_path = presentation.write_downloads(r, t, answer.key)
     return {"summary": presentation.summary_html(answer, true_caption), "scores": presentation.score_table(r, t),
-            "margin": _drawn(answer, "margin", t,
+            "margin": drawn(answer, "margin", t,
                              lambda: viz.figure_html(viz.margin_chart(r, t), "margin of CLIP and ComCLIP")),
             "download_json": gr.update(value=json_path, visible=True),
             "download_csv": gr.update(value=csv_path, visible=True)}
@@ -101,7 +103,7 @@ def shown(answer: Answer, true_caption: str | None, state: PageState) -> Panels:
     how = "from cache" if answer.from_cache else f"in {answer.seconds:.1f} s"
     choices = [(presentation.caption_label(i, c, 70), i) for i, c in enumerate(captions)]
     return {"status": status_html(f"Scored {len(captions)} captions {how}.", "ok"), **summary(answer, true_caption),
-            "score_chart": _drawn(answer, "score_chart", None, lambda: viz.figure_html(
+            "score_chart": drawn(answer, "score_chart", None, lambda: viz.figure_html(
                 viz.score_chart(r), "CLIP and ComCLIP score of each caption")),
             "selector": gr.update(choices=choices, value=index), **inspector(answer, index),
             "state": replace(state, answer=answer, selected=captions[index])}
