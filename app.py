@@ -181,15 +181,15 @@ def _grid_inputs(limits: Limits, pairs: Sequence[Pair]) -> Page:
     with gr.Column(scale=5, min_width=300):
         with gr.Row(equal_height=False):
             for k in range(grid_view.SLOTS):
-                with gr.Column(min_width=160, visible=k < 2, elem_id=f"grid-slot-{k}") as page[f"grid_slot_{k}"]:
+                with gr.Column(min_width=140, visible=k < 2, elem_id=f"grid-slot-{k}") as page[f"grid_slot_{k}"]:
                     page[f"grid_image_{k}"] = gr.Image(label=f"Image {k + 1}", type="filepath", image_mode=None,
                                                        height=200, sources=["upload", "clipboard"],
                                                        elem_id=f"grid-image-{k}")
-                    page[f"grid_true_{k}"] = gr.Dropdown([], value=None, label=f"Image {k + 1}'s true caption",
+                    page[f"grid_true_{k}"] = gr.Dropdown([], value=None, label="True caption",
                                                          elem_id=f"grid-true-{k}")
         with gr.Row():
             page["grid_more"] = gr.Button("+ Image", size="sm", elem_id="grid-more")
-            page["grid_fewer"] = gr.Button("− Image", size="sm", interactive=False, elem_id="grid-fewer")
+            page["grid_fewer"] = gr.Button("− Image", size="sm", visible=False, elem_id="grid-fewer")
         page["grid_examples"] = gr.Dataset(
             components=[page["grid_image_0"], page["grid_image_1"], gr.Textbox(render=False)], type="index",
             samples=[[p.images[0], p.images[1], p.label()] for p in pairs], elem_id="grid-examples",
@@ -220,15 +220,19 @@ def _grid_inspector() -> Page:
     page["grid_cell"] = gr.HTML(hint(grid_view.HINTS["cell"]), elem_id="grid-cell")
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=300):
+            gr.Markdown("### The caption's graph")
             page["grid_graph"] = gr.HTML("", elem_id="grid-graph")
-            page["grid_grounding"] = gr.HTML("", elem_id="grid-grounding")
         with gr.Column(scale=6, min_width=300):
+            gr.Markdown("### Sub-images: what each component sees")
             page["grid_gallery"] = gr.HTML("", elem_id="grid-gallery")
     with gr.Row(equal_height=False):
-        with gr.Column(scale=5, min_width=300):
-            page["grid_weights"] = gr.HTML("", elem_id="grid-weights")
-        with gr.Column(scale=5, min_width=300):
+        with gr.Column(scale=4, min_width=300):
+            gr.Markdown("### Grounding: each entity's boxes")
+            page["grid_grounding"] = gr.HTML("", elem_id="grid-grounding")
+        with gr.Column(scale=6, min_width=300):
+            gr.Markdown("### Weights and leave-one-out")
             page["grid_loo"] = gr.HTML("", elem_id="grid-loo")
+            page["grid_weights"] = gr.HTML("", elem_id="grid-weights")
     page["grid_state"] = gr.State(grid_view.GridState())
     return page
 

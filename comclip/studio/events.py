@@ -210,8 +210,12 @@ class Studio:
         slots = len(pair.images)
         inputs = {f"grid_image_{k}": pair.images[k] if k < slots else None for k in range(SLOTS)}
         inputs.update(grid_view.pairing_menus(pair.captions, pairing))
-        return {**inputs, "grid_captions": "\n".join(pair.captions), **grid_view.slots(slots),
-                **grid_view.shown(answer, pairing)}
+        out = {**inputs, "grid_captions": "\n".join(pair.captions), **grid_view.slots(slots),
+               **grid_view.shown(answer, pairing)}
+        if pair.note:
+            how = "from cache" if answer.from_cache else f"in {answer.seconds:.1f} s"
+            out["grid_status"] = status_html(f"Example: {pair.note}. Scored {how}.", "ok")
+        return out
 
     def select_cell(self, values: Values) -> Panels:
         """Another cell of the grid inside out (no model call)."""

@@ -68,8 +68,8 @@ class Pair:
     note: str = ""
 
     def label(self) -> str:
-        """The example's text in the examples table: its captions and what it tests."""
-        return " / ".join(f"“{c}”" for c in self.captions) + (f" — {self.note}" if self.note else "")
+        """The example's text in the examples table: its captions, quoted, one per line."""
+        return "\n".join(f"“{c}”" for c in self.captions)
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ def pairing_menus(captions: Sequence[str], values: Sequence[Any]) -> Panels:
 def slots(count: int) -> Panels:
     """The image slots shown (``count`` of :data:`SLOTS`) and the buttons that add or remove one."""
     return {**{f"grid_slot_{k}": gr.update(visible=k < count) for k in range(SLOTS)}, "grid_count": count,
-            "grid_more": gr.update(interactive=count < SLOTS), "grid_fewer": gr.update(interactive=count > 2)}
+            "grid_more": gr.update(visible=count < SLOTS), "grid_fewer": gr.update(visible=count > 2)}
 
 
 # -- words and looks ----------------------------------------------------------------------------
@@ -296,13 +296,16 @@ td.lost {color: #8a1c1c;}
 .dark td.lost {color: #ffb4ab;}
 .grid-summary .grid-story {font-size: 1.06em; margin: 4px 0;}
 .cell-title {margin: 4px 0;}
-#grid-examples td {white-space: normal;}
+#grid-examples td {white-space: pre-line;}
 @media (max-width: 700px) {
   table.grid-scores, table.winoground {font-size: 0.82em;}
-  table.grid-scores img.thumb {width: 52px;}
+  table.grid-scores th, table.grid-scores td, table.winoground th, table.winoground td {padding: 3px 2px;}
+  table.grid-scores img.thumb {width: 44px;}
   table.grid-scores thead th {min-width: 0;}
-  table.grid-scores .k {min-width: 0; margin-right: 2px;}
-  table.grid-scores td.cell button {padding: 4px;}
+  table.grid-scores .k {min-width: 0; margin-right: 1px; font-size: 0.8em;}
+  table.grid-scores td.cell {padding: 1px;}
+  table.grid-scores td.cell button {padding: 3px 4px;}
+  table.grid-scores .marks {margin-left: 2px;}
   table.grid-scores .tag {float: none; display: table; margin: 0 0 2px 0;}
 }
 """
