@@ -176,7 +176,7 @@ def _inspector() -> Page:
     return page
 
 
-def _grid_inputs(limits: Limits, pairs: Sequence[Pair]) -> Page:
+def _grid_inputs(pairs: Sequence[Pair]) -> Page:
     page: Page = {}
     with gr.Column(scale=5, min_width=300):
         with gr.Row(equal_height=False):
@@ -241,7 +241,7 @@ def _two_images(limits: Limits) -> Page:
     """The "Two images" view: Winoground's test (layout; its words and looks are ``grid_view``'s)."""
     gr.Markdown(grid_view.INTRO, elem_id="grid-intro")
     with gr.Row(equal_height=False):
-        page = _grid_inputs(limits, load_pairs())
+        page = _grid_inputs(load_pairs())
         page.update(_grid_request(limits))
     page.update(_grid_inspector())
     return page
