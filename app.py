@@ -12,6 +12,7 @@ live in ``comclip.studio`` (events, checks, service, model_call, panels, present
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -61,14 +62,15 @@ from comclip.errors import ComCLIPError  # noqa: E402
 from comclip.loading import missing_downloads  # noqa: E402
 from comclip.options import Options  # noqa: E402
 from comclip.presets import Preset, get_preset  # noqa: E402
-from comclip.studio import events, viz  # noqa: E402
+from comclip.studio import events, grid_view, viz  # noqa: E402
 from comclip.studio.events import Studio  # noqa: E402
+from comclip.studio.grid_view import GRID_INSPECTOR, GRID_RESULT, Pair  # noqa: E402
 from comclip.studio.page import BANNER, CSS, HEAD, HINTS, INTRO, SCROLL_TO_RESULTS, WHY, speed_note, theme  # noqa: E402
 from comclip.studio.panels import INSPECTOR, RESULT, SUMMARY, PageState  # noqa: E402
 from comclip.studio.presentation import hint  # noqa: E402
 from comclip.studio.service import Service  # noqa: E402
 from comclip.studio.settings import CPU_START_PRESET, Limits, Settings  # noqa: E402
-from comclip.studio.widgets import api_components, option_widget  # noqa: E402
+from comclip.studio.widgets import api_components, api_grid_components, option_widget  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 Page = dict[str, Any]  # the page's components by name
@@ -80,10 +82,19 @@ def load_examples() -> list[list[str]]:
     return [[str(ROOT / "assets" / item["image"]), "\n".join(item["captions"])] for item in data]
 
 
+def load_pairs() -> list[Pair]:
+    """The "Two images" view's example pairs (``assets/pairs.json``: images, captions, pairing, note)."""
+    data = json.loads((ROOT / "assets" / "pairs.json").read_text(encoding="utf-8"))
+    return [Pair(tuple(str(ROOT / "assets" / p) for p in item["images"]), tuple(item["captions"]),
+                 tuple(item["pairing"]), item.get("note", "")) for item in data]
+
+
 def launch_options(limits: Limits | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6)."""
-    return {"theme": theme(), "css": CSS, "head": HEAD, "max_file_size": (limits or Limits()).max_upload,
-            "footer_links": ["api", "gradio"]}
+    """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6). The bundled
+    examples may be sent back to the page (an example pair fills the image slots)."""
+    return {"theme": theme(), "css": CSS + grid_view.CSS, "head": HEAD,
+            "max_file_size": (limits or Limits()).max_upload, "footer_links": ["api", "gradio"],
+            "allowed_paths": [str(ROOT / "assets" / "examples")]}
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -165,6 +176,77 @@ def _inspector() -> Page:
     return page
 
 
+def _grid_inputs(pairs: Sequence[Pair]) -> Page:
+    page: Page = {}
+    with gr.Column(scale=5, min_width=300):
+        with gr.Row(equal_height=False):
+            for k in range(grid_view.SLOTS):
+                with gr.Column(min_width=140, visible=k < 2, elem_id=f"grid-slot-{k}") as page[f"grid_slot_{k}"]:
+                    page[f"grid_image_{k}"] = gr.Image(label=f"Image {k + 1}", type="filepath", image_mode=None,
+                                                       height=200, sources=["upload", "clipboard"],
+                                                       elem_id=f"grid-image-{k}")
+                    page[f"grid_true_{k}"] = gr.Dropdown([], value=None, label="True caption",
+                                                         elem_id=f"grid-true-{k}")
+        with gr.Row():
+            page["grid_more"] = gr.Button("+ Image", size="sm", elem_id="grid-more")
+            page["grid_fewer"] = gr.Button("− Image", size="sm", visible=False, elem_id="grid-fewer")
+        page["grid_examples"] = gr.Dataset(
+            components=[page["grid_image_0"], page["grid_image_1"], gr.Textbox(render=False)], type="index",
+            samples=[[p.images[0], p.images[1], p.label()] for p in pairs], elem_id="grid-examples",
+            label="Example pairs — drawings; click one to see it scored", samples_per_page=6)
+    page["grid_count"] = gr.State(2)
+    return page
+
+
+def _grid_request(limits: Limits) -> Page:
+    page: Page = {}
+    with gr.Column(scale=6, min_width=300):
+        page["grid_captions"] = gr.Textbox(label=f"Captions ({limits.min_captions}–{limits.max_captions}, one per "
+                                           "line)", lines=2, max_lines=limits.max_captions + 2, elem_id="grid-captions",
+                                           placeholder="a mug in some grass\nsome grass in a mug")
+        with gr.Row():
+            page["grid_swap"] = gr.Button("⇄ Swap true captions", elem_id="grid-swap", scale=1)
+            page["grid_score"] = gr.Button("Score", variant="primary", elem_id="grid-score", scale=1)
+        page["grid_status"] = gr.HTML("", elem_id="grid-status")
+        page["grid_story"] = gr.HTML(hint(grid_view.HINTS["story"]), elem_id="grid-story")
+        page["grid_scores"] = gr.HTML(hint(grid_view.HINTS["scores"]), elem_id="grid-scores",
+                                      js_on_load=grid_view.SELECT_CELL_JS)
+    return page
+
+
+def _grid_inspector() -> Page:
+    page: Page = {}
+    gr.Markdown("## One cell, inside out")
+    page["grid_cell"] = gr.HTML(hint(grid_view.HINTS["cell"]), elem_id="grid-cell")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=300):
+            gr.Markdown("### The caption's graph")
+            page["grid_graph"] = gr.HTML("", elem_id="grid-graph")
+        with gr.Column(scale=6, min_width=300):
+            gr.Markdown("### Sub-images: what each component sees")
+            page["grid_gallery"] = gr.HTML("", elem_id="grid-gallery")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=300):
+            gr.Markdown("### Grounding: each entity's boxes")
+            page["grid_grounding"] = gr.HTML("", elem_id="grid-grounding")
+        with gr.Column(scale=6, min_width=300):
+            gr.Markdown("### Weights and leave-one-out")
+            page["grid_loo"] = gr.HTML("", elem_id="grid-loo")
+            page["grid_weights"] = gr.HTML("", elem_id="grid-weights")
+    page["grid_state"] = gr.State(grid_view.GridState())
+    return page
+
+
+def _two_images(limits: Limits) -> Page:
+    """The "Two images" view: Winoground's test (layout; its words and looks are ``grid_view``'s)."""
+    gr.Markdown(grid_view.INTRO, elem_id="grid-intro")
+    with gr.Row(equal_height=False):
+        page = _grid_inputs(load_pairs())
+        page.update(_grid_request(limits))
+    page.update(_grid_inspector())
+    return page
+
+
 def layout(service: Service) -> Page:
     """The page, top to bottom; returns its components by name (option widgets by their field's name)."""
     limits = service.settings.limits
@@ -173,13 +255,20 @@ def layout(service: Service) -> Page:
     page["captions"] = gr.Textbox(label=f"Captions ({limits.min_captions}–{limits.max_captions}, one per line)",
                                   lines=3, max_lines=limits.max_captions + 2, elem_id="captions",
                                   placeholder="a cup on a saucer\na saucer on a cup", render=False)
-    with gr.Row(equal_height=False):
-        page.update(_image_column(page["captions"]))
-        page.update(_request_column(service, page["captions"]))
-    page.update(_inspector())
-    with gr.Row(visible=False):  # the named API endpoint: /match
+    with gr.Tabs(elem_id="views"):
+        with gr.Tab("One image", elem_id="tab-one-image"):
+            with gr.Row(equal_height=False):
+                page.update(_image_column(page["captions"]))
+                page.update(_request_column(service, page["captions"]))
+            page.update(_inspector())
+        with gr.Tab("Two images", elem_id="tab-two-images"):
+            page.update(_two_images(limits))
+    with gr.Row(visible=False):  # the named API endpoints: /match and /match_grid
         page["api_image"], page["api_captions"], page["api_options"], page["api_result"] = api_components(limits)
         page["api_button"] = gr.Button()
+        (page["api_grid_images"], page["api_grid_captions"], page["api_grid_pairing"], page["api_grid_options"],
+         page["api_grid_result"]) = api_grid_components(limits)
+        page["api_grid_button"] = gr.Button()
     return page
 
 
@@ -240,6 +329,41 @@ def wire(page: Page, studio: Studio) -> None:
         ("box_threshold", "text_threshold", "banner", "preset"))
     page["api_button"].click(studio.api_match, [page["api_image"], page["api_captions"], page["api_options"]],
                              page["api_result"], api_name="match", concurrency_limit=None)
+    _wire_two_images(page, studio)
+
+
+def _wire_two_images(page: Page, studio: Studio) -> None:
+    """The "Two images" view's events (``Studio.score_grid`` and its neighbours; ``grid_view``)."""
+    work = {"concurrency_limit": None, "preprocess": False, "progress": True,
+            "show_progress_on": [page["grid_status"]]}
+    for trigger in (page["grid_score"].click, page["grid_captions"].submit):
+        _on(page, trigger, studio.score_grid, events.GRID_INPUTS, GRID_RESULT, **work)
+    shown = (*(f"grid_image_{k}" for k in range(grid_view.SLOTS)), "grid_captions", *events.GRID_TRUE,
+             *(f"grid_slot_{k}" for k in range(grid_view.SLOTS)), "grid_count", "grid_more", "grid_fewer")
+    _on(page, page["grid_examples"].click, functools.partial(studio.grid_example, pairs=load_pairs()),
+        events.GRID_EXAMPLE_INPUTS, (*shown, *GRID_RESULT), **work)
+    retell = ("grid_status", "grid_story", "grid_scores", "grid_cell", "grid_state")
+    for menu in events.GRID_TRUE:
+        _on(page, page[menu].input, studio.grid_pairing, events.GRID_PAIRING_INPUTS, retell, queue=False)
+    _on(page, page["grid_swap"].click, studio.swap_pairing, events.GRID_PAIRING_INPUTS,
+        (*events.GRID_TRUE[:2], *retell), queue=False)
+    _on(page, page["grid_captions"].change, events.grid_captions_changed, events.GRID_CAPTIONS_INPUTS,
+        events.GRID_TRUE, queue=False, show_progress="hidden")
+    count = (*(f"grid_slot_{k}" for k in range(grid_view.SLOTS)), "grid_count", "grid_more", "grid_fewer")
+    _on(page, page["grid_more"].click, events.more_images, events.GRID_COUNT_INPUTS, count, queue=False)
+    _on(page, page["grid_fewer"].click, events.fewer_images, events.GRID_COUNT_INPUTS,
+        (*count, *(f"grid_image_{k}" for k in range(2, grid_view.SLOTS))), queue=False)
+    cell = ("grid_scores", "grid_cell", *GRID_INSPECTOR, "grid_state")
+
+    def cell_selected(state: Any, evt: gr.SelectData) -> dict[Any, Any]:
+        changed = studio.select_cell({"grid_cell_index": evt.index, "grid_state": state})
+        return {page[name]: changed.get(name, gr.skip()) for name in cell}
+
+    page["grid_scores"].select(cell_selected, page["grid_state"], [page[n] for n in cell], api_visibility="private",
+                               show_progress_on=[page["grid_status"]])
+    page["api_grid_button"].click(
+        studio.api_match_grid, [page[f"api_grid_{n}"] for n in ("images", "captions", "pairing", "options")],
+        page["api_grid_result"], api_name="match_grid", concurrency_limit=None)
 
 
 def build_demo(studio: Studio) -> gr.Blocks:
@@ -287,7 +411,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {settings.host or '127.0.0.1'}:{settings.port or 7860} — the port is in use "
               "(or not allowed); choose another with --port N (or GRADIO_SERVER_PORT=N)", file=sys.stderr)
         return 2
-    threading.Thread(target=studio.warm_examples, args=(load_examples(),), name="warm-examples",
+    threading.Thread(target=studio.warm_examples, args=(load_examples(), load_pairs()), name="warm-examples",
                      daemon=True).start()  # clicking an example then shows its answer at once
     try:
         demo.block_thread()

@@ -198,7 +198,8 @@ PAIRS = [
      "note": "subject and object swapped: who sits on whom?"},
     {"images": ["examples/tree_behind_house.png", "examples/house_behind_tree.png"],
      "captions": ["a house behind a tree", "a tree behind a house"], "pairing": [1, 0],
-     "note": "which one is in front; the captions are listed the other way round, so image 0's is caption 1"},
+     "note": "which one is in front; the captions are listed the other way round, so the first image's true "
+             "caption is the second"},
 ]
 
 

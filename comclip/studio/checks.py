@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from comclip.errors import GraphError, InputError
+from comclip.errors import ComCLIPError, GraphError, InputError
 from comclip.graph import SceneGraph
+from comclip.grid import check_pairing
 from comclip.images import LoadedImage, load_image
 from comclip.options import Options
 from comclip.studio.settings import LIMITS, Limits
@@ -261,6 +262,90 @@ def api_request(image: Any, captions: Any, options: Any, default_preset: str, of
     captions, _ = split_captions(captions, strict=True, limits=limits)
     loaded, notices = prepare_image(image, limits)
     return Request(preset, (loaded,), tuple(captions), _frozen(graphs_for(captions, graphs)), opts, tuple(notices))
+
+
+# -- several images against the same captions (the "Two images" view, /match_grid) ---------------
+
+def prepare_images(sources: Any, limits: Limits = LIMITS) -> tuple[tuple[LoadedImage, ...], list[str]]:
+    """``limits.min_images``–``limits.max_images`` images, each as :func:`prepare_image` takes it;
+    a problem with one is one InputError naming it ("Image 2: …")."""
+    if sources is None or isinstance(sources, (str, bytes, Mapping)) or not isinstance(sources, Sequence):
+        raise InputError(f"Give the images as a list ({limits.min_images} to {limits.max_images}).")
+    if not limits.min_images <= len(sources) <= limits.max_images:
+        raise InputError(f"Give {limits.min_images} to {limits.max_images} images ({len(sources)} given).")
+    images, notices = [], []
+    for k, source in enumerate(sources, start=1):
+        try:
+            image, said = prepare_image(source, limits)
+        except ComCLIPError as exc:
+            raise InputError(f"Image {k}: {exc}", hint=exc.hint) from None
+        images.append(image)
+        notices += [f"Image {k}: {n}" for n in said]
+    return tuple(images), notices
+
+
+def _pairing(pairing: Any, n_images: int, n_captions: int) -> tuple[int, ...]:
+    """The pairing as :func:`comclip.grid.check_pairing` takes it (a JSON list, or None = i ↔ i)."""
+    pairing = _json_object(pairing) if isinstance(pairing, str) else pairing
+    return check_pairing(None if pairing in (None, "") else pairing, n_images, n_captions)
+
+
+def grid_request(images: Any, captions: Any, pairing: Any, options: Any, default_preset: str,
+                 offered: Sequence[str], limits: Limits = LIMITS) -> tuple[Request, tuple[int, ...]]:
+    """An API call's arguments (``/match_grid``) checked into one :class:`Request` with several
+    images, and the pairing (``pairing[i]``: image i's true caption; None = i ↔ i)."""
+    preset, opts, graphs = api_options(options, default_preset, offered)
+    captions, _ = split_captions(captions, strict=True, limits=limits)
+    _distinct(captions)
+    loaded, notices = prepare_images(images, limits)
+    paired = _pairing(pairing, len(loaded), len(captions))
+    return Request(preset, loaded, tuple(captions), _frozen(graphs_for(captions, graphs)), opts,
+                   tuple(notices)), paired
+
+
+def page_grid_request(values: Mapping[str, Any], sources: Sequence[Any], pairing: Sequence[Any], offered: Sequence[str],
+                      limits: Limits = LIMITS) -> tuple[Request, tuple[int, ...]]:
+    """The "Two images" view's values checked: ``sources`` the images shown, ``pairing`` each one's
+    true caption as its menu holds it (an index; None = i ↔ i), the captions, preset and options as
+    the page holds them (:func:`page_request`)."""
+    captions, notices = split_captions(values["grid_captions"], limits=limits)
+    preset = check_preset(values["preset"], offered)
+    options, _ = check_options({name: values[name] for name in Options.names()})
+    missing = [k for k, s in enumerate(sources, start=1) if s is None]
+    if missing:
+        raise InputError(f"Add image {missing[0]} first: upload one, paste it, or pick an example pair.")
+    loaded, image_notices = prepare_images(list(sources), limits)
+    paired = page_pairing([pairing_index(p, k) for k, p in enumerate(pairing)], len(captions))
+    return Request(preset, loaded, tuple(captions), None, options, tuple(notices + image_notices)), paired
+
+
+def pairing_index(value: Any, image: int) -> int:
+    """A pairing menu's value: a caption index (None: the image's own position)."""
+    if value is None:
+        return image
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"Choose the true caption of image {image + 1} from its menu.") from None
+
+
+def page_pairing(pairing: list[int], n_captions: int) -> tuple[int, ...]:
+    """The menus' pairing, its problems said as the page numbers things (from 1)."""
+    for k, p in enumerate(pairing):
+        if not 0 <= p < n_captions:
+            raise InputError(f"Image {k + 1}'s true caption is caption {p + 1}, but there are {n_captions} captions: "
+                             "choose another in its menu.")
+        if p in pairing[:k]:
+            raise InputError(f"Images {pairing.index(p) + 1} and {k + 1} both have caption {p + 1} as their true "
+                             "caption; each image needs its own (change one menu, or press Swap).")
+    return tuple(pairing)
+
+
+def _distinct(captions: Sequence[str]) -> None:
+    """Several images are compared across captions: the same caption twice is a mistake."""
+    for k, c in enumerate(captions):
+        if c in captions[:k]:
+            raise InputError(f"Caption {k + 1} repeats caption {captions.index(c) + 1}; give different captions.")
 
 
 def _frozen(graphs: list[SceneGraph | None] | None) -> tuple[SceneGraph | None, ...] | None:

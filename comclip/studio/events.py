@@ -22,11 +22,12 @@ import gradio as gr
 from comclip import parse as parsing
 from comclip.errors import ComCLIPError, GraphError
 from comclip.options import Options
-from comclip.studio import checks, counterfactuals, panels, presentation, widgets
+from comclip.studio import checks, counterfactuals, grid_view, panels, presentation, widgets
+from comclip.studio.grid_view import SLOTS, GridState, Pair
 from comclip.studio.messages import user_message
 from comclip.studio.page import BANNER, status_html
 from comclip.studio.panels import PageState, Panels
-from comclip.studio.service import Service
+from comclip.studio.service import Service, request_key
 from comclip.studio.settings import LIMITS
 
 if TYPE_CHECKING:
@@ -45,6 +46,14 @@ TRUE_INPUTS = ("true_caption", "state")
 CAPTIONS_INPUTS = ("captions", "true_caption")
 COUNTERFACTUAL_INPUTS = ("captions", "true_caption", "parser")
 PRESET_INPUTS = ("preset",)
+# the "Two images" view
+GRID_TRUE = tuple(f"grid_true_{k}" for k in range(SLOTS))
+GRID_INPUTS = ("grid_captions", *(f"grid_image_{k}" for k in range(SLOTS)), *GRID_TRUE, "grid_count", "preset",
+               *Options.names())
+GRID_EXAMPLE_INPUTS = ("grid_examples", "preset", *Options.names())
+GRID_PAIRING_INPUTS = (*GRID_TRUE, "grid_count", "grid_state")
+GRID_CAPTIONS_INPUTS = ("grid_captions", *GRID_TRUE)
+GRID_COUNT_INPUTS = ("grid_count",)
 
 
 class Studio:
@@ -96,19 +105,35 @@ class Studio:
             return {"graph_status": status_html("Score the captions first.")}
         return _mirrored(self._score(values, state.without_graph(caption), progress))
 
-    def warm_examples(self, examples: Sequence[Sequence[str]]) -> int:
-        """Compute the examples' answers (``[image, captions]`` as the page's examples hold them) as the
-        page would request them before any setting is changed, and draw their panels: clicking an
-        example then shows its answer at once (:meth:`Service.warm_examples`)."""
-        svc, asked = self.service, []
+    def warm_examples(self, examples: Sequence[Sequence[str]], pairs: Sequence[Pair] = ()) -> int:
+        """Compute the examples' answers (``[image, captions]`` as the page's examples hold them; the
+        "Two images" view's example ``pairs``) as the page would request them before any setting is
+        changed, and draw their panels: clicking an example then shows its answer at once — all in one
+        :meth:`Service.warm_examples` (on ZeroGPU one model call for them all)."""
+        svc, asked, pairings = self.service, [], {}
+        start = {"preset": svc.start.name, **widgets.start_values(svc.start)}
         for image, captions in examples:
-            values = {"image": image, "captions": captions, "preset": svc.start.name,
-                      **widgets.start_values(svc.start)}
             try:
-                asked.append(checks.page_request(values, {}, svc.offered, svc.settings.limits))
+                asked.append(checks.page_request({"image": image, "captions": captions, **start}, {}, svc.offered,
+                                                 svc.settings.limits))
             except Exception:  # noqa: BLE001 — a bad example must not stop the app
                 log.exception("example %s cannot be requested", image)
-        return svc.warm_examples(asked, draw=lambda answer: panels.shown(answer, None, PageState()))
+        for pair in pairs:
+            try:
+                request, pairing = _pair_request(pair, start, svc)
+            except Exception:  # noqa: BLE001 — a bad example must not stop the app
+                log.exception("example pair %s cannot be requested", pair.images)
+                continue
+            asked.append(request)
+            pairings[request_key(request)] = pairing
+
+        def draw(answer: Any) -> None:
+            if answer.key in pairings:
+                grid_view.shown(answer, pairings[answer.key])
+            else:
+                panels.shown(answer, None, PageState())
+
+        return svc.warm_examples(asked, draw=draw)
 
     # -- looking at an answer ---------------------------------------------------------------------
     def select(self, values: Values) -> Panels:
@@ -166,6 +191,102 @@ class Studio:
                                      for f in Options.fields())))
 
 
+    # -- the "Two images" view (grid_view) ----------------------------------------------------------
+    def score_grid(self, values: Values, progress: Progress | None = None) -> Panels:
+        """Score the images shown against the captions: one request, one model call, then the grid."""
+        svc, count = self.service, int(values.get("grid_count") or 2)
+        try:
+            request, pairing = checks.page_grid_request(
+                values, [values[f"grid_image_{k}"] for k in range(count)],
+                [values[f"grid_true_{k}"] for k in range(count)], svc.offered, svc.settings.limits)
+            answer = svc.serve(request, progress)
+        except Exception as exc:  # noqa: BLE001 — every failure is one message; the results shown stay
+            return {"grid_status": status_html(user_message(exc))}
+        return grid_view.shown(answer, pairing)
+
+    def grid_example(self, values: Values, progress: Progress | None = None, *, pairs: Sequence[Pair] = ()
+                     ) -> Panels:
+        """An example pair clicked: its images, captions and pairing in the inputs, and its grid
+        (computed at start: from the cache, unless a setting was changed)."""
+        pair = pairs[int(values["grid_examples"])]
+        svc = self.service
+        try:
+            request, pairing = _pair_request(pair, values, svc)
+            answer = svc.serve(request, progress)
+        except Exception as exc:  # noqa: BLE001 — one message
+            return {"grid_status": status_html(user_message(exc))}
+        slots = len(pair.images)
+        inputs = {f"grid_image_{k}": pair.images[k] if k < slots else None for k in range(SLOTS)}
+        inputs.update(grid_view.pairing_menus(pair.captions, pairing))
+        out = {**inputs, "grid_captions": "\n".join(pair.captions), **grid_view.slots(slots),
+               **grid_view.shown(answer, pairing)}
+        if pair.note:
+            how = "from cache" if answer.from_cache else f"in {answer.seconds:.1f} s"
+            out["grid_status"] = status_html(f"Example: {pair.note}. Scored {how}.", "ok")
+        return out
+
+    def select_cell(self, values: Values) -> Panels:
+        """Another cell of the grid inside out (no model call)."""
+        index = values.get("grid_cell_index")
+        if not isinstance(index, (list, tuple)) or len(index) != 2:
+            return {}
+        return grid_view.select(values.get("grid_state"), int(index[0]), int(index[1]))
+
+    def grid_pairing(self, values: Values) -> Panels:
+        """A true-caption menu changed: the story is told again with the new pairing (no model call),
+        or what is wrong with the pairing is said."""
+        state = values.get("grid_state") or GridState()
+        if state.answer is None:
+            return {}
+        count = len(state.answer.results)
+        try:
+            pairing = checks.page_pairing([checks.pairing_index(values[GRID_TRUE[k]], k) for k in range(count)],
+                                           len(state.answer.result.captions))
+        except Exception as exc:  # noqa: BLE001 — one message
+            return {"grid_status": status_html(user_message(exc), "info")}
+        return grid_view.retold(state, pairing)
+
+    def swap_pairing(self, values: Values) -> Panels:
+        """Swap the true captions of images 1 and 2, and retell the story."""
+        swapped = {**values, GRID_TRUE[0]: values.get(GRID_TRUE[1]), GRID_TRUE[1]: values.get(GRID_TRUE[0])}
+        return {GRID_TRUE[0]: swapped[GRID_TRUE[0]], GRID_TRUE[1]: swapped[GRID_TRUE[1]],
+                **self.grid_pairing(swapped)}
+
+    def api_match_grid(self, images: Any, captions: Any, pairing: Any = None, options: Any = None) -> dict[str, Any]:
+        svc = self.service
+        try:
+            request, paired = checks.grid_request(images, captions, pairing, options, svc.start.name, svc.offered,
+                                                  svc.settings.limits)
+            answer = svc.serve(request)
+        except Exception as exc:  # noqa: BLE001 — one clear message to the client
+            raise gr.Error(user_message(exc), title="Please check the input", print_exception=False) from None
+        for note in answer.notices:
+            gr.Warning(note)
+        return grid_view.api_grid_result(answer, paired)
+
+    api_match_grid.__doc__ = (
+        f"""Score 2–4 images against the same captions with CLIP and ComCLIP (Winoground's test for two).
+
+        Args:
+            images: {LIMITS.min_images}–{LIMITS.max_images} image files (paths or URLs).
+            captions: {LIMITS.min_captions}–{LIMITS.max_captions} different captions (list of strings), each at
+                most {LIMITS.max_caption_chars} characters.
+            pairing: optional; pairing[i] is image i's true caption index (0-based; default i ↔ i when
+                images and captions are as many).
+            options: optional, as /match takes them (engine options, "graphs", "preset").
+
+        Returns: captions, pairing, clip and comclip (clip[i][j]: image i vs caption j), picks, ranks,
+        winoground (2 × 2: text / image / group per method), story (one sentence per method) and
+        images (each image's /match object).
+        """)
+
+
+def _pair_request(pair: Pair, values: Values, svc: Service) -> tuple[checks.Request, tuple[int, ...]]:
+    """An example pair as the page requests it, with the page's preset and options (``values``)."""
+    values = {**values, "grid_captions": "\n".join(pair.captions)}
+    return checks.page_grid_request(values, pair.images, pair.pairing, svc.offered, svc.settings.limits)
+
+
 def _selected(values: Values) -> tuple[PageState, str | None]:
     """The session's state and the caption the inspector shows (None before a score)."""
     state = values.get("state") or PageState()
@@ -199,6 +320,23 @@ def log_click(answer: Any, **seconds: float) -> None:
     click_log.info("click %s: %s cache=%s %s total=%.0f ms", answer.key[:10],
              " ".join(f"{k}={v:.0f}" for k, v in ms.items()), "hit" if answer.from_cache else "miss", inner,
              sum(ms.values()), extra={"stages": {**ms, **answer.stages}})
+
+
+def grid_captions_changed(values: Values) -> Panels:
+    """The true-caption menus follow the "Two images" captions."""
+    return grid_view.pairing_menus(checks.caption_lines(values["grid_captions"]),
+                                   [values.get(name) for name in GRID_TRUE])
+
+
+def more_images(values: Values) -> Panels:
+    """Show one more image slot (at most :data:`grid_view.SLOTS`)."""
+    return grid_view.slots(min(SLOTS, int(values.get("grid_count") or 2) + 1))
+
+
+def fewer_images(values: Values) -> Panels:
+    """Hide the last image slot (at least two stay) and empty it."""
+    count = max(2, int(values.get("grid_count") or 2) - 1)
+    return {**grid_view.slots(count), **{f"grid_image_{k}": None for k in range(count, SLOTS)}}
 
 
 def edited(values: Values) -> Panels:

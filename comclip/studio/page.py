@@ -99,6 +99,8 @@ img.diagram-tall {display: none;}
   table.scores th, table.scores td, table.components th, table.components td {padding: 3px 2px;}
 }
 #examples td {white-space: pre-line;}
+button[role="tab"][aria-selected="true"] {color: #3730a3;}
+.dark button[role="tab"][aria-selected="true"] {color: #c7d2fe;}
 #graph-json .cm-content, #graph-json .cm-content span, #graph-json .cm-gutters {color: #1f2937;}
 .dark #graph-json .cm-content {color: #e5e7eb;}
 .dark #graph-json .cm-content span {color: #e5e7eb;}

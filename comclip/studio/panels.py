@@ -38,7 +38,7 @@ Panels = dict[str, Any]
 T = TypeVar("T")
 
 
-def _drawn(answer: Answer, what: str, arg: Any, draw: Callable[[], T]) -> T:
+def drawn(answer: Answer, what: str, arg: Any, draw: Callable[[], T]) -> T:
     """``draw()``, or what it drew before for this answer (kept with the answer's results)."""
     key = (what, arg)
     if key not in answer.drawn:
@@ -62,22 +62,24 @@ class PageState:
         return replace(self, selected=caption, overrides={c: g for c, g in self.overrides.items() if c != caption})
 
 
-def inspector(answer: Answer, index: int) -> Panels:
-    """Caption ``index`` inside out."""
-    return dict(_drawn(answer, "inspector", index, lambda: _inspector(answer, index)))
+def inspector(answer: Answer, index: int, image: int = 0) -> Panels:
+    """Caption ``index`` inside out, on the answer's image ``image`` (the first; another for a grid)."""
+    arg = index if image == 0 else (image, index)
+    return dict(drawn(answer, "inspector", arg, lambda: _inspector(answer, index, image)))
 
 
-def _inspector(answer: Answer, index: int) -> Panels:
-    c = answer.result.captions[index]
-    image = answer.image.image
+def _inspector(answer: Answer, index: int, at: int = 0) -> Panels:
+    result = answer.results[at]
+    c = result.captions[index]
+    image = answer.images[at].image
     graph = viz.figure_html(viz.graph_figure(c.graph, c.ungrounded), f"entity graph of “{c.caption}”")
     return {"graph": graph + parse_notes_html(c.graph),
             "graph_json": presentation.graph_json(c.graph),
             "grounding": presentation.picture_html(viz.annotate_boxes(image, c), f"boxes found for “{c.caption}”")
             + presentation.ungrounded_html(c),
-            "gallery": presentation.gallery_html(image, c, answer.result.options.subimage),
+            "gallery": presentation.gallery_html(image, c, result.options.subimage),
             "weights": charts.weights_chart(c),
-            "loo": presentation.component_table(c, answer.result.logit_scale)}
+            "loo": presentation.component_table(c, result.logit_scale)}
 
 
 def summary(answer: Answer, true_caption: str | None) -> Panels:

@@ -81,3 +81,23 @@ def api_components(limits: Limits) -> tuple[Any, Any, Any, Any]:
         "type": "object", "description": "the `comclip score --json` object: image, preset, models, options, "
                                          "captions (scores, graph, components), best, timings_ms"})
     return image, captions, options, result
+
+
+def api_grid_components(limits: Limits) -> tuple[Any, Any, Any, Any, Any]:
+    """The /match_grid endpoint's images, captions, pairing and options parameters and its result, typed."""
+    images = gr.File(label="images", type="filepath", file_count="multiple")
+    _typed(images, {**images.api_info(),
+                    "description": f"{limits.min_images}–{limits.max_images} images (file paths or URLs)"})
+    captions = _typed(gr.JSON(label="captions"), {
+        "type": "array", "items": {"type": "string"},
+        "description": f"{limits.min_captions}–{limits.max_captions} different captions, each at most "
+                       f"{limits.max_caption_chars} characters"}, ["a mug in some grass", "some grass in a mug"])
+    pairing = _typed(gr.JSON(label="pairing", value=None), {
+        "anyOf": [{"type": "array", "items": {"type": "integer"}}, {"type": "null"}],
+        "description": "pairing[i] = image i's true caption index (0-based); null: image i ↔ caption i"}, None)
+    options = _typed(gr.JSON(label="options", value={}), {
+        "type": "object", "description": "optional, as /match takes them: engine options, graphs, preset"}, {})
+    result = _typed(gr.JSON(label="result"), {
+        "type": "object", "description": "captions, pairing, clip and comclip (clip[i][j]: image i vs caption j), "
+                                         "picks, ranks, winoground (2x2), story, images (each image's /match object)"})
+    return images, captions, pairing, options, result
