@@ -6,8 +6,10 @@ returns them on ``free``, so every forward faults those pages in again — measu
 the detector's fusion part takes 22% less CPU time when the memory is kept (and transformers' own
 forward 39% less). :func:`keep_freed_memory` asks glibc (``mallopt``) to serve large blocks from the
 heap and not to trim it, so the process keeps its peak memory instead of returning it between
-forwards. It is called when a detector is loaded on the CPU; ``COMCLIP_KEEP_FREED_MEMORY=0`` turns it
-off. Elsewhere than glibc it does nothing.
+forwards. That changes the whole process, so nothing in the engine calls it: it is a start-up decision
+of a program that runs big CPU forwards — the command line (``python -m comclip``) and the app call it
+once at start, a library user may. ``COMCLIP_KEEP_FREED_MEMORY=0`` turns it off. Elsewhere than glibc
+it does nothing.
 """
 
 from __future__ import annotations
@@ -34,4 +36,10 @@ def keep_freed_memory() -> bool:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 # 2**31 − 1: the largest value mallopt takes (glibc caps the trim threshold there)
                 _done = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+        return _done
+
+
+def freed_memory_kept() -> bool | None:
+    """Whether :func:`keep_freed_memory` is in effect: None when it has not been called in this process."""
+    with _lock:
         return _done

@@ -159,3 +159,25 @@ def test_keep_freed_memory_is_on_by_default_and_can_be_turned_off():
     off = subprocess.run([sys.executable, "-c", code], env={**env, "COMCLIP_KEEP_FREED_MEMORY": "0"},
                          capture_output=True, text=True, check=True)
     assert on.stdout.split() == ["True", "True"] and off.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_loading_a_detector_leaves_the_process_allocator_alone(tiny_engine):
+    """Issue 23: keeping freed memory is a start-up decision of a program (the CLI, the app), not a side
+    effect of loading a detector on the CPU."""
+    code = ("import torch; from comclip.loading import load_detector; from comclip.presets import get_preset; "
+            "from comclip.cpu import freed_memory_kept as kept; "
+            "load_detector(get_preset('tiny').detector, torch.device('cpu')); print(kept())")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "None"
+
+
+def test_the_command_line_keeps_freed_memory_at_start(monkeypatch, capsys):
+    from comclip.cli import main as cli_main
+
+    calls = []
+    monkeypatch.setattr(cli_main, "keep_freed_memory", lambda: calls.append(1) or True)
+    assert cli_main.main(["--help"]) == 0
+    capsys.readouterr()
+    assert calls == [1]
