@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from comclip import bench
+from comclip.bench.click import with_backend
+from comclip.bench.count import count_detector
 from comclip.cli.main import main
 from comclip.errors import InputError
 
-#: The engine's detector forwards for 2 equal-size images with one phrase set each: 1 when it sends
-#: both (image, prompt) units in one ``detect_batch`` call, 2 when it grounds image by image.
-#: The detector's image part (both equal-size images at once) and its fusion part (both units at once);
-#: each could split in two by batch size.
+#: The engine's detector passes for 2 equal-size images with one prompt each: each image's part and each
+#: prompt's fusion with its image — 4 at the CPU's batch size 1, 2 when both rows share each forward.
 ENGINE_DETECTOR_FORWARDS = (2, 3, 4)
 JSON_KEYS = {"preset", "device", "pairs", "captions_per_image", "reference", "engine", "floor", "engine_replay",
              "speedup_vs_reference", "overhead_vs_floor", "overhead_vs_engine_replay", "peak_memory_mb"}
@@ -169,18 +169,19 @@ def test_result_dict_and_table(exact_result):
 def test_recording_leaves_the_models_untouched(tiny_engine):
     det, enc_model = tiny_engine.detector, tiny_engine.encoder.model
     inputs = bench.make_inputs(2, 2)
-    assert det.backend == "torch"  # its forwards: the image part and the text + fusion part
+    assert det.backend == "torch"  # its forwards: the image part, the text part and the fusion
     with bench.record_forwards(tiny_engine) as rec:
-        assert {"image_forward", "fusion_forward"} <= set(det.__dict__)
+        assert {"image_forward", "text_forward", "fuse"} <= set(det.__dict__)
         bench.run_engine(tiny_engine, inputs)
-    assert not {"image_forward", "fusion_forward"} & set(det.__dict__)
+    assert not {"image_forward", "text_forward", "fuse"} & set(det.__dict__)
     assert not {"encode_image", "encode_text"} & set(enc_model.__dict__)
-    assert rec.counts()["detector"] == 2
-    with det.using_backend("transformers"), bench.record_forwards(tiny_engine) as rec_model:
+    assert (rec.counts()["detector"], rec.counts()["detector_text"]) == (2, 1)  # image part + fusion; BERT
+    eager = with_backend(tiny_engine, "transformers")  # the same models, the detector's own forward
+    with bench.record_forwards(eager) as rec_model:
         assert "forward" in det.model.__dict__
-        bench.run_engine(tiny_engine, inputs)
+        bench.run_engine(eager, inputs)
     assert "forward" not in det.model.__dict__ and det.backend == "torch"
-    assert rec_model.counts()["detector"] == 1
+    assert (rec_model.counts()["detector"], rec_model.counts()["detector_text"]) == (1, 0)
     _, diff = rec.replay(torch.device("cpu"), compare=True)
     assert diff < 1e-5
 
@@ -201,10 +202,10 @@ def test_engine_runs_do_the_same_work_every_time(tiny_engine):
     inputs = bench.make_inputs(2, 2)
     bench.run_engine(tiny_engine, inputs)
     for _ in range(2):
-        before = tiny_engine.detector.forward_passes
-        with bench.record_forwards(tiny_engine) as rec:
+        with count_detector(tiny_engine.detector) as counted, bench.record_forwards(tiny_engine) as rec:
             bench.run_engine(tiny_engine, inputs)
-        assert tiny_engine.detector.forward_passes == before + 1  # detections are not served from a cache
+        # detections are not served from a cache, nor the detector's image and text parts
+        assert (counted.image_parts, counted.text_parts, counted.fusions) == (1, 1, 1)
         assert rec.counts()["text"] >= 1  # nor text embeddings
 
 
