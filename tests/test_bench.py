@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from comclip import bench
-from comclip.bench.click import with_backend
+from comclip.bench.click import CLICK_CAPTIONS, SECOND_CAPTIONS, format_click, with_backend
 from comclip.bench.count import count_detector
 from comclip.cli.main import main
 from comclip.errors import InputError
@@ -225,6 +225,42 @@ def test_cli_json(tiny_engine, capsys):
     assert d["options"]["fast_subimages"] is True
     # The engine's default (fast) sub-images agree with the PIL path within the engine's tested tolerance.
     assert d["checks"]["max_score_diff"] < 2e-3
+
+
+def _numbers(d: dict) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values())
+
+
+def test_cli_click_warm_json(tiny_engine, capsys):
+    """``bench --click --warm``: a first click and a second one (same image, new captions) per detector
+    path, every timing a number; the second click reuses the image part (no backbone run) and its boxes
+    equal the same request's on empty caches."""
+    code = main(["bench", "--click", "--warm", "--preset", "tiny", "--device", "cpu", "--repeats", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    d = json.loads(out.strip().splitlines()[-1])
+    assert (d["preset"], d["device"]) == ("tiny", "cpu")
+    assert d["captions"] == list(CLICK_CAPTIONS)
+    assert d["second_captions"] == list(SECOND_CAPTIONS)
+    assert [(r["backend"], r["click"]) for r in d["runs"]] == [("torch", "first"), ("torch", "second"),
+                                                               ("transformers", "first"), ("transformers", "second")]
+    for r in d["runs"]:
+        assert _numbers({k: r[k] for k in ("wall_s", "cpu_s", "detector_passes")}) and r["wall_s"] > 0
+        assert len(r["wall_s_runs"]) == 1 and _numbers(dict(enumerate(r["wall_s_runs"])))
+        assert {"ground", "total"} <= set(r["stages_ms"]) and _numbers(r["stages_ms"])
+        assert _numbers(r["detector_blocks_ms"]) and _numbers(r["detector_forwards"])
+        assert ("second_click_vs_cold" in r) == (r["click"] == "second")
+    torch_first, torch_second = d["runs"][0]["detector_forwards"], d["runs"][1]["detector_forwards"]
+    assert (torch_first["image_parts"], torch_first["text_parts"], torch_first["fusions"]) == (1, 1, 1)
+    assert (torch_second["image_parts"], torch_second["text_parts"], torch_second["fusions"]) == (0, 1, 1)
+    for r in d["runs"][1::2]:
+        check = r["second_click_vs_cold"]
+        assert _numbers(check) and check["max_box_diff_px"] == 0.0 and check["max_score_diff"] < 1e-6
+    assert _numbers(d["agreement_vs_transformers"]) and isinstance(d["speedup_vs_transformers"], float)
+    assert isinstance(d["peak_rss_mb"], float)
+    text = format_click(d)  # what the command prints without --json
+    assert text.count("first click: wall") == 2 and text.count("second click: wall") == 2
+    assert "second click vs the same request cold" in text and "vs transformers:" in text
 
 
 @pytest.mark.parametrize("argv, needle", [
