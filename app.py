@@ -2,8 +2,8 @@
 
 Layout and wiring only. The page is a set of named components (``page``: name → component); each
 event is a plain function of ``comclip.studio.events`` that takes the page's values by name and
-returns the panels it changes by name — checking requests, serving them and presenting results
-live in ``comclip.studio`` (events, panels, requests, session, presentation, viz, counterfactuals).
+returns the panels it changes by name — checking requests, serving them and presenting answers
+live in ``comclip.studio`` (events, checks, service, model_call, panels, presentation, viz, …).
 
     pip install -r requirements.txt && python app.py          # default preset (downloads once)
     COMCLIP_PRESET=tiny python app.py                          # offline, random weights
@@ -18,12 +18,11 @@ import sys
 
 def usage() -> str:
     from comclip.presets import names_help
+    from comclip.studio.settings import ENVIRONMENT
 
-    return (f"Environment: COMCLIP_PRESET (a preset: {names_help()}; or a preset JSON file), COMCLIP_PRESETS_DIR "
-            "(folders of your own preset files), COMCLIP_DEVICE (auto|cpu|cuda|mps), GRADIO_SERVER_NAME / "
-            "GRADIO_SERVER_PORT, COMCLIP_CONCURRENCY (model calls at once, default 1), COMCLIP_MAX_ENGINES (presets "
-            "kept loaded, default 2), COMCLIP_PIXEL_CAP, COMCLIP_MAX_UPLOAD, COMCLIP_MAX_DECODE_PIXELS, "
-            "COMCLIP_MAX_CAPTION_CHARS. Options given here override the environment.")
+    return (f"Environment: {', '.join(ENVIRONMENT)} (README: Settings); COMCLIP_PRESET is a preset ({names_help()}) "
+            "or a preset JSON file; COMCLIP_PRESETS_DIR names folders of your own preset files. Options given here "
+            "override the environment.")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,10 +42,10 @@ if __name__ == "__main__":
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-try:  # Hugging Face ZeroGPU: `spaces` must be imported before torch initialises CUDA
-    import spaces
-except ImportError:  # anywhere else: no GPU decorator, plain calls
-    spaces = None
+try:  # Hugging Face ZeroGPU: `spaces` must be imported before torch initialises CUDA (it wraps the model call)
+    import spaces  # noqa: F401
+except ImportError:  # anywhere else: plain calls
+    pass
 
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -54,44 +53,25 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
 from comclip.errors import ComCLIPError  # noqa: E402
-from comclip.graph import SceneGraph  # noqa: E402
-from comclip.images import LoadedImage  # noqa: E402
 from comclip.loading import missing_downloads  # noqa: E402
 from comclip.options import Options  # noqa: E402
 from comclip.presets import Preset, get_preset  # noqa: E402
-from comclip.result import MatchResult  # noqa: E402
-from comclip.studio import events, requests, session, viz  # noqa: E402
+from comclip.studio import events, viz  # noqa: E402
 from comclip.studio.events import Studio  # noqa: E402
 from comclip.studio.page import BANNER, CSS, HEAD, HINTS, INTRO, SCROLL_TO_RESULTS, WHY, speed_note, theme  # noqa: E402
-from comclip.studio.panels import DETAILS, SCORED, STORY, PageState  # noqa: E402
+from comclip.studio.panels import INSPECTOR, RESULT, SUMMARY, PageState  # noqa: E402
 from comclip.studio.presentation import hint  # noqa: E402
+from comclip.studio.service import Service  # noqa: E402
+from comclip.studio.settings import CPU_START_PRESET, Limits, Settings  # noqa: E402
 from comclip.studio.widgets import api_components, option_widget  # noqa: E402
-
-if TYPE_CHECKING:
-    from comclip.engine import ComCLIP, OnStage
 
 ROOT = Path(__file__).resolve().parent
 Page = dict[str, Any]  # the page's components by name
-
-
-def _run_match(engine: ComCLIP, image: LoadedImage, captions: list[str], graphs: list[SceneGraph | None] | None,
-               options: Options, on_stage: OnStage | None = None) -> MatchResult:
-    """The one model call; on ZeroGPU it runs on a GPU lent for the call."""
-    return engine.match(image, captions, graphs, options, on_stage=on_stage)
-
-
-if spaces is not None:
-    _on_gpu = spaces.GPU(_run_match)
-
-    def _run_match(engine: ComCLIP, image: LoadedImage, captions: list[str],  # type: ignore[misc]
-                   graphs: list[SceneGraph | None] | None, options: Options, on_stage: OnStage | None = None
-                   ) -> MatchResult:
-        return _on_gpu(engine, image, captions, graphs, options)  # the call runs elsewhere: no stage reports
 
 
 def load_examples() -> list[list[str]]:
@@ -100,9 +80,9 @@ def load_examples() -> list[list[str]]:
     return [[str(ROOT / "assets" / item["image"]), "\n".join(item["captions"])] for item in data]
 
 
-def launch_options() -> dict[str, Any]:
+def launch_options(limits: Limits | None = None) -> dict[str, Any]:
     """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6)."""
-    return {"theme": theme(), "css": CSS, "head": HEAD, "max_file_size": requests.MAX_UPLOAD,
+    return {"theme": theme(), "css": CSS, "head": HEAD, "max_file_size": (limits or Limits()).max_upload,
             "footer_links": ["api", "gradio"]}
 
 
@@ -127,7 +107,7 @@ def _image_column(captions: Any) -> Page:
     return {"image": image, "examples": examples}
 
 
-def _request_column(studio: Studio, captions: Any) -> Page:
+def _request_column(service: Service, captions: Any) -> Page:
     page: Page = {}
     with gr.Column(scale=6, min_width=300):
         captions.render()
@@ -145,11 +125,11 @@ def _request_column(studio: Studio, captions: Any) -> Page:
                                                       size="sm")
             page["download_csv"] = gr.DownloadButton("Download CSV", visible=False, elem_id="download-csv", size="sm")
         with gr.Accordion("Settings: preset and method options", open=False, elem_id="settings"):
-            page["preset"] = gr.Dropdown(studio.offered, value=studio.start.name, label="Preset",
-                                         info=studio.start.description, elem_id="preset")
-            fast = get_preset(session.CPU_START_PRESET)
+            page["preset"] = gr.Dropdown(service.offered, value=service.start.name, label="Preset",
+                                         info=service.start.description, elem_id="preset")
+            fast = get_preset(CPU_START_PRESET)
             gr.Markdown(speed_note(fast.name, fast.detector.size), elem_id="speed-note")
-            page.update({f.name: option_widget(f, studio.start) for f in Options.fields()})
+            page.update({f.name: option_widget(f, service.start) for f in Options.fields()})
     return page
 
 
@@ -185,19 +165,20 @@ def _inspector() -> Page:
     return page
 
 
-def layout(studio: Studio) -> Page:
+def layout(service: Service) -> Page:
     """The page, top to bottom; returns its components by name (option widgets by their field's name)."""
-    page = _explainer(studio.start)
+    limits = service.settings.limits
+    page = _explainer(service.start)
     page["state"] = gr.State(PageState())
-    page["captions"] = gr.Textbox(label=f"Captions ({requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS}, one per line)",
-                                  lines=3, max_lines=requests.MAX_CAPTIONS + 2, elem_id="captions",
+    page["captions"] = gr.Textbox(label=f"Captions ({limits.min_captions}–{limits.max_captions}, one per line)",
+                                  lines=3, max_lines=limits.max_captions + 2, elem_id="captions",
                                   placeholder="a cup on a saucer\na saucer on a cup", render=False)
     with gr.Row(equal_height=False):
         page.update(_image_column(page["captions"]))
-        page.update(_request_column(studio, page["captions"]))
+        page.update(_request_column(service, page["captions"]))
     page.update(_inspector())
     with gr.Row(visible=False):  # the named API endpoint: /match
-        page["api_image"], page["api_captions"], page["api_options"], page["api_result"] = api_components()
+        page["api_image"], page["api_captions"], page["api_options"], page["api_result"] = api_components(limits)
         page["api_button"] = gr.Button()
     return page
 
@@ -210,8 +191,8 @@ def _named(page: Page, fn: Callable[..., dict[str, Any]], progress: bool, output
     leaves out are skipped — explicitly, since Gradio takes an empty dict for one output's value."""
     names = {id(component): name for name, component in page.items()}
 
-    def values(data: dict[Any, Any]) -> dict[str, Any]:
-        return {names[id(component)]: value for component, value in data.items()}
+    def values(data: dict[Any, Any] | None) -> dict[str, Any]:  # None: an event without inputs
+        return {names[id(component)]: value for component, value in (data or {}).items()}
 
     def panels(changed: dict[str, Any]) -> dict[Any, Any]:
         return {page[name]: changed.get(name, gr.skip()) for name in outputs}
@@ -220,7 +201,7 @@ def _named(page: Page, fn: Callable[..., dict[str, Any]], progress: bool, output
         def handler(data: dict[Any, Any], progress: Any = gr.Progress()) -> dict[Any, Any]:
             return panels(fn(values(data), progress))
     else:
-        def handler(data: dict[Any, Any]) -> dict[Any, Any]:
+        def handler(data: dict[Any, Any] | None = None) -> dict[Any, Any]:
             return panels(fn(values(data)))
     return handler
 
@@ -234,86 +215,84 @@ def _on(page: Page, trigger: Any, fn: Callable[..., dict[str, Any]], inputs: Seq
 def wire(page: Page, studio: Studio) -> None:
     """Every event: its trigger, its function, its inputs and outputs by name."""
     # Scoring events take the image unprocessed: it arrives as the uploaded file ({"path": ...}) and
-    # comclip.studio.requests reads it, so a broken upload is a clear message, not a failure in
-    # Gradio's image step. Model calls are limited by our own gate (session.CONCURRENCY), so the
-    # queue itself does not limit them: cached results and checks never wait behind the model.
+    # comclip.studio.checks reads it, so a broken upload is a clear message, not a failure in
+    # Gradio's image step. Model calls are limited by the service's own gate (settings.concurrency),
+    # so the queue itself does not limit them: cached answers and checks never wait behind the model.
     work = {"concurrency_limit": None, "preprocess": False, "progress": True, "show_progress_on": [page["status"]]}
     graph_work = {**work, "show_progress_on": [page["graph_status"]]}
-    # An example is scored as it is loaded; its result was computed at start (Studio.warm_examples).
+    # An example is scored as it is loaded; its answer was computed at start (Studio.warm_examples).
     for trigger in (page["score"].click, page["captions"].submit, page["examples"].load_input_event.then):
-        _on(page, trigger, studio.score, events.SCORE_INPUTS, SCORED, **work)
+        _on(page, trigger, studio.score, events.SCORE_INPUTS, RESULT, **work)
     page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
-    _on(page, page["rescore"].click, studio.edit_graph, events.EDIT_INPUTS, ("graph_status", *SCORED), **graph_work)
-    _on(page, page["reset"].click, studio.reset_graph, events.EDIT_INPUTS, ("graph_status", *SCORED), **graph_work)
-    _on(page, page["selector"].input, studio.select, events.SELECT_INPUTS, ("status", *DETAILS, "state"),
+    _on(page, page["rescore"].click, studio.edit_graph, events.EDIT_INPUTS, ("graph_status", *RESULT), **graph_work)
+    _on(page, page["reset"].click, studio.reset_graph, events.EDIT_INPUTS, ("graph_status", *RESULT), **graph_work)
+    _on(page, page["selector"].input, studio.select, events.SELECT_INPUTS, ("status", *INSPECTOR, "state"),
         show_progress_on=[page["status"]])
-    _on(page, page["true_caption"].input, studio.mark_true, events.TRUE_INPUTS, ("status", *STORY),
+    _on(page, page["true_caption"].input, studio.mark_true, events.TRUE_INPUTS, ("status", *SUMMARY),
         show_progress_on=[page["status"]])
-    _on(page, page["captions"].change, events.captions_changed, events.CAPTIONS_INPUTS, ("true_caption", "status"),
+    _on(page, page["captions"].change, events.captions_changed, events.CAPTIONS_INPUTS, ("true_caption",),
         queue=False, show_progress="hidden")
-    _on(page, page["image"].change, events.clear_error, ("status",), ("status",), queue=False, show_progress="hidden")
+    for trigger in (page["image"].input, page["captions"].input):  # the person's own edits (not an example's)
+        _on(page, trigger, events.edited, (), ("status",), queue=False, show_progress="hidden")
     _on(page, page["add_counterfactual"].click, events.add_counterfactual, events.COUNTERFACTUAL_INPUTS,
         ("captions", "status"))
-    _on(page, page["preset"].input, events.preset_changed, events.PRESET_INPUTS,
+    _on(page, page["preset"].input, studio.preset_changed, events.PRESET_INPUTS,
         ("box_threshold", "text_threshold", "banner", "preset"))
     page["api_button"].click(studio.api_match, [page["api_image"], page["api_captions"], page["api_options"]],
                              page["api_result"], api_name="match", concurrency_limit=None)
 
 
-def build_demo(engine: ComCLIP | None = None, *, preset: str | None = None, engines: session.Engines | None = None,
-               concurrency: int | None = None) -> gr.Blocks:
-    """The app. ``engine`` (optional) is an already loaded ComCLIP shared by every request; other
-    presets load on first use. ``concurrency``: model calls at once (default COMCLIP_CONCURRENCY)."""
-    studio = Studio.create(engine, preset=preset, engines=engines, concurrency=concurrency, run=_run_match)
+def build_demo(studio: Studio) -> gr.Blocks:
+    """The app for ``studio`` (the events of one :class:`~comclip.studio.service.Service`)."""
     with gr.Blocks(title="ComCLIP Studio", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        wire(layout(studio), studio)
+        wire(layout(studio.service), studio)
     demo.queue(default_concurrency_limit=None, max_size=64)
-    demo.studio = studio  # for tests and ops: engines, cache, gate, offered
     return demo
 
 
 # -- running --------------------------------------------------------------------------------------
 
-def _load_start(name: str) -> session.Engines:
-    preset = get_preset(name)
+def load_start(settings: Settings) -> Studio:
+    """The studio, its start preset loaded (progress in the log)."""
+    preset = get_preset(settings.start_preset())
     print(f"ComCLIP Studio: loading preset '{preset.name}' — {preset.description}", flush=True)
     need = missing_downloads(preset)
     if need:
         print(f"  downloading (once): {'; '.join(need)}", flush=True)
     started = time.perf_counter()
-    engines = session.Engines(pinned=preset.name)
-    engine = engines.get(preset.name)
+    studio = Studio.create(settings=settings, preset=preset)
+    engine = studio.service.engines.get(preset.name)
     print(f"  models ready in {time.perf_counter() - started:.1f} s ({engine.models()['encoder']}, "
           f"detector {engine.models()['detector']})", flush=True)
-    return engines
+    return studio
 
 
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        engines = _load_start(args.preset or session.start_preset())
+        settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port)
+        studio = load_start(settings)
     except ComCLIPError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("hint: `python app.py --preset tiny` starts the app offline (random weights)", file=sys.stderr)
         return 2
-    demo = build_demo(engines.get(engines.pinned), engines=engines)
-    host = args.host or os.environ.get("GRADIO_SERVER_NAME")
-    port = args.port or (int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)
+    demo = build_demo(studio)
     try:
-        demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, **launch_options())
+        demo.launch(server_name=settings.host, server_port=settings.port, prevent_thread_lock=True,
+                    **launch_options(settings.limits))
     except OSError as exc:
         if "port" not in str(exc).lower() and "address" not in str(exc).lower():
             raise
-        print(f"error: cannot listen on {host or '127.0.0.1'}:{port or 7860} — the port is in use (or not "
-              "allowed); choose another with --port N (or GRADIO_SERVER_PORT=N)", file=sys.stderr)
+        print(f"error: cannot listen on {settings.host or '127.0.0.1'}:{settings.port or 7860} — the port is in use "
+              "(or not allowed); choose another with --port N (or GRADIO_SERVER_PORT=N)", file=sys.stderr)
         return 2
-    threading.Thread(target=demo.studio.warm_examples, args=(load_examples(),), name="warm-examples",
-                     daemon=True).start()  # clicking an example then shows its result at once
+    threading.Thread(target=studio.warm_examples, args=(load_examples(),), name="warm-examples",
+                     daemon=True).start()  # clicking an example then shows its answer at once
     try:
         demo.block_thread()
     finally:
-        demo.studio.closing.set()
+        studio.service.close()
     return 0
 
 

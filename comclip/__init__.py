@@ -8,7 +8,8 @@
 Public face: :func:`load` (the one factory), :func:`list_presets` (the names it takes; a preset
 file's path works too, see :mod:`comclip.presets`), :class:`ComCLIP`, :class:`Options` (the one
 option vocabulary), the results :class:`MatchResult` / :class:`CaptionResult` / :class:`Component`,
-and :class:`SceneGraph`. Importing ``comclip`` is light: torch-heavy parts load on first use.
+:class:`GridResult` (several images against the same captions: ``ComCLIP.match_grid``) and
+:class:`SceneGraph`. Importing ``comclip`` is light: torch-heavy parts load on first use.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from comclip.presets import list_presets
 
 if TYPE_CHECKING:
     from comclip.engine import ComCLIP, load
+    from comclip.grid import GridResult
     from comclip.result import CaptionResult, Component, MatchResult
 
-__all__ = ["CaptionResult", "ComCLIP", "Component", "Entity", "MatchResult", "Options", "Relation", "SceneGraph",
-           "list_presets", "load"]
+__all__ = ["CaptionResult", "ComCLIP", "Component", "Entity", "GridResult", "MatchResult", "Options", "Relation",
+           "SceneGraph", "list_presets", "load"]
 
 
 def __getattr__(name: str) -> object:
@@ -37,4 +39,8 @@ def __getattr__(name: str) -> object:
         from comclip import result
 
         return getattr(result, name)
+    if name == "GridResult":
+        from comclip import grid
+
+        return grid.GridResult
     raise AttributeError(f"module 'comclip' has no attribute {name!r}")

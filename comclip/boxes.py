@@ -1,8 +1,10 @@
 """The one box value, from grounding to the result and its pictures: :class:`Boxes`.
 
-The detector answers each phrase with a :class:`Boxes` (best first); a component's region is the
-union of its entities' :class:`Boxes` (no boxes: the whole image); a result's component keeps that
-value; the app draws it (supervision's ``Detections`` is built from it, one box, one score each).
+The detector answers each phrase with a :class:`Boxes` (best first; no boxes: not found); a
+component's region is the union of its entities' :class:`Boxes`, or :data:`WHOLE_IMAGE` — an explicit
+value, distinct from "no boxes" — when it covers the whole image (an entity not found stands for the
+whole image, as in the paper); a result's component keeps that value; the app draws it
+(supervision's ``Detections`` is built from it, one box, one score each).
 
 Pixel convention: a box ``(x0, y0, x1, y1)`` in float pixel coordinates covers the integer pixels
 ``floor(x0) <= x < ceil(x1)`` and ``floor(y0) <= y < ceil(y1)``, clipped to the image
@@ -33,13 +35,16 @@ def pixel_box(box: Sequence[float], width: int, height: int) -> PixelBox:
 class Boxes:
     """Boxes in float pixel coordinates ``(x0, y0, x1, y1)``, each with its detector score.
 
-    As a region (a sub-image), no boxes means the whole image. ``scores`` always has one entry per
-    box: :meth:`drawn` makes boxes without a detector (score 1.0)."""
+    ``scores`` always has one entry per box: :meth:`drawn` makes boxes without a detector (score
+    1.0). ``whole``: as a region, the whole image (:data:`WHOLE_IMAGE`; it holds no boxes)."""
 
     xyxy: tuple[Box, ...] = ()
     scores: tuple[float, ...] = ()
+    whole: bool = False
 
     def __post_init__(self) -> None:
+        if self.whole and self.xyxy:
+            raise ValueError("the whole-image region holds no boxes")
         xyxy = tuple(tuple(float(v) for v in b) for b in self.xyxy)
         if any(len(b) != 4 for b in xyxy):
             raise ValueError(f"a box is (x0, y0, x1, y1), got {self.xyxy!r}")
@@ -58,11 +63,6 @@ class Boxes:
 
     def __iter__(self) -> Iterator[Box]:
         return iter(self.xyxy)
-
-    @property
-    def whole(self) -> bool:
-        """As a region: the whole image (no boxes)."""
-        return not self.xyxy
 
     def pixel_boxes(self, width: int, height: int) -> tuple[PixelBox, ...]:
         """Sorted, de-duplicated integer boxes that cover at least one pixel."""
@@ -83,13 +83,17 @@ class Boxes:
         return [list(b) for b in self.xyxy], list(self.scores)
 
 
+#: The whole image as a region (a sub-image that is the image itself).
+WHOLE_IMAGE = Boxes(whole=True)
+
+
 def union(regions: Iterable[Boxes]) -> Boxes:
     """Union of regions (boxes and scores concatenated); the whole image if any of them is the whole image."""
     xyxy: list[Box] = []
     scores: list[float] = []
     for r in regions:
         if r.whole:
-            return Boxes()
+            return WHOLE_IMAGE
         xyxy.extend(r.xyxy)
         scores.extend(r.scores)
     return Boxes(tuple(xyxy), tuple(scores))

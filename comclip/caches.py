@@ -51,6 +51,11 @@ class LRUCache(Generic[K, V]):
         with self._lock:
             self._data.clear()
 
+    def keys(self) -> list[K]:
+        """The keys held now, least recently used first."""
+        with self._lock:
+            return list(self._data)
+
     def __contains__(self, key: object) -> bool:
         with self._lock:
             return key in self._data

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from comclip.boxes import Boxes, PixelBox, union
+from comclip.boxes import WHOLE_IMAGE, Boxes, PixelBox, union
 from comclip.graph import SceneGraph
 from comclip.ground import canonical_phrases, normalise_phrase
 from comclip.images import LoadedImage
@@ -40,8 +40,8 @@ class ComponentPlan:
 @dataclass(frozen=True)
 class ComponentRegion:
     """Where a component is in the image: its region (the union of its entities' boxes, with their
-    scores) and whether every entity it covers was found. An ungrounded component is the whole
-    image: no boxes."""
+    scores, or :data:`~comclip.boxes.WHOLE_IMAGE`) and whether every entity it covers was found. An
+    ungrounded component is the whole image."""
 
     region: Boxes
     grounded: bool
@@ -83,7 +83,7 @@ class SubImageTable:
     def __post_init__(self) -> None:
         for i in range(self.items):
             self._rows[(i, None)] = len(self.renders)
-            self.renders.append((i, Boxes()))
+            self.renders.append((i, WHOLE_IMAGE))
 
     def row(self, item: int, region: Boxes, width: int, height: int) -> int:
         key = (item, region.key(width, height))
@@ -118,9 +118,9 @@ def plan_components(graph: SceneGraph, options: Options) -> list[ComponentPlan]:
 def component_region(plan: ComponentPlan, graph: SceneGraph, groundings: Groundings) -> ComponentRegion:
     """The component's region from its caption's groundings (keyed by normalised phrase)."""
     found = [groundings.get(normalise_phrase(graph.entity(eid).phrase)) for eid in plan.entity_ids]
-    hits = [f for f in found if f is not None and not f.whole]
+    hits = [f for f in found if f]  # an entity with boxes (a found one)
     if len(hits) != len(found) or plan.whole_image:
-        return ComponentRegion(Boxes(), len(hits) == len(found))
+        return ComponentRegion(WHOLE_IMAGE, len(hits) == len(found))
     return ComponentRegion(union(hits), True)
 
 

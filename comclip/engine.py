@@ -2,9 +2,10 @@
 
 ``ComCLIP.match(image, captions)`` scores one image against several captions;
 ``ComCLIP.match_batch(items)`` scores many (image, captions) items with one image-encoder pass
-and one text-encoder pass for all of them. The stages live in their own modules (``parse``,
-``ground``, ``components``, ``subimage``, ``encoders``, ``formula``); this module only
-orchestrates, batches and caches (thread-safe LRU caches: one engine may serve several threads).
+and one text-encoder pass for all of them; ``ComCLIP.match_grid(images, captions)`` scores several
+images against the same captions (Winoground's test, :mod:`comclip.grid`). The stages live in
+their own modules (``parse``, ``ground``, ``components``, ``subimage``, ``encoders``, ``formula``);
+this module only orchestrates, batches and caches (thread-safe LRU caches: one engine may serve several threads).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from comclip.encoders import Encoder, is_multi_query
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
 from comclip.graph import SceneGraph
+from comclip.grid import GridResult, check_grid
 from comclip.ground import Detector
-from comclip.images import LoadedImage, image_digest, load_image
+from comclip.images import LoadedImage, load_image
 from comclip.loading import encoder_label, load_detector, load_encoder, resolve_device
 from comclip.options import Options, OptionValue, check_captions
 from comclip.presets import Preset, get_preset
@@ -135,7 +137,7 @@ class ComCLIP:
                 out[t] = cache.put(t, v)
         return {t: out[t] for t in wanted}
 
-    def ground(self, items: Sequence[ScoringItem], opts: Options, on_stage: OnStage | None = None
+    def ground(self, items: Sequence[ScoringItem], opts: Options, on_stage: OnStage = _silent
                ) -> list[list[Groundings]]:
         """Boxes for every caption, each grounded with a prompt of its own phrases only
         (:func:`~comclip.components.grounding_phrases`), so its boxes never depend on what else is
@@ -145,14 +147,13 @@ class ComCLIP:
         phrase_sets = [[grounding_phrases(g) for g in item.graphs] for item in items]
         keys: dict[tuple[int, tuple[str, ...]], DetectionKey] = {}
         for i, (item, sets) in enumerate(zip(items, phrase_sets, strict=True)):
-            digest = image_digest(item.image.image) if any(sets) else ""
+            digest = item.image.digest if any(sets) else ""
             for phrases in sets:
                 if phrases:
                     keys[(i, phrases)] = (digest, phrases, *thresholds)  # type: ignore[assignment]
         found = {req: hit for req, key in keys.items() if (hit := self._detection_cache.get(key)) is not None}
         todo = [req for req in keys if req not in found]
-        if on_stage is not None:
-            on_stage("ground", len(todo))
+        on_stage("ground", len(todo))
         if todo:
             answers = self.detector.detect_batch(
                 [(items[i].image.image, list(phrases)) for i, phrases in todo], box_threshold=opts.box_threshold,
@@ -168,6 +169,20 @@ class ComCLIP:
         """Score one image against captions; ``graphs`` (per caption, None = parse) override parsing.
         Options and ``on_stage`` as :meth:`match_batch`."""
         return self.match_batch([(image, captions, graphs)], options, on_stage=on_stage, **changes)[0]
+
+    def match_grid(self, images: Sequence[ImageInput], captions: Sequence[str],
+                   graphs: Sequence[GraphInput] | None = None, options: Options | None = None, *,
+                   on_stage: OnStage | None = None, pairing: Sequence[int] | None = None, **changes: OptionValue
+                   ) -> GridResult:
+        """Score 2–4 images against the same 2–8 captions in one :meth:`match_batch` call (each image
+        grounded on its own, each caption parsed and encoded once): a :class:`~comclip.grid.GridResult`
+        whose cell (i, j) is what ``match(images[i], captions)`` gives caption j. ``pairing[i]``: image
+        i's true caption (default i ↔ i when as many images as captions); ``graphs`` per caption.
+        The request is checked (:func:`~comclip.grid.check_grid`) before anything runs."""
+        captions, pairing = check_grid(images, captions, pairing)
+        results = self.match_batch([(image, captions, graphs) for image in images], options, on_stage=on_stage,
+                                   **changes)
+        return GridResult(tuple(results), pairing)
 
     def match_batch(self, items: Sequence[Item], options: Options | None = None, *, on_stage: OnStage | None = None,
                     **changes: OptionValue) -> list[MatchResult]:
@@ -281,7 +296,8 @@ class ComCLIP:
             components = [Component(
                 kind=c.plan.kind, ref=c.plan.ref, text=c.plan.text, boxes=c.where.region, grounded=c.where.grounded,
                 similarity=float(host["similarity"][k, j]), weight=float(host["weight"][k, j]),
-                loo_score=float(host["loo"][k, j]), image_embedding=image_np[c.pixel_row],
+                loo_score=float(host["loo"][k, j]), effect=float(host["comclip"][k]) - float(host["loo"][k, j]),
+                image_embedding=image_np[c.pixel_row],
                 text_embedding=text_np[text_row[c.plan.text]]) for j, c in enumerate(p.components)]
             per_image[p.item].append(CaptionResult(
                 caption=p.caption, clip_score=float(host["clip"][k]), comclip_score=float(host["comclip"][k]),

@@ -10,6 +10,7 @@ Every failure is one :class:`~comclip.errors.InputError` with a message naming t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -47,6 +48,11 @@ class LoadedImage:
     path: str | None = None
     #: ``(width, height)`` before it was downscaled (``load_image(fit_pixels=...)``); None: not downscaled.
     downscaled_from: tuple[int, int] | None = None
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """The pixels' content hash (:func:`image_digest`), computed once: what caches key by."""
+        return image_digest(self.image)
 
     @property
     def width(self) -> int:

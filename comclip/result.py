@@ -28,11 +28,13 @@ class Component:
     kind: str  # "entity" | "relation"
     ref: str  # entity id ("e0") or relation index ("r0")
     text: str  # what was encoded as t_i
-    boxes: Boxes  # its region: its entities' boxes with their detector scores (none: the whole image)
-    grounded: bool
+    boxes: Boxes  # its region: its entities' boxes with their detector scores, or the whole image (boxes.whole)
+    grounded: bool  # every entity it covers was found (an entity not found: the whole image stands in for it)
     similarity: float  # cos(t_i, v_i)
     weight: float
-    loo_score: float  # ComCLIP score without this component
+    loo_score: float  # ComCLIP score without this component (leave-one-out)
+    #: What it adds to its caption's ComCLIP score: the score minus :attr:`loo_score`.
+    effect: float
     image_embedding: np.ndarray | None = field(default=None, repr=False)
     text_embedding: np.ndarray | None = field(default=None, repr=False)
 
@@ -40,7 +42,7 @@ class Component:
         boxes, scores = self.boxes.to_lists()
         d: dict[str, Any] = {"kind": self.kind, "ref": self.ref, "text": self.text, "boxes": boxes,
                              "box_scores": scores, "grounded": self.grounded, "similarity": self.similarity,
-                             "weight": self.weight, "loo_score": self.loo_score}
+                             "weight": self.weight, "loo_score": self.loo_score, "effect": self.effect}
         if embeddings:
             d["image_embedding"] = _as_list(self.image_embedding)
             d["text_embedding"] = _as_list(self.text_embedding)
@@ -60,6 +62,16 @@ class CaptionResult:
     @property
     def delta(self) -> float:
         return self.comclip_score - self.clip_score
+
+    @property
+    def ungrounded(self) -> list[Component]:
+        """The entity components the detector did not find (the whole image stood in for them)."""
+        return [k for k in self.components if k.kind == "entity" and not k.grounded]
+
+    @property
+    def entity_index(self) -> dict[str, int]:
+        """Each entity's position in the graph, by id: its colour in every picture of it."""
+        return {e.id: i for i, e in enumerate(self.graph.entities)}
 
     def to_dict(self, embeddings: bool = False) -> dict[str, Any]:
         d: dict[str, Any] = {"caption": self.caption, "clip_score": self.clip_score,

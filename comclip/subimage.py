@@ -1,9 +1,10 @@
 """Sub-images: the parts of an image that one component of a caption is about.
 
 A region is a :class:`~comclip.boxes.Boxes` value (the detector's boxes of the component's
-entities), or the whole image (no boxes). Pixel convention (:func:`comclip.boxes.pixel_box`): a
-box ``(x0, y0, x1, y1)`` in float pixel coordinates covers the integer pixels
-``floor(x0) <= x < ceil(x1)`` and ``floor(y0) <= y < ceil(y1)``, clipped to the image.
+entities), or :data:`~comclip.boxes.WHOLE_IMAGE` (an explicit value: no boxes and ``whole``).
+Pixel convention (:func:`comclip.boxes.pixel_box`): a box ``(x0, y0, x1, y1)`` in float pixel
+coordinates covers the integer pixels ``floor(x0) <= x < ceil(x1)`` and ``floor(y0) <= y < ceil(y1)``,
+clipped to the image.
 
 - ``blackout`` (the paper's choice, default): full-size image with every pixel outside the
   region's boxes set to 0 (black).

@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 from comclip.options import Options
-from comclip.studio import requests, session
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
 
@@ -33,8 +32,9 @@ def free_port() -> int:
 def serve(engine) -> Iterator[str]:
     """The app built around ``engine``, launched on loopback; yields its URL and closes it."""
     import app
+    from comclip.studio.events import Studio
 
-    demo = app.build_demo(engine)
+    demo = app.build_demo(Studio.create(engine))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_options())
@@ -181,88 +181,6 @@ def test_bad_captions(client, captions, message):
 ])
 def test_bad_options(client, options, message):
     assert message in _app_error(client, EXAMPLE_IMAGE, MUG, options)
-
-
-# -- the app-side helpers (no server) ----------------------------------------------------------------
-
-def test_split_captions_skips_blank_lines_and_repeats():
-    caps, notes = requests.split_captions("a mug in some grass\n\n  \nsome grass in a mug\na mug in some grass\n")
-    assert caps == MUG
-    assert notes == ["Skipped 2 empty lines.", "Dropped 1 repeated caption."]
-
-
-def test_large_image_is_downscaled_with_a_notice():
-    big = Image.new("RGB", (3000, 2000), "white")
-    loaded, notes = requests.prepare_image(big, pixel_cap=1_000_000)
-    assert loaded.width * loaded.height <= 1_000_000
-    assert abs(loaded.width / loaded.height - 1.5) < 0.01
-    assert len(notes) == 1 and "downscaled" in notes[0] and "3000×2000" in notes[0]
-    same, none = requests.prepare_image(Image.new("RGB", (100, 80)), pixel_cap=1_000_000)
-    assert (same.width, same.height, none) == (100, 80, [])
-
-
-def test_edited_graph_errors_are_plain():
-    from comclip.errors import GraphError
-
-    with pytest.raises(GraphError, match="not valid JSON"):
-        requests.edited_graph("{'entities': }", "a mug")
-    with pytest.raises(GraphError, match="is empty"):
-        requests.edited_graph("  ", "a mug")
-    g = requests.edited_graph('{"caption": "ignored", "entities": [{"id": "e0", "name": "mug"}], "relations": []}',
-                             "a mug")
-    assert g.caption == "a mug" and [e.name for e in g.entities] == ["mug"]
-
-
-def test_model_call_is_wrapped_by_spaces_gpu_when_available(monkeypatch):
-    """On Hugging Face ZeroGPU the model call goes through `spaces.GPU`; elsewhere it is a plain call."""
-    import importlib
-    import importlib.util
-    import sys
-    import types
-
-    import app
-
-    wrapped = []
-    fake = types.ModuleType("spaces")
-    fake.GPU = lambda fn: wrapped.append(fn) or fn
-    monkeypatch.setitem(sys.modules, "spaces", fake)
-    try:
-        importlib.reload(app)
-        assert [f.__name__ for f in wrapped] == ["_run_match"]
-    finally:
-        monkeypatch.delitem(sys.modules, "spaces")
-        importlib.reload(app)
-    if importlib.util.find_spec("spaces") is None:
-        assert app.spaces is None
-
-
-def _request(image, captions, options=None):
-    from comclip.images import load_image
-
-    return requests.Request("tiny", load_image(image), list(captions), None, Options.from_mapping(options))
-
-
-def test_notices_for_truncated_captions_missing_entities_and_boxes(tiny_engine):
-    scored = session.score(tiny_engine, _request(EXAMPLE_IMAGE, [LONG, "very quickly"], {"box_threshold": 1.0}))
-    notes = scored.notices
-    assert any(n.startswith("Caption 1 is longer than the text encoder reads (77 tokens)") for n in notes)
-    assert any(n.startswith("Caption 2 (“very quickly”): no entity could be parsed") for n in notes)
-    assert any(n.startswith("Caption 1: not found in the image") and "“mug”" in n for n in notes)
-
-
-def test_result_cache_serves_repeats(tiny_engine):
-    cache = session.ResultCache(size=2)
-    calls = []
-
-    def run(engine, *args, **kwargs):
-        calls.append(args[1])
-        return engine.match(*args, **kwargs)
-
-    first = session.score(tiny_engine, _request(EXAMPLE_IMAGE, MUG), cache=cache, run=run)
-    again = session.score(tiny_engine, _request(EXAMPLE_IMAGE, MUG), cache=cache, run=run)
-    other = session.score(tiny_engine, _request(EXAMPLE_IMAGE, MUG, {"weighting": "sum"}), cache=cache, run=run)
-    assert len(calls) == 2 and again.cached and not first.cached and not other.cached
-    assert again.result is first.result
 
 
 def test_api_page_shows_typed_parameters_and_a_working_example(client):

@@ -18,7 +18,9 @@ import pytest
 from PIL import Image
 
 from comclip.options import Options
-from comclip.studio import requests, session
+from comclip.studio import checks, service
+from comclip.studio.events import Studio
+from comclip.studio.settings import Settings
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
 from .test_app_api import free_port
@@ -60,7 +62,8 @@ def test_twenty_clients_get_exact_numbers_and_clear_errors(tiny_engine, expected
 
     import app
 
-    demo = app.build_demo(tiny_engine, concurrency=concurrency)
+    studio = Studio.create(tiny_engine, settings=Settings(concurrency=concurrency))
+    demo = app.build_demo(studio)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_options())
@@ -99,7 +102,7 @@ def test_twenty_clients_get_exact_numbers_and_clear_errors(tiny_engine, expected
         else:
             assert BAD[i - len(GOOD)][3] in got, (BAD[i - len(GOOD)], got)
     # each distinct request was computed exactly once, however many clients sent it at the same time
-    assert demo.studio.cache.computed == len(GOOD)
+    assert studio.service.cache.computed == len(GOOD)
     print(f"\nload: {CLIENTS} clients x {CALLS} calls, concurrency {concurrency}: {wall:.1f} s")
 
 
@@ -115,15 +118,15 @@ PREDICATES = ("in", "on", "near", "under", "above", "beside", "behind", "by", "i
 def test_memory_stays_bounded_over_distinct_requests(tiny_engine):
     """200 distinct requests (same entities, so grounding is cached and the check stays fast)
     through the app's checks, result cache and gate: memory levels off."""
-    cache = session.ResultCache(size=16)
-    gate = threading.BoundedSemaphore(1)
-    image, _ = requests.prepare_image(str(BALL))
+    serving = service.Service.create(tiny_engine)
+    serving.cache = cache = service.ResultCache(size=16)
+    image, _ = checks.prepare_image(str(BALL))
     pairs = [(p, q) for p in PREDICATES for q in PREDICATES][:200]
 
     def run(i: int) -> None:
         p, q = pairs[i]
-        caps, _ = requests.split_captions([f"a ball {p} a box", f"a box {q} a ball"])
-        session.score(tiny_engine, requests.Request("tiny", image, caps, None, Options()), cache=cache, gate=gate)
+        caps, _ = checks.split_captions([f"a ball {p} a box", f"a box {q} a ball"])
+        serving.serve(checks.Request("tiny", (image,), tuple(caps), None, Options()))
 
     for i in range(50):  # warm up: caches fill, the allocator settles
         run(i)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from comclip.bench.count import count_detector
-from comclip.boxes import Boxes, union
+from comclip.boxes import WHOLE_IMAGE, Boxes, union
 from comclip.components import plan_components
 from comclip.engine import load
 from comclip.errors import InputError
@@ -101,7 +101,7 @@ def test_ungrounded_components_use_the_whole_image(tiny_engine):
     r = tiny_engine.match(EXAMPLE_IMAGE, CAPTIONS, [MUG, GRASS], box_threshold=1.0)
     for cap in r.captions:
         for comp in cap.components:
-            assert not comp.grounded and comp.boxes == Boxes()
+            assert not comp.grounded and comp.boxes == WHOLE_IMAGE
             np.testing.assert_allclose(comp.image_embedding, r.global_image_embedding, atol=1e-6)
 
 

@@ -60,7 +60,8 @@ def test_winoground_end_to_end(tiny_engine, tmp_path):
         assert {k: report["metrics"][m][k] for k in expected} == expected
     assert report["metrics"]["clip"]["text_score[Object]"] == metrics.winoground(
         [r["clip"] for r in ok if r["meta"]["collapsed_tag"] == "Object"])["text_score"]
-    assert ok[0]["meta"] == {"tag": "Noun", "secondary_tag": "", "num_main_preds": 1, "collapsed_tag": "Object"}
+    assert ok[0]["meta"] == {"caption_0": "a dog on a table", "caption_1": "a table on a dog", "tag": "Noun",
+                             "secondary_tag": "", "num_main_preds": 1, "collapsed_tag": "Object"}
 
     # c{caption}_i{image}: check the mapping against the engine called directly
     row = ok[1]
@@ -141,8 +142,9 @@ def test_winoground_parquet_layout_scores_as_the_jsonl_layout(tiny_engine, tmp_p
     assert loaded.source.endswith("data/test-00000-of-00001.parquet")
     assert loaded.images == "embedded in the parquet file"
     assert [e.id for e in loaded.examples] == ["0", "1", "2"]
-    assert loaded.examples[1].meta == {"tag": "Adjective-Color", "secondary_tag": "Symbolic", "num_main_preds": 1,
-                                       "collapsed_tag": "Relation"}
+    assert loaded.examples[1].meta == {"caption_0": "the red ball is left of the blue box",
+                                       "caption_1": "the blue ball is left of the red box", "tag": "Adjective-Color",
+                                       "secondary_tag": "Symbolic", "num_main_preds": 1, "collapsed_tag": "Relation"}
     report = run(tiny_engine, "winoground", pq_root / "data", tmp_path / "o1", batch_size=2, progress=False)
     records = check_common(report, tmp_path / "o1", n_total=3, n_failed=1)
     assert report["failures"][0]["id"] == "2"

@@ -47,15 +47,27 @@ def test_thresholds_default_to_the_one_pair_of_constants():
     assert presets.get_preset("tiny").detector.box_threshold == 0.3  # a preset's own value stays data
 
 
-def test_a_preset_file_by_path_is_read_and_registered(tmp_path):
+def test_a_preset_file_by_path_is_read_not_registered_and_add_presets_registers(tmp_path, monkeypatch):
+    monkeypatch.setattr(presets, "_ADDED", {})  # the registry as it starts, restored after the test
     path = my_tiny(tmp_path, box_threshold=0.5)
     preset = presets.get_preset(path)
     assert preset.name == "my-tiny" and preset.detector.box_threshold == 0.5
-    assert "my-tiny" in comclip.list_presets() and presets.get_preset("my-tiny") == preset
+    assert "my-tiny" not in comclip.list_presets()  # reading a file registers nothing
+    assert presets.add_presets(path) == ["my-tiny"] and presets.get_preset("my-tiny") == preset
     assert presets.get_preset(my_tiny(tmp_path, name=None)).name == "unnamed"  # the file's stem
 
 
+def test_lookups_return_copies():
+    a = presets.get_preset("tiny")
+    a.detector.processor_size["shortest_edge"] = 1  # a caller changing what it got …
+    assert presets.get_preset("tiny").detector.processor_size != a.detector.processor_size  # … changes nothing else
+    cfg = presets.model_config("grounding_dino", "tiny")
+    cfg.clear()
+    assert presets.model_config("grounding_dino", "tiny")
+
+
 def test_a_presets_folder_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setattr(presets, "_ADDED", {})
     my_tiny(tmp_path, name="tiny", box_threshold=0.6)  # a user preset replaces a built-in of its name
     my_tiny(tmp_path, name="other")
     monkeypatch.setenv(presets.PRESETS_DIR_ENV, str(tmp_path))
@@ -111,11 +123,9 @@ def test_the_fast_preset_is_the_default_models_reading_smaller_images():
     assert "384 px" in fast.description and "small objects may be missed" in fast.description
 
 
-def test_the_app_starts_fast_on_a_cpu_unless_a_preset_is_named(monkeypatch):
-    from comclip.studio import session
+def test_the_app_starts_fast_on_a_cpu_unless_a_preset_is_named():
+    from comclip.studio.settings import Settings
 
-    monkeypatch.delenv("COMCLIP_PRESET", raising=False)
-    monkeypatch.setenv("COMCLIP_DEVICE", "cpu")
-    assert session.start_preset() == "fast"
-    monkeypatch.setenv("COMCLIP_PRESET", "default")
-    assert session.start_preset() == "default"
+    assert Settings.from_env({"COMCLIP_DEVICE": "cpu"}).start_preset() == "fast"
+    assert Settings.from_env({"COMCLIP_DEVICE": "cpu", "COMCLIP_PRESET": "default"}).start_preset() == "default"
+    assert Settings.from_env({"COMCLIP_DEVICE": "cpu"}, preset="tiny").start_preset() == "tiny"  # the command line wins

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comclip.boxes import Boxes, pixel_box, union
+from comclip.boxes import WHOLE_IMAGE, Boxes, pixel_box, union
 from comclip.subimage import blackout, crop, region_mask, render
 
 
@@ -44,13 +44,16 @@ def test_union_mask_is_or_of_masks():
 
 
 def test_union_with_whole_is_whole():
-    assert union([Boxes.drawn((0, 0, 3, 3)), Boxes()]).whole
+    assert union([Boxes.drawn((0, 0, 3, 3)), WHOLE_IMAGE]) == WHOLE_IMAGE
+    # no boxes (an entity not found) is not the whole image: the union keeps the other's boxes
+    assert union([Boxes.drawn((0, 0, 3, 3)), Boxes()]) == Boxes.drawn((0, 0, 3, 3))
+    assert not Boxes().whole and WHOLE_IMAGE.whole
 
 
 def test_whole_region_returns_image_itself():
     img = _ramp()
-    assert blackout(img, Boxes()) is img
-    assert crop(img, Boxes()) is img
+    assert blackout(img, WHOLE_IMAGE) is img
+    assert crop(img, WHOLE_IMAGE) is img
     assert Boxes.drawn((0, 0, 10, 8)).key(10, 8) is None  # a box covering everything is the whole image
 
 
@@ -79,7 +82,7 @@ def test_model_space_mask_geometry():
     g = PixelGeometry(4, (4, 4), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     # 16x8 image: resized to 8x4 (scale 0.5), centre crop 4x4 starts at x=2 (source x=4)
     assert g.resized_size(16, 8) == (8, 4)
-    whole = model_space_mask(Boxes(), 16, 8, g)
+    whole = model_space_mask(WHOLE_IMAGE, 16, 8, g)
     assert torch.equal(whole, torch.ones(4, 4))
     m = model_space_mask(Boxes.drawn((4, 0, 8, 4)), 16, 8, g)  # covers model pixels x 0-1, y 0-1 exactly
     expected = torch.zeros(4, 4)

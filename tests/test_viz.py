@@ -5,7 +5,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from comclip.boxes import Boxes
+from comclip.boxes import WHOLE_IMAGE, Boxes
 from comclip.graph import Entity, Relation, SceneGraph
 from comclip.options import Options
 from comclip.result import CaptionResult, Component, MatchResult
@@ -15,9 +15,11 @@ GRAPH = SceneGraph("a red ball next to a blue box", (Entity("e0", "ball", ("red"
                    (Relation("e0", "next to", "e1"),))
 
 
-def component(kind, ref, text, boxes=(), scores=(), weight=0.5, similarity=0.1, loo=0.2):
-    return Component(kind=kind, ref=ref, text=text, boxes=Boxes(tuple(boxes), tuple(scores)),
-                     grounded=bool(boxes), similarity=similarity, weight=weight, loo_score=loo)
+def component(kind, ref, text, boxes=(), scores=(), weight=0.5, similarity=0.1, loo=0.2, comclip=0.25):
+    """A component as the engine makes it (no boxes: not found, so its region is the whole image);
+    its effect is its caption's ComCLIP score (``comclip``, as given to :func:`caption_result`) minus ``loo``."""
+    return Component(kind=kind, ref=ref, text=text, boxes=Boxes(tuple(boxes), tuple(scores)) if boxes else WHOLE_IMAGE,
+                     grounded=bool(boxes), similarity=similarity, weight=weight, loo_score=loo, effect=comclip - loo)
 
 
 def caption_result(components, clip=0.2, comclip=0.25, graph=GRAPH):
@@ -35,7 +37,7 @@ def hex_rgb(colour: str) -> tuple[int, int, int]:
 
 def test_graph_figure_has_nodes_attributes_and_labelled_edges():
     comps = [component("entity", "e0", "red ball", [(1, 1, 5, 5)], [0.9]), component("entity", "e1", "blue box")]
-    fig = viz.graph_figure(GRAPH, comps)
+    fig = viz.graph_figure(GRAPH, caption_result(comps).ungrounded)
     labels = texts(fig)
     assert "ball\n[red]" in labels
     assert "box\n[blue]\n(not found)" in labels  # ungrounded entity is marked
@@ -127,7 +129,9 @@ def test_weights_chart_shows_weights_and_leave_one_out_effects():
     assert top.patches[1].get_hatch() == "//"  # not found: the whole image stood in
     effects = [t.get_text() for t in bottom.texts]
     assert effects == ["entity “red ball”: +0.0500", "entity “blue box”: −0.0100", "relation “next to”: +0.0000"]
-    tiny = viz.weights_chart(caption_result(comps[:1], comclip=0.2000751))  # not "+0.0000" when it is not zero
+    # not "+0.0000" when it is not zero
+    almost = component("entity", "e0", "red ball", [(0, 0, 1, 1)], [0.9], weight=0.7, loo=0.20, comclip=0.2000751)
+    tiny = viz.weights_chart(caption_result([almost], comclip=0.2000751))
     assert tiny.axes[1].texts[0].get_text() == "entity “red ball”: +7.5e-05"
     assert viz.weights_chart(caption_result([])).axes[0].texts[0].get_text().startswith("No components")
 

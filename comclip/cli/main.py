@@ -1,4 +1,4 @@
-"""``python -m comclip`` — parse captions, score an image, evaluate, benchmark.
+"""``python -m comclip`` — parse captions, score an image, evaluate, explore a run, benchmark.
 
 Every failure a user can cause ends with exit code 2 and ONE line on stderr starting with
 ``error:``; no traceback is ever printed. Each subcommand module exposes
@@ -28,9 +28,10 @@ from comclip.errors import (
     with_hint,
 )
 from comclip.eval import cli as eval_cli
+from comclip.eval import explore_cli
 
 #: The subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (parse, score, eval_cli, bench)
+COMMANDS = (parse, score, eval_cli, explore_cli, bench)
 #: The remedies errors point to (:data:`comclip.errors.HINTS`), as this command line's flags.
 HINTS = {RUN_OFFLINE: "`--preset tiny` runs offline with random weights", USE_CPU: "use --device cpu",
          NAME_MODEL: "name the model with --clip-model", NAME_PRETRAINED: "give the tag with --clip-pretrained",

@@ -1,4 +1,6 @@
-"""``python -m comclip score``: one image against captions, CLIP vs ComCLIP (a table or JSON)."""
+"""``python -m comclip score``: one image against captions, CLIP vs ComCLIP (a table or JSON);
+``score IMAGE IMAGE… --caption TEXT…``: several images against the same captions, as a grid
+(:mod:`comclip.cli.grid` words it; :mod:`comclip.grid` judges it)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 from typing import TYPE_CHECKING
 
 from comclip.cli.common import add_model_options, load_engine, read_json_file
+from comclip.cli.grid import format_grid, image_names, parse_pairing
 from comclip.errors import GraphError, InputError
 from comclip.graph import SceneGraph
 from comclip.options import check_captions
@@ -16,11 +19,21 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("score", help="score an image against captions: CLIP vs ComCLIP",
-                       description="Score one image against captions with plain CLIP and with ComCLIP.")
+    s = sub.add_parser("score", help="score an image (or several) against captions: CLIP vs ComCLIP",
+                       description="Score one image against captions with plain CLIP and with ComCLIP: "
+                                   "`score IMAGE CAPTION...`. With --caption, every positional is an image: "
+                                   "`score IMAGE IMAGE... --caption TEXT...` scores 2-4 images against the same "
+                                   "2-8 captions (Winoground's test: text, image and group scores for two of each).")
     s.add_argument("image", metavar="IMAGE")
     s.add_argument("captions", nargs="*", metavar="CAPTION",
-                   help="captions to compare (optional with --graph: the graphs' captions are used)")
+                   help="captions to compare (optional with --graph: the graphs' captions are used); "
+                        "with --caption: more images")
+    s.add_argument("--caption", action="extend", nargs="+", metavar="TEXT",
+                   help="the captions, when the positionals are all images: after the images, several at once or "
+                        "the flag repeated")
+    s.add_argument("--pairing", metavar="I,J,...",
+                   help="with several images: each image's true caption index (0-based), in the images' order "
+                        "[0,1,... when as many images as captions]")
     s.add_argument("--graph", metavar="FILE",
                    help="scene graphs to use instead of parsing: a JSON graph, a JSON list (null = parse that "
                         "caption) or JSON Lines as printed by `parse --json`; one per caption, in order")
@@ -53,7 +66,9 @@ def load_graphs(path: str, captions: list[str]) -> tuple[list[str], list[SceneGr
 def run_score(args: argparse.Namespace) -> int:
     from comclip.images import load_image
 
-    captions = list(args.captions)
+    several = args.caption is not None  # every positional is an image
+    paths = [args.image, *args.captions] if several else [args.image]
+    captions = list(args.caption) if several else list(args.captions)
     graphs: list[SceneGraph | None] | None = None
     if args.graph:
         captions, graphs = load_graphs(args.graph, captions)
@@ -62,6 +77,10 @@ def run_score(args: argparse.Namespace) -> int:
     captions = check_captions(captions)
     if args.debug_embeddings and not args.json:
         raise InputError("--debug-embeddings needs --json")
+    if len(paths) > 1:
+        return score_grid(args, paths, captions, graphs)
+    if args.pairing is not None:
+        raise InputError("--pairing needs several images (IMAGE IMAGE... --caption TEXT...)")
     image = load_image(args.image)  # fail on a bad image before loading models
     engine = load_engine(args)
     result = engine.match(image, captions, graphs)
@@ -69,6 +88,27 @@ def run_score(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(embeddings=args.debug_embeddings)))
     else:
         print(format_scores(result))
+    return 0
+
+
+def score_grid(args: argparse.Namespace, paths: list[str], captions: list[str],
+               graphs: list[SceneGraph | None] | None) -> int:
+    """Several images against the same captions: the grid, Winoground's scores (2x2) or ranks, the story."""
+    from comclip.grid import check_grid, check_sizes
+    from comclip.images import load_image
+
+    pairing = parse_pairing(args.pairing) if args.pairing is not None else None
+    if pairing is None and len(paths) != len(check_sizes(paths, captions)):
+        raise InputError(f"{len(paths)} images and {len(captions)} captions: give each image's true caption "
+                         "with --pairing (e.g. --pairing 0,2)")
+    captions, pairing = check_grid(paths, captions, pairing)  # all checks before the models load
+    images = [load_image(p) for p in paths]
+    engine = load_engine(args)
+    grid = engine.match_grid(images, captions, graphs, pairing=pairing)
+    if args.json:
+        print(json.dumps(grid.to_dict(embeddings=args.debug_embeddings, names=image_names(paths))))
+    else:
+        print(format_grid(grid, paths))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Calling the engine for benchmark examples: image loading and per-call failure handling."""
+"""Calling the engine for benchmark examples: per-call failure handling (images are opened by
+:func:`comclip.eval.datasets.common.open_image`)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from comclip.errors import ComCLIPError, InputError
-from comclip.eval.datasets import ImageSource, MissingImage
-from comclip.images import LoadedImage, load_image
+from comclip.errors import ComCLIPError
 
 if TYPE_CHECKING:
     from comclip.engine import ComCLIP
-
-
-def open_image(source: ImageSource) -> LoadedImage:
-    """Load an example's image; every problem is one :class:`InputError` naming it."""
-    if isinstance(source, MissingImage):
-        raise InputError(source.reason)
-    if callable(source):
-        return load_image(source())
-    return load_image(source)
 
 
 def match_or_reason(engine: ComCLIP, items: list[tuple]) -> list[Any] | str:

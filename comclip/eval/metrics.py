@@ -6,14 +6,25 @@ Conventions, the same for every benchmark:
   caption the same score scores zero, never 50 %);
 * a rank is pessimistic: ``1 + the number of OTHER candidates scoring >= the target``, so a tie
   with the target ranks the target below it;
-* an aggregate over no examples is ``None`` (shown as "—"), never 0.
+* an aggregate over no examples is ``None`` (shown as "—"), never 0;
+* a margin says how far an example is from its decision: it is ``> 0`` exactly when the example
+  is won (so a tie, margin 0, is a loss), and its size is in the scores' own units.
+
+The per-example rules (Winoground's text / image / group, :func:`rank_of`) live in
+:mod:`comclip.ranking`, below the engine, so the image grid (:mod:`comclip.grid`) judges with the
+same definitions; they are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-WINOGROUND_KEYS = ("c0_i0", "c0_i1", "c1_i0", "c1_i1")
+from comclip.ranking import WINOGROUND_KEYS as WINOGROUND_KEYS
+from comclip.ranking import rank_of as rank_of
+from comclip.ranking import winoground_group as winoground_group
+from comclip.ranking import winoground_image as winoground_image
+from comclip.ranking import winoground_text as winoground_text
+
 WINOGROUND_METRICS = ("text_score", "image_score", "group_score")
 RECALL_KS = (1, 5, 10)
 
@@ -26,19 +37,21 @@ def mean(flags: Iterable[bool | float]) -> float | None:
 
 # -- Winoground ---------------------------------------------------------------------------------
 
-def winoground_text(s: Mapping[str, float]) -> bool:
-    """Text score of one example: for each image, its own caption scores strictly higher."""
-    return s["c0_i0"] > s["c1_i0"] and s["c1_i1"] > s["c0_i1"]
+def winoground_text_margin(s: Mapping[str, float]) -> float:
+    """How surely the text score is won: the smaller of each image's own-caption lead,
+    ``min(c0_i0 - c1_i0, c1_i1 - c0_i1)``; ``> 0`` exactly when :func:`winoground_text` holds."""
+    return min(s["c0_i0"] - s["c1_i0"], s["c1_i1"] - s["c0_i1"])
 
 
-def winoground_image(s: Mapping[str, float]) -> bool:
-    """Image score of one example: for each caption, its own image scores strictly higher."""
-    return s["c0_i0"] > s["c0_i1"] and s["c1_i1"] > s["c1_i0"]
+def winoground_image_margin(s: Mapping[str, float]) -> float:
+    """How surely the image score is won: the smaller of each caption's own-image lead,
+    ``min(c0_i0 - c0_i1, c1_i1 - c1_i0)``; ``> 0`` exactly when :func:`winoground_image` holds."""
+    return min(s["c0_i0"] - s["c0_i1"], s["c1_i1"] - s["c1_i0"])
 
 
-def winoground_group(s: Mapping[str, float]) -> bool:
-    """Group score of one example: both the text and the image score are won."""
-    return winoground_text(s) and winoground_image(s)
+def winoground_group_margin(s: Mapping[str, float]) -> float:
+    """The group score's margin: the smaller of the text and the image margin."""
+    return min(winoground_text_margin(s), winoground_image_margin(s))
 
 
 def winoground(tables: Sequence[Mapping[str, float]]) -> dict[str, float | None]:
@@ -57,18 +70,17 @@ def pair_correct(s: Mapping[str, float]) -> bool:
     return s["pos"] > s["neg"]
 
 
+def pair_margin(s: Mapping[str, float]) -> float:
+    """How surely a pair is won: ``pos - neg``; ``> 0`` exactly when :func:`pair_correct` holds."""
+    return s["pos"] - s["neg"]
+
+
 def pair_accuracy(tables: Sequence[Mapping[str, float]]) -> float | None:
     """Fraction of ``{pos, neg}`` pairs where the positive scores strictly higher."""
     return mean(pair_correct(s) for s in tables)
 
 
 # -- retrieval ----------------------------------------------------------------------------------
-
-def rank_of(scores: Sequence[float], target: int) -> int:
-    """1-based rank of ``scores[target]``: 1 + the number of other entries scoring >= it."""
-    t = scores[target]
-    return 1 + sum(1 for j, s in enumerate(scores) if j != target and s >= t)
-
 
 def rank_of_any(scores: Sequence[float], targets: Iterable[int]) -> int:
     """1-based rank of the best of several targets (image→text: any of the image's captions):

@@ -36,6 +36,7 @@ from comclip.eval import metrics
 from comclip.eval.batching import match_or_reason
 from comclip.eval.datasets.karpathy import DATASETS as RETRIEVAL_DATASETS
 from comclip.eval.datasets.karpathy import Query, RetrievalSet, load_retrieval
+from comclip.eval.store import has_ranks
 from comclip.images import LoadedImage, load_image
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def is_done(record: dict[str, Any] | None, retry_failed: bool = False) -> bool:
         return False
     if record.get("status") == "failed":
         return not retry_failed
-    return all(isinstance(record.get(m), dict) and isinstance(record[m].get("rank"), int) for m in ("clip", "comclip"))
+    return has_ranks(record)
 
 
 def todo_queries(selection: Sequence[Query], records: dict[str, dict[str, Any]], retry_failed: bool) -> list[Query]:

@@ -24,8 +24,9 @@ from tqdm import tqdm
 from comclip.errors import ComCLIPError, InputError
 from comclip.eval import report as reporting
 from comclip.eval import retrieval
-from comclip.eval.batching import match_or_reason, open_image
+from comclip.eval.batching import match_or_reason
 from comclip.eval.datasets import PAIR_LOADERS, Example, Loaded
+from comclip.eval.datasets.common import open_image
 from comclip.eval.distributed import SINGLE, World
 from comclip.eval.retrieval import RETRIEVAL_DATASETS, RetrievalSet, load_retrieval
 from comclip.eval.store import ResultStore, has_scores

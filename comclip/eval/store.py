@@ -184,6 +184,19 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_records(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The records of an ``examples.jsonl`` (or shard) by id, in file order, read only: nothing is
+    repaired; unreadable lines are skipped with one warning on stderr, as a resume does."""
+    return ResultStore._read(Path(path), repair=False)
+
+
+def has_ranks(record: dict[str, Any] | None) -> bool:
+    """An ``ok`` retrieval record holding the target's rank under both methods."""
+    return (record is not None and record.get("status") == "ok"
+            and all(isinstance(record.get(m), dict) and isinstance(record[m].get("rank"), int)
+                    for m in ("clip", "comclip")))
+
+
 def has_scores(record: dict[str, Any] | None, keys: tuple[str, ...] | list[str]) -> bool:
     """An ``ok`` record holding every named score for both methods."""
     return (record is not None and record.get("status") == "ok"

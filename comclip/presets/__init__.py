@@ -25,16 +25,19 @@ to :data:`DEFAULT_BOX_THRESHOLD` / :data:`DEFAULT_TEXT_THRESHOLD`), ``downloads`
 Your own presets, as open_clip's ``add_model_config`` adds model configs:
 
 - a path: ``get_preset("my/preset.json")`` (the CLI's ``--preset my/preset.json``, the app's
-  ``COMCLIP_PRESET``) reads the file and registers it under its name;
+  ``COMCLIP_PRESET``) reads the file (it is not registered: nothing else changes);
 - a folder: every ``*.json`` in the folders named by ``COMCLIP_PRESETS_DIR`` (``os.pathsep``
-  separated, read at every lookup), or given to :func:`add_presets`.
+  separated, read at every lookup), or registered explicitly with :func:`add_presets` (a file or a
+  folder; the one registry of this module, :data:`_ADDED`).
 
-A user preset with a built-in's name replaces it. :func:`list_presets` names them all.
+A user preset with a built-in's name replaces it. :func:`list_presets` names them all. Every lookup
+returns a copy: changing what it returns changes nothing else.
 This module is data only (no torch); :mod:`comclip.loading` turns specs into models.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field, fields
@@ -198,11 +201,16 @@ def _read_folder(folder: Path) -> dict[str, Preset]:
 
 
 @cache
-def builtin_presets() -> dict[str, Preset]:
-    """The presets shipped with the package."""
+def _builtin() -> dict[str, Preset]:
     return _read_folder(PRESET_DIR)
 
 
+def builtin_presets() -> dict[str, Preset]:
+    """The presets shipped with the package."""
+    return copy.deepcopy(_builtin())
+
+
+#: Presets registered with :func:`add_presets`, by name (later registrations win).
 _ADDED: dict[str, Preset] = {}
 
 
@@ -226,7 +234,7 @@ def _env_presets() -> dict[str, Preset]:
 def all_presets() -> dict[str, Preset]:
     """Every preset by name — built-in, then :envvar:`COMCLIP_PRESETS_DIR`, then added (later ones
     win) — in listing order."""
-    found = {**builtin_presets(), **_env_presets(), **_ADDED}
+    found = copy.deepcopy({**_builtin(), **_env_presets(), **_ADDED})
     rank = {name: i for i, name in enumerate(LISTED_FIRST)}
     return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
@@ -249,13 +257,11 @@ def is_preset_file(name: str) -> bool:
 
 
 def get_preset(name: str | os.PathLike | Preset) -> Preset:
-    """A preset by name, or read from a preset file (then also registered under its name)."""
+    """A preset by name (a copy), or read from a preset file (not registered: :func:`add_presets` does that)."""
     if isinstance(name, Preset):
         return name
     if isinstance(name, os.PathLike) or is_preset_file(name):
-        preset = read_preset(name)
-        _ADDED[preset.name] = preset
-        return preset
+        return read_preset(name)
     found = all_presets()
     try:
         return found[name]
@@ -266,9 +272,13 @@ def get_preset(name: str | os.PathLike | Preset) -> Preset:
 
 # -- model configs -----------------------------------------------------------------------------
 
-@cache
 def model_config(kind: str, name: str) -> JSONDict:
-    """A model config shipped in ``model_configs/<kind>/<name>.json``."""
+    """A model config shipped in ``model_configs/<kind>/<name>.json`` (a copy)."""
+    return copy.deepcopy(_model_config(kind, name))
+
+
+@cache
+def _model_config(kind: str, name: str) -> JSONDict:
     path = MODEL_CONFIG_DIR / kind / f"{name}.json"
     if not path.is_file():
         raise InputError(f"unknown {kind} model config {name!r} (no {path.name} in {path.parent})")

@@ -23,10 +23,10 @@ from PIL import Image
 
 from comclip.graph import SceneGraph
 from comclip.result import CaptionResult, MatchResult
-from comclip.studio.requests import shorten
+from comclip.studio.checks import shorten
 
 if TYPE_CHECKING:
-    from comclip.studio.session import Scored
+    from comclip.studio.service import Answer
 
 #: Captions longer than this are shortened (with an ellipsis; full text on hover) in tables and menus.
 LABEL_CHARS = 90
@@ -120,17 +120,17 @@ def story(result: MatchResult, true: int) -> str:
             f"ComCLIP {wrong(com).removeprefix('the wrong caption ')}{tie}.")
 
 
-def summary_html(scored: Scored, true_caption: str | None) -> str:
-    r = scored.result
+def summary_html(answer: Answer, true_caption: str | None) -> str:
+    r = answer.result
     t = true_index(r, true_caption)
-    how = "from cache" if scored.cached else f"in {scored.seconds:.1f} s"
+    how = "from cache" if answer.from_cache else f"in {answer.seconds:.1f} s"
     parts = [f'<p class="true-line">True caption: {_quoted(r.captions[t].caption)}</p>',
              f'<p class="story">{story(r, t)}</p>']
     random = " · <b>random weights: these numbers mean nothing</b>" if r.models.get("random_weights") else ""
     parts.append(f'<p class="meta">preset <code>{esc(r.preset)}</code> · image {r.width}×{r.height} · '
                  f"scored {how}{random}</p>")
-    if scored.notices:
-        parts.append('<ul class="notices">' + "".join(f"<li>{esc(n)}</li>" for n in scored.notices) + "</ul>")
+    if answer.notices:
+        parts.append('<ul class="notices">' + "".join(f"<li>{esc(n)}</li>" for n in answer.notices) + "</ul>")
     return '<div class="summary">' + "".join(parts) + "</div>"
 
 
@@ -166,7 +166,7 @@ def component_table(caption: CaptionResult, logit_scale: float | None = None) ->
         return hint("No components: nothing was parsed from this caption, so ComCLIP = CLIP.")
     rows = []
     for k in caption.components:
-        effect = caption.comclip_score - k.loo_score
+        effect = k.effect
         found = "" if k.grounded else ' <span class="warn">(not found: whole image)</span>'
         rows.append(f'<tr><td class="cap" title="{esc(k.text)}">{esc(k.kind)} “{esc(shorten(k.text, 50))}”{found}</td>'
                     f'<td class="num">{fmt_signed(k.similarity)}</td>'
@@ -184,7 +184,7 @@ def component_table(caption: CaptionResult, logit_scale: float | None = None) ->
 
 
 def ungrounded_html(caption: CaptionResult) -> str:
-    missing = [k.text for k in caption.components if k.kind == "entity" and not k.grounded]
+    missing = [k.text for k in caption.ungrounded]
     if not caption.graph.entities:
         return hint("No entities were parsed from this caption, so there is nothing to ground (ComCLIP = CLIP).")
     if not missing:

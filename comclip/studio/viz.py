@@ -73,13 +73,13 @@ def _layout(n: int) -> list[tuple[float, float]]:
              0.5 + 0.36 * math.sin(math.pi / 2 - 2 * math.pi * i / n)) for i in range(n)]
 
 
-def graph_figure(graph: SceneGraph, components: Sequence[Component] | None = None) -> Figure:
+def graph_figure(graph: SceneGraph, ungrounded: Sequence[Component] = ()) -> Figure:
     """The parsed caption as a figure: entities (with their attributes) are nodes, relations are
     labelled arrows from subject to object; a relation without an object is a label under its
-    subject. With ``components``, entities the detector did not find are drawn dashed."""
+    subject. Entities the detector did not find (``ungrounded``, a caption's) are drawn dashed."""
     if not graph.entities:
         return _message_figure(f"“{graph.caption}”: no entities parsed, so ComCLIP = CLIP for this caption.")
-    ungrounded = {c.ref for c in components or () if c.kind == "entity" and not c.grounded}
+    ungrounded = {c.ref for c in ungrounded}
     n = len(graph.entities)
     fig = Figure(figsize=(WIDTH, 2.8 if n <= 3 else 4.8), dpi=100)
     fig.patch.set_alpha(0.0)
@@ -138,8 +138,8 @@ def detections(caption: CaptionResult) -> sv.Detections:
     the graph (its colour) and ``class_name`` its phrase."""
     import supervision as sv
 
-    order = {e.id: i for i, e in enumerate(caption.graph.entities)}
-    found = [c for c in caption.components if c.kind == "entity" and not c.boxes.whole]
+    order = caption.entity_index
+    found = [c for c in caption.components if c.kind == "entity" and c.grounded]
     return sv.Detections(xyxy=np.asarray([b for c in found for b in c.boxes], dtype=np.float32).reshape(-1, 4),
                          confidence=np.asarray([s for c in found for s in c.boxes.scores], dtype=np.float32),
                          class_id=np.asarray([order.get(c.ref, 0) for c in found for _ in c.boxes], dtype=int),
@@ -273,7 +273,7 @@ def weights_chart(caption: CaptionResult) -> Figure:
     comps = caption.components
     if not comps:
         return _message_figure("No components: ComCLIP = CLIP for this caption.")
-    order = {e.id: i for i, e in enumerate(caption.graph.entities)}
+    order = caption.entity_index
     colours = [entity_colour(order.get(c.ref, 0)) if c.kind == "entity" else RELATION_COLOUR for c in comps]
     n = len(comps)
     fig = Figure(figsize=(WIDTH, 1.6 + 1.15 * n), dpi=100, layout="constrained")
@@ -295,7 +295,7 @@ def weights_chart(caption: CaptionResult) -> Figure:
     top.set_ylim(-0.5, n - 0.05)
     top.set_title(r"weight $w_i$ (the weights sum to 1)", fontsize=10.5, color=TEXT, loc="left")
     _plain_axes(top)
-    effect = np.array([caption.comclip_score - c.loo_score for c in comps])
+    effect = np.array([c.effect for c in comps])
     bottom.barh(ys, effect, height=0.4, color=[GOOD if v >= 0 else BAD for v in effect])
     bottom.axvline(0, color="#555555", lw=0.8)
     span = float(np.abs(effect).max()) or 1e-4

@@ -9,7 +9,7 @@ import gradio as gr
 
 from comclip.options import OptionField, Options
 from comclip.presets import Preset
-from comclip.studio import requests
+from comclip.studio.settings import Limits
 
 #: A real image that works as the API page's example (one of the bundled photographs' originals).
 EXAMPLE_URL = "https://github.com/scikit-image/scikit-image/raw/main/skimage/data/coffee.png"
@@ -61,7 +61,7 @@ def option_widget(f: OptionField, start: Preset) -> Any:
                      info=info, elem_id=elem_id)
 
 
-def api_components() -> tuple[Any, Any, Any, Any]:
+def api_components(limits: Limits) -> tuple[Any, Any, Any, Any]:
     """The /match endpoint's image, captions and options parameters and its result, typed."""
     from gradio_client import handle_file
 
@@ -70,8 +70,8 @@ def api_components() -> tuple[Any, Any, Any, Any]:
            EXAMPLE_URL, handle_file(EXAMPLE_URL))
     captions = _typed(gr.JSON(label="captions"), {
         "type": "array", "items": {"type": "string"},
-        "description": f"{requests.MIN_CAPTIONS}–{requests.MAX_CAPTIONS} captions, each at most "
-                       f"{requests.MAX_CAPTION_CHARS} characters"}, ["a cup on a saucer", "a saucer on a cup"])
+        "description": f"{limits.min_captions}–{limits.max_captions} captions, each at most "
+                       f"{limits.max_caption_chars} characters"}, ["a cup on a saucer", "a saucer on a cup"])
     properties = {"preset": {"type": "string"}, **{f.name: _schema(f) for f in Options.fields()},
                   "graphs": {"anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "null"}]}}
     options = _typed(gr.JSON(label="options", value={}), {

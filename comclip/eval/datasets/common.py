@@ -24,9 +24,10 @@ from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
-from comclip.errors import DatasetError, GraphError
+from comclip.errors import DatasetError, GraphError, InputError
 from comclip.eval.triplets import triplet_graph
 from comclip.graph import SceneGraph
+from comclip.images import LoadedImage, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 GRAPH_SOURCES = ("triplet", "parse")
@@ -75,6 +76,15 @@ class Loaded:
     source: str
     images: str | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def open_image(source: ImageSource) -> LoadedImage:
+    """Load an example's image; every problem is one :class:`InputError` naming it."""
+    if isinstance(source, MissingImage):
+        raise InputError(source.reason)
+    if callable(source):
+        return load_image(source())
+    return load_image(source)
 
 
 # -- helpers ------------------------------------------------------------------------------------

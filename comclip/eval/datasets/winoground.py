@@ -9,7 +9,9 @@
 * ``--data hf`` / ``hf:NAME``: through the optional ``datasets`` library (gated: accept the
   terms and log in first).
 
-An example scores both captions against both images: keys ``c{caption}_i{image}``.
+An example scores both captions against both images: keys ``c{caption}_i{image}``. Its ``meta``
+(copied into ``examples.jsonl``) holds the two captions and the tags: ``caption_0, caption_1, tag,
+secondary_tag, num_main_preds, collapsed_tag`` (runs made before the captions were added lack them).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from comclip.images import load_image
 
 KEYS_ORDER = ("c0_i0", "c1_i0", "c0_i1", "c1_i1")  # probe 0 = image 0, probe 1 = image 1
 FIELDS = ("id", "caption_0", "caption_1", "image_0", "image_1")
-META = ("tag", "secondary_tag", "num_main_preds", "collapsed_tag")
+META = ("caption_0", "caption_1", "tag", "secondary_tag", "num_main_preds", "collapsed_tag")
 IMAGE_COLUMNS = ("image_0", "image_1")
 
 

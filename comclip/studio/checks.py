@@ -1,8 +1,9 @@
-"""Checking what a user or an API client sends, before anything heavy runs.
+"""Checking what a person or an API client sends, before anything heavy runs: a :class:`Request`.
 
-Captions (count, length), engine options, scene graphs typed into the editor, the image (size
-checked from its header before it is decoded) and the preset. Every problem is one
-:class:`~comclip.errors.InputError` whose message is meant to be shown as it is.
+Captions (count, length), engine options, scene graphs typed into the editor, the image(s) (size
+checked from the header before decoding) and the preset. Every problem is one
+:class:`~comclip.errors.InputError` whose message is meant to be shown as it is. The limits are a
+:class:`~comclip.studio.settings.Limits` value (the app's settings; the defaults otherwise).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +19,26 @@ from comclip.errors import GraphError, InputError
 from comclip.graph import SceneGraph
 from comclip.images import LoadedImage, load_image
 from comclip.options import Options
+from comclip.studio.settings import LIMITS, Limits
 
-MIN_CAPTIONS = 2
-MAX_CAPTIONS = 8
-#: Longest caption accepted. The text encoder reads 77 tokens (about 300 characters of English);
-#: longer captions cost parsing and grounding time for words the encoder never sees.
-MAX_CAPTION_CHARS = int(os.environ.get("COMCLIP_MAX_CAPTION_CHARS", "300"))
-#: Images with more pixels than this are downscaled (aspect kept) before scoring, with a notice.
-PIXEL_CAP = int(os.environ.get("COMCLIP_PIXEL_CAP", str(4_000_000)))
-#: Images that cannot be decoded at reduced size (PNG, WebP, …) are refused above this many pixels
-#: (checked from the file header, before decoding). JPEGs of any size up to the engine's limit are
-#: decoded directly at a reduced scale.
-MAX_DECODE_PIXELS = int(os.environ.get("COMCLIP_MAX_DECODE_PIXELS", str(40_000_000)))
-#: Largest upload the app accepts (Gradio's ``max_file_size``).
-MAX_UPLOAD = os.environ.get("COMCLIP_MAX_UPLOAD", "20mb")
 
-@dataclass
+@dataclass(frozen=True)
 class Request:
-    """One checked scoring request: everything the engine needs, plus what to tell the user."""
+    """One checked request: the preset, the image(s) — one, or several side by side against the same
+    captions — the captions, their graphs (None: parse each; a graph per caption, None = parse it),
+    the options, and what to tell the person about the request itself (notices)."""
 
     preset: str
-    image: LoadedImage
-    captions: list[str]
-    graphs: list[SceneGraph | None] | None
+    images: tuple[LoadedImage, ...]
+    captions: tuple[str, ...]
+    graphs: tuple[SceneGraph | None, ...] | None
     options: Options
-    notices: list[str] = field(default_factory=list)
+    notices: tuple[str, ...] = ()
+
+    @property
+    def image(self) -> LoadedImage:
+        """The (first) image."""
+        return self.images[0]
 
 
 def shorten(text: str, limit: int = 60) -> str:
@@ -58,16 +54,16 @@ def shorten(text: str, limit: int = 60) -> str:
 
 # -- captions -----------------------------------------------------------------------------------
 
-def split_captions(captions: str | Sequence[Any] | None, *, strict: bool = False,
-                   max_chars: int | None = None) -> tuple[list[str], list[str]]:
+def split_captions(captions: str | Sequence[Any] | None, *, strict: bool = False, limits: Limits = LIMITS
+                   ) -> tuple[list[str], list[str]]:
     """Captions from the text box (one per line) or the API (a list); returns (captions, notices).
 
     Blank lines are skipped and exact repeats dropped, each with a notice — or, with ``strict``
     (the API, where results follow the captions' positions), a blank caption is an InputError and
-    repeats are kept. Fewer than :data:`MIN_CAPTIONS` or more than :data:`MAX_CAPTIONS` usable
-    captions, or one longer than :data:`MAX_CAPTION_CHARS`, is an InputError.
+    repeats are kept. Fewer than ``limits.min_captions`` or more than ``limits.max_captions``
+    usable captions, or one longer than ``limits.max_caption_chars``, is an InputError.
     """
-    limit = MAX_CAPTION_CHARS if max_chars is None else max_chars
+    limit = limits.max_caption_chars
     if captions is None:
         lines: list[Any] = []
     elif isinstance(captions, str):
@@ -98,12 +94,12 @@ def split_captions(captions: str | Sequence[Any] | None, *, strict: bool = False
         notices.append(f"Skipped {blank} empty line{'s' if blank > 1 else ''}.")
     if repeated:
         notices.append(f"Dropped {repeated} repeated caption{'s' if repeated > 1 else ''}.")
-    if len(out) < MIN_CAPTIONS:
+    if len(out) < limits.min_captions:
         got = "none" if not out else f"only {len(out)}"
-        raise InputError(f"Enter at least {MIN_CAPTIONS} different captions, one per line ({got} given) — "
+        raise InputError(f"Enter at least {limits.min_captions} different captions, one per line ({got} given) — "
                          "e.g. a caption and the same words in another order.")
-    if len(out) > MAX_CAPTIONS:
-        raise InputError(f"At most {MAX_CAPTIONS} captions at a time ({len(out)} given); remove some lines.")
+    if len(out) > limits.max_captions:
+        raise InputError(f"At most {limits.max_captions} captions at a time ({len(out)} given); remove some lines.")
     return out, notices
 
 
@@ -215,7 +211,7 @@ def edited_graph(text: str, caption: str) -> SceneGraph:
 
 # -- images -------------------------------------------------------------------------------------
 
-def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImage, list[str]]:
+def prepare_image(source: Any, limits: Limits = LIMITS) -> tuple[LoadedImage, list[str]]:
     """Load an upload robustly and downscale it below the pixel cap (:func:`comclip.images.load_image`
     does both); returns (image, notices)."""
     if source is None or (isinstance(source, str) and not source.strip()):
@@ -228,9 +224,9 @@ def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImag
             raise InputError("the image file did not arrive; upload it again")
     if isinstance(source, (str, os.PathLike)) and name is None:
         name = Path(source).name  # the file as the user knows it, not by its server temp path
-    cap = PIXEL_CAP if pixel_cap is None else pixel_cap
-    # PNG, WebP, … over MAX_DECODE_PIXELS are refused from the header; JPEGs are decoded reduced.
-    loaded = load_image(source, max_pixels=MAX_DECODE_PIXELS, fit_pixels=cap, name=name)
+    cap = limits.pixel_cap
+    # PNG, WebP, … over max_decode_pixels are refused from the header; JPEGs are decoded reduced.
+    loaded = load_image(source, max_pixels=limits.max_decode_pixels, fit_pixels=cap, name=name)
     # The upload's path is a server temp file: results record no path (as for an in-memory image).
     # (It must not be a {"path": str} dict either: gradio_client would take it for a file to download.)
     image = replace(loaded, path=None)
@@ -239,3 +235,33 @@ def prepare_image(source: Any, pixel_cap: int | None = None) -> tuple[LoadedImag
     w, h = loaded.downscaled_from
     return image, [f"The image is {w}×{h} ({w * h / 1e6:.1f} megapixels); it was downscaled to {loaded.width}×"
                    f"{loaded.height} for scoring (limit {cap / 1e6:.1f} megapixels)."]
+
+
+# -- whole requests -----------------------------------------------------------------------------
+
+def page_request(values: Mapping[str, Any], overrides: Mapping[str, Any], offered: Sequence[str],
+                 limits: Limits = LIMITS) -> Request:
+    """The page's values (by component name) checked into a :class:`Request`; ``overrides`` are the
+    graphs the person edited, by caption (used for the captions still listed)."""
+    captions, notices = split_captions(values["captions"], limits=limits)
+    preset = check_preset(values["preset"], offered)
+    options, _ = check_options({name: values[name] for name in Options.names()})
+    graphs = graphs_for(captions, {c: g for c, g in overrides.items() if c in captions})
+    image, image_notices = prepare_image(values["image"], limits)
+    edited = [c for c in captions if c in overrides]
+    if edited:
+        notices.append("Using your edited graph for: " + ", ".join(f"“{c}”" for c in edited) + ".")
+    return Request(preset, (image,), tuple(captions), _frozen(graphs), options, tuple(notices + image_notices))
+
+
+def api_request(image: Any, captions: Any, options: Any, default_preset: str, offered: Sequence[str],
+                limits: Limits = LIMITS) -> Request:
+    """An API call's arguments (``/match``) checked into a :class:`Request`."""
+    preset, opts, graphs = api_options(options, default_preset, offered)
+    captions, _ = split_captions(captions, strict=True, limits=limits)
+    loaded, notices = prepare_image(image, limits)
+    return Request(preset, (loaded,), tuple(captions), _frozen(graphs_for(captions, graphs)), opts, tuple(notices))
+
+
+def _frozen(graphs: list[SceneGraph | None] | None) -> tuple[SceneGraph | None, ...] | None:
+    return None if graphs is None else tuple(graphs)

@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from comclip.options import Options
-from comclip.studio import events, panels, requests, session, widgets
+from comclip.studio import checks, events, panels, service, widgets
 from comclip.studio.panels import PageState
 
 from .conftest import EXAMPLE_IMAGE
@@ -28,13 +28,13 @@ def form(**changes) -> dict:
     return {**values, **changes}
 
 
-def test_a_score_fills_every_scored_panel_by_name(studio):
+def test_a_score_fills_every_result_panel_by_name(studio):
     out = studio.score(form())
-    assert set(out) == set(panels.SCORED)
+    assert set(out) == set(panels.RESULT)
     assert "Scored 2 captions" in out["status"] and "True caption" in out["summary"]
     state = out["state"]
     assert isinstance(state, PageState) and state.selected == "a mug in some grass"
-    assert [c.caption for c in state.scored.result.captions] == MUG.splitlines()
+    assert [c.caption for c in state.answer.result.captions] == MUG.splitlines()
     assert out["selector"]["choices"] == [("1. a mug in some grass", 0), ("2. some grass in a mug", 1)]
     assert out["download_json"]["visible"] and out["download_json"]["value"].endswith("comclip-result.json")
 
@@ -46,13 +46,15 @@ def test_a_bad_request_changes_only_the_status(studio):
 
 
 def test_equal_options_are_one_request_and_one_cache_key(studio):
-    a, _ = requests.check_options({})
-    b, _ = requests.check_options({"weighting": "softmax", "box_threshold": None})
+    a, _ = checks.check_options({})
+    b, _ = checks.check_options({"weighting": "softmax", "box_threshold": None})
     assert a == b == Options()
-    image = requests.prepare_image(str(EXAMPLE_IMAGE))[0].image
-    key = session.ResultCache.key
-    assert key("tiny", image, ["x"], None, a) == key("tiny", image, ["x"], None, b)
-    assert key("tiny", image, ["x"], None, a) != key("tiny", image, ["x"], None, Options(weighting="sum"))
+    image = checks.prepare_image(str(EXAMPLE_IMAGE))[0]
+
+    def key(options):
+        return service.request_key(checks.Request("tiny", (image,), ("x", "y"), None, options))
+
+    assert key(a) == key(b) != key(Options(weighting="sum"))
 
 
 def test_an_edited_graph_is_remembered_until_reset(studio):
@@ -60,35 +62,35 @@ def test_an_edited_graph_is_remembered_until_reset(studio):
     assert studio.edit_graph(form(graph_json="{}", selector=None))["graph_status"].count("Score the captions first")
     graph = '{"entities": [{"id": "e0", "name": "mug", "attributes": ["white"]}], "relations": []}'
     edited = studio.edit_graph(form(graph_json=graph, selector=0, state=first["state"]))
-    assert set(edited) == {"graph_status", *panels.SCORED} and edited["graph_status"] == edited["status"]
+    assert set(edited) == {"graph_status", *panels.RESULT} and edited["graph_status"] == edited["status"]
     state = edited["state"]
     assert state.overrides["a mug in some grass"]["entities"][0]["attributes"] == ["white"]
     assert "Using your edited graph for: “a mug in some grass”" in edited["summary"]
-    component = state.scored.result.captions[0].components[0]
+    component = state.answer.result.captions[0].components[0]
     assert component.text == "white mug" and state.selected == "a mug in some grass"
     bad = studio.edit_graph(form(graph_json="{nope", selector=0, state=state))
     assert list(bad) == ["graph_status"] and "not valid JSON" in bad["graph_status"]
     reset = studio.reset_graph(form(selector=0, state=state))
-    assert reset["state"].overrides == {} and reset["state"].scored.result.captions[0].components[0].text == "mug"
+    assert reset["state"].overrides == {} and reset["state"].answer.result.captions[0].components[0].text == "mug"
 
 
 def test_selecting_and_marking_the_true_caption(studio):
     state = studio.score(form())["state"]
     shown = studio.select({"selector": 1, "state": state})
-    assert set(shown) == {"status", *panels.DETAILS, "state"} and shown["state"].selected == "some grass in a mug"
+    assert set(shown) == {"status", *panels.INSPECTOR, "state"} and shown["state"].selected == "some grass in a mug"
     assert "some grass in a mug" in shown["graph"]  # the figure's alt text names its caption
     story = studio.mark_true({"true_caption": "some grass in a mug", "state": state})
-    assert set(story) == {"status", *panels.STORY} and "“some grass in a mug”" in story["summary"]
+    assert set(story) == {"status", *panels.SUMMARY} and "“some grass in a mug”" in story["summary"]
     assert studio.select({"selector": 1, "state": None}) == {} == studio.mark_true({"true_caption": "x", "state": None})
 
 
-def test_the_true_caption_menu_follows_the_captions_and_a_stale_error_goes():
-    out = events.captions_changed({"captions": "a cup\n\na saucer\na cup", "true_caption": "gone",
-                                   "status": '<p class="status error">x</p>'})
+def test_the_true_caption_menu_follows_the_captions_and_the_persons_edits_clear_the_status():
+    out = events.captions_changed({"captions": "a cup\n\na saucer\na cup", "true_caption": "gone"})
     assert out["true_caption"]["choices"] == [("1. a cup", "a cup"), ("2. a saucer", "a saucer")]
-    assert out["true_caption"]["value"] == "a cup" and out["status"] == ""
-    kept = events.captions_changed({"captions": "a cup\na saucer", "true_caption": "a saucer", "status": "fine"})
-    assert kept["true_caption"]["value"] == "a saucer" and "status" not in kept
+    assert out["true_caption"]["value"] == "a cup" and "status" not in out  # an example's captions keep its status
+    kept = events.captions_changed({"captions": "a cup\na saucer", "true_caption": "a saucer"})
+    assert kept["true_caption"]["value"] == "a saucer"
+    assert events.edited({}) == {"status": ""}  # a new image or caption typed: the old message goes
 
 
 def test_counterfactuals_are_added_or_explained():
@@ -102,8 +104,8 @@ def test_counterfactuals_are_added_or_explained():
                                                                 "parser": "rules"})["status"]
 
 
-def test_the_preset_menu_moves_the_thresholds_and_the_banner():
-    out = events.preset_changed({"preset": "tiny"})
+def test_the_preset_menu_moves_the_thresholds_and_the_banner(studio):
+    out = studio.preset_changed({"preset": "tiny"})
     assert out["box_threshold"]["value"] == 0.3 and out["text_threshold"]["value"] == 0.25
     assert out["banner"]["visible"] is True and "tiny" in out["banner"]["value"] and out["preset"]["info"]
 
@@ -119,12 +121,12 @@ def test_every_name_an_event_uses_is_one_component_of_the_page(studio):
     import app
 
     with gr.Blocks():
-        page = app.layout(studio)
+        page = app.layout(studio.service)
     used = {*events.EDIT_INPUTS, *events.SELECT_INPUTS, *events.TRUE_INPUTS, *events.CAPTIONS_INPUTS,
-            *events.COUNTERFACTUAL_INPUTS, *events.PRESET_INPUTS, *panels.SCORED, "graph_status", "banner"}
+            *events.COUNTERFACTUAL_INPUTS, *events.PRESET_INPUTS, *panels.RESULT, "graph_status", "banner"}
     assert used <= set(page), sorted(used - set(page))
     assert len({id(c) for c in page.values()}) == len(page)  # one component per name
-    assert set(Options.names()) <= set(page) and not set(Options.names()) & {*panels.SCORED, "graph_status"}
+    assert set(Options.names()) <= set(page) and not set(Options.names()) & {*panels.RESULT, "graph_status"}
 
 
 # -- the examples' results at once; a long request says what it does and how long it takes -------------
@@ -135,26 +137,26 @@ def test_warmed_examples_are_pinned_and_a_click_on_one_is_served_at_once(tiny_en
     import app
 
     studio = events.Studio.create(tiny_engine)
-    studio.cache = session.ResultCache(size=1)  # a tiny LRU: only pinning keeps nine results
+    studio.service.cache = service.ResultCache(size=1)  # a tiny LRU: only pinning keeps nine results
     examples = app.load_examples()
-    assert studio.warm_examples(examples) == len(examples) and studio.warmed.is_set()
-    assert studio.cache.pinned() == len(examples)
+    assert studio.warm_examples(examples) == len(examples) and studio.service.warmed.is_set()
+    assert studio.service.cache.pinned() == len(examples)
     studio.score(form(captions="a cup\na saucer"))  # other requests come and go through the LRU
     studio.score(form(captions="a mug\nsome grass"))
-    computed = studio.cache.computed
+    computed = studio.service.cache.computed
     for image, captions in examples:  # as the page sends an example's click: widgets at their start values
-        values = {**form(image={"path": image}, captions=captions), **widgets.start_values(studio.start)}
+        values = {**form(image={"path": image}, captions=captions), **widgets.start_values(studio.service.start)}
         start = time.perf_counter()
         out = studio.score(values)
         assert time.perf_counter() - start < 1.0
         assert "Scored 2 captions from cache" in out["status"]
-    assert studio.cache.computed == computed  # every one served from the cache, none recomputed
+    assert studio.service.cache.computed == computed  # every one served from the cache, none recomputed
 
 
 def test_an_example_that_fails_does_not_stop_the_warm_up(tiny_engine):
     studio = events.Studio.create(tiny_engine)
     assert studio.warm_examples([["/no/such/image.png", "a\nb"], [str(EXAMPLE_IMAGE), MUG]]) == 1
-    assert studio.cache.pinned() == 1 and studio.warmed.is_set()
+    assert studio.service.cache.pinned() == 1 and studio.service.warmed.is_set()
 
 
 def test_a_score_tells_each_stage_with_the_phrase_sets_to_ground(tiny_engine):
@@ -173,17 +175,12 @@ def test_a_score_tells_each_stage_with_the_phrase_sets_to_ground(tiny_engine):
 
 
 def test_the_pace_estimates_the_wait_from_what_it_has_seen():
-    from comclip.result import MatchResult
-
-    pace = session.Pace()
+    pace = service.Pace()
     assert pace.estimate(2) is None and pace.describe("ground", 2) == "Grounding 2 phrase sets with the detector…"
-    seen = MatchResult.__new__(MatchResult)
-    seen.timings_ms = {"parse": 5.0, "ground": 8000.0, "encode_images": 900.0, "total": 9000.0}
-    pace.observe(seen, grounded=1)
+    pace.observe(9.0, ground_s=8.0, grounded=1)
     assert pace.estimate(1) == pytest.approx(9.0) and pace.estimate(2) == pytest.approx(17.0)
     assert pace.describe("ground", 2) == "Grounding 2 phrase sets with the detector… (about 17 s)"
-    seen.timings_ms = {"ground": 4000.0, "total": 5000.0}
-    pace.observe(seen, grounded=1)  # newer requests weigh half
+    pace.observe(5.0, ground_s=4.0, grounded=1)  # newer requests weigh half
     assert pace.estimate(1) == pytest.approx(7.0)
     assert pace.describe("queue", 0) == "Waiting for the request before yours…"
 
@@ -193,13 +190,13 @@ def test_a_request_waiting_for_the_gate_says_so(tiny_engine):
 
     studio = events.Studio.create(tiny_engine)
     told = []
-    studio.gate.acquire()  # another request holds the model
+    studio.service.gate.acquire()  # another request holds the model
     worker = threading.Thread(target=studio.score, args=(form(captions="a red cup\na blue saucer"),
                                                          lambda f, desc: told.append(desc)))
     worker.start()
     worker.join(0.5)
     assert told == ["Waiting for the request before yours…"]
-    studio.gate.release()
+    studio.service.gate.release()
     worker.join(30)
     assert told[1] == "Parsing 2 captions…"
 
@@ -207,7 +204,7 @@ def test_a_request_waiting_for_the_gate_says_so(tiny_engine):
 def test_the_settings_say_what_the_detector_size_trades(tiny_engine):
     import app
 
-    demo = app.build_demo(tiny_engine)
+    demo = app.build_demo(events.Studio.create(tiny_engine))
     notes = [c.get("props", {}).get("value", "") for c in demo.config["components"]
              if c.get("props", {}).get("elem_id") == "speed-note"]
     assert len(notes) == 1 and "`fast` reads them at 384 px" in notes[0] and "small objects may be missed" in notes[0]
@@ -220,16 +217,16 @@ def test_the_warm_up_gives_way_to_people(tiny_engine):
     import app
 
     studio = events.Studio.create(tiny_engine)
-    studio._users = 1  # a person's request in progress
-    warm = threading.Thread(target=studio.warm_examples, args=(app.load_examples()[:2],))
-    warm.start()
-    time.sleep(0.5)
-    assert studio.cache.computed == 0 and not studio.warmed.is_set()  # no example started meanwhile
-    studio._users = 0
-    warm.join(60)
-    assert studio.cache.computed == 2 and studio.warmed.is_set()
+    svc = studio.service
+    with svc._person(True):  # a person's request in progress
+        warm = threading.Thread(target=studio.warm_examples, args=(app.load_examples()[:2],))
+        warm.start()
+        time.sleep(0.5)
+        assert svc.cache.computed == 0 and not svc.warmed.is_set()  # no example started meanwhile
+    warm.join(60)  # the person's request ended: the warm-up goes on at once (no polling)
+    assert svc.cache.computed == 2 and svc.warmed.is_set()
     studio.score(form())  # a person's request counts itself in and out
-    assert studio._users == 0
+    assert svc._people == 0
 
 
 def test_an_event_that_changes_nothing_leaves_its_panels_as_they_are():
@@ -238,7 +235,7 @@ def test_an_event_that_changes_nothing_leaves_its_panels_as_they_are():
     import app
 
     page = {"status": gr.HTML("kept"), "captions": gr.Textbox(), "summary": gr.HTML()}
-    handler = app._named(page, events.clear_error, False, ("status", "summary"))
-    assert handler({page["status"]: "kept"}) == {page["status"]: gr.skip(), page["summary"]: gr.skip()}
-    cleared = handler({page["status"]: '<p class="status error">bad</p>'})
+    handler = app._named(page, events.captions_changed, False, ("status", "summary"))
+    assert handler({page["captions"]: "a\nb"}) == {page["status"]: gr.skip(), page["summary"]: gr.skip()}
+    cleared = app._named(page, events.edited, False, ("status", "summary"))({})
     assert cleared == {page["status"]: "", page["summary"]: gr.skip()}
