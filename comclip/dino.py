@@ -53,7 +53,7 @@ class VisionFeatures:
 
     def rows(self, index: list[int]) -> VisionFeatures:
         """These rows (an image's features repeated for each of its prompts)."""
-        sel = torch.as_tensor(index, device=self.source.device)
+        sel = torch.as_tensor(index).to(self.source.device, non_blocking=True)
         return VisionFeatures(self.source.index_select(0, sel), self.position.index_select(0, sel), self.shapes)
 
     @property
@@ -88,7 +88,7 @@ class TextFeatures:
         return int(self.features.shape[1])
 
     def rows(self, index: list[int]) -> TextFeatures:
-        sel = torch.as_tensor(index, device=self.features.device)
+        sel = torch.as_tensor(index).to(self.features.device, non_blocking=True)
         return TextFeatures(self.features.index_select(0, sel), self.token_mask.index_select(0, sel),
                             self.block_mask.index_select(0, sel), self.position_ids.index_select(0, sel))
 
@@ -154,7 +154,7 @@ def fusion_part(model: nn.Module, vision: VisionFeatures, text: TextFeatures) ->
     source, position = vision.source, vision.position
     b, device = source.shape[0], source.device
     shapes = list(vision.shapes)
-    spatial = torch.as_tensor(shapes, dtype=torch.long, device=device)
+    spatial = torch.as_tensor(shapes, dtype=torch.long).to(device, non_blocking=True)
     starts = torch.cat((spatial.new_zeros((1,)), spatial.prod(1).cumsum(0)[:-1]))
     valid = torch.ones((b, len(shapes), 2), dtype=source.dtype, device=device)
     valid_pixels = torch.ones(source.shape[:2], dtype=torch.bool, device=device)

@@ -62,12 +62,16 @@ def compose_captions(plans: Sequence[CaptionPlan], text_row: Mapping[str, int], 
         for j, c in enumerate(p.components):
             comp_text[k, j], comp_image[k, j], valid[k, j] = text_row[c.plan.text], c.pixel_row, True
     dev = image_emb.device
-    cap_image = torch.tensor([p.item for p in plans], dtype=torch.long, device=dev)
-    cap_text = torch.tensor([text_row[p.caption] for p in plans], dtype=torch.long, device=dev)
-    comp_text, comp_image, valid = comp_text.to(dev), comp_image.to(dev), valid.to(dev)
+    # Host → device copies are non-blocking (a blocking one would wait for the device's queued work).
+    cap_image = torch.tensor([p.item for p in plans], dtype=torch.long).to(dev, non_blocking=True)
+    cap_text = torch.tensor([text_row[p.caption] for p in plans], dtype=torch.long).to(dev, non_blocking=True)
+    comp_text, comp_image, valid = (x.to(dev, non_blocking=True) for x in (comp_text, comp_image, valid))
     out = compose_batch(text_emb[cap_text], image_emb[cap_image], text_emb[comp_text], image_emb[comp_image],
                         valid, logit_scale, weighting, project, score_scale=score_scale, query_norm=query_norm)
-    return {k: v.float().cpu().numpy() for k, v in out.items()}
+    names = list(out)
+    flat = torch.cat([out[k].float().reshape(-1) for k in names]).cpu().numpy()  # the one transfer (and wait)
+    parts = np.split(flat, np.cumsum([out[k].numel() for k in names])[:-1])
+    return {k: part.reshape(tuple(out[k].shape)) for k, part in zip(names, parts, strict=True)}
 
 
 #: ``on_stage(stage, count)``: told as each stage of a match starts (see :meth:`ComCLIP.match_batch`).
@@ -284,8 +288,8 @@ class ComCLIP:
             return global_px
         masks = torch.stack([subimage.model_space_mask(region, prepared[i].image.width, prepared[i].image.height,
                                                        geometry) for i, region in subs])
-        owners = torch.tensor([i for i, _ in subs], device=global_px.device)
-        sub_px = subimage.blackout_pixels(global_px[owners], masks.to(global_px.device), geometry)
+        owners = torch.tensor([i for i, _ in subs]).to(global_px.device, non_blocking=True)
+        sub_px = subimage.blackout_pixels(global_px[owners], masks.to(global_px.device, non_blocking=True), geometry)
         return torch.cat([global_px, sub_px])
 
     def _results(self, prepared: Sequence[ScoringItem], plans: Sequence[CaptionPlan], host: dict[str, np.ndarray],

@@ -55,7 +55,7 @@ from PIL import Image
 from torchvision.ops import nms
 from torchvision.transforms.v2 import functional as tvF
 
-from comclip import dino
+from comclip import cpu, dino
 from comclip.boxes import Boxes
 from comclip.caches import LRUCache
 from comclip.errors import InputError
@@ -238,8 +238,8 @@ def preprocess_images(images: Sequence[Image.Image], image_processor: Any, devic
     The uint8 image goes to the device first; resize (the processor's rule and filter, antialiased),
     rescale and normalise run there. Images of equal size are resized together.
     """
-    mean = torch.tensor(image_processor.image_mean, device=device, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(image_processor.image_std, device=device, dtype=torch.float32)[:, None, None]
+    mean = torch.tensor(image_processor.image_mean, dtype=torch.float32).to(device, non_blocking=True)[:, None, None]
+    std = torch.tensor(image_processor.image_std, dtype=torch.float32).to(device, non_blocking=True)[:, None, None]
     factor = float(getattr(image_processor, "rescale_factor", 1 / 255))
     mode = _interpolation(getattr(image_processor, "resample", None))
     out: list[torch.Tensor | None] = [None] * len(images)
@@ -290,7 +290,8 @@ ImageKey = tuple[str, tuple[int, int], "torch.dtype | None"]
 class GroundingDINO:
     """A transformers Grounding DINO (``AutoModelForZeroShotObjectDetection``) as a Detector.
 
-    ``precision``: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16``;
+    ``precision``: ``auto`` (bf16 autocast on CUDA and on a CPU with native bf16, fp32 elsewhere),
+    ``fp32`` or ``bf16``;
     ``backend``: ``torch`` (the model in three parts, :mod:`comclip.dino`; gather sampling on the CPU),
     ``transformers`` (the model's own forward) or ``auto`` (``torch`` where the model is a two-stage
     transformers Grounding DINO, as every released one is); ``batch_size``: most rows per forward
@@ -366,10 +367,8 @@ class GroundingDINO:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        """The autocast dtype of the forward (None: full fp32)."""
-        if self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda"):
-            return torch.bfloat16
-        return None
+        """The autocast dtype of the forward (None: full fp32); ``auto`` as :func:`comclip.cpu.detector_precision`."""
+        return torch.bfloat16 if cpu.detector_precision(self.precision, self.device.type) == "bf16" else None
 
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
@@ -524,7 +523,7 @@ class GroundingDINO:
         for group in by_length.values():
             for start in range(0, len(group), self.batch_size):
                 chunk = group[start:start + self.batch_size]
-                ids = torch.tensor([p.ids for p in chunk], dtype=torch.long, device=self.device)
+                ids = torch.tensor([p.ids for p in chunk], dtype=torch.long).to(self.device, non_blocking=True)
                 features = self.text_forward(ids, torch.ones_like(ids), torch.zeros_like(ids))
                 for row, p in enumerate(chunk):
                     part = features if len(chunk) == 1 else features.rows([row])
@@ -574,9 +573,10 @@ class GroundingDINO:
         with an attention mask): class logits ``(B, Q, T)`` and normalised cxcywh boxes ``(B, Q, 4)``."""
         longest = max(len(p.ids) for p in prompts)
         pad = int(self.processor.tokenizer.pad_token_id or 0)
-        input_ids = torch.tensor([[*p.ids] + [pad] * (longest - len(p.ids)) for p in prompts], device=self.device)
-        attention_mask = torch.tensor([[1] * len(p.ids) + [0] * (longest - len(p.ids)) for p in prompts],
-                                      device=self.device)
+        input_ids = torch.tensor([[*p.ids] + [pad] * (longest - len(p.ids)) for p in prompts]).to(
+            self.device, non_blocking=True)
+        attention_mask = torch.tensor([[1] * len(p.ids) + [0] * (longest - len(p.ids)) for p in prompts]).to(
+            self.device, non_blocking=True)
         pixel_values = torch.stack(pixels)
         pixel_mask = torch.ones(pixel_values.shape[0], *pixel_values.shape[2:], dtype=torch.long,
                                 device=pixel_values.device)

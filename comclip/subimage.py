@@ -129,8 +129,8 @@ def blackout_pixels(global_pixels: torch.Tensor, masks: torch.Tensor, geometry: 
     ``global_pixels``: ``(3, h, w)`` or ``(N, 3, h, w)`` normalised; ``masks``: ``(N, h, w)``;
     returns ``(N, 3, h, w)`` in the pixels' dtype. Black is pixel value 0 after normalisation, ``-mean / std``.
     """
-    mean = torch.tensor(geometry.mean, device=global_pixels.device, dtype=torch.float32)
-    std = torch.tensor(geometry.std, device=global_pixels.device, dtype=torch.float32)
+    mean = torch.tensor(geometry.mean, dtype=torch.float32).to(global_pixels.device, non_blocking=True)
+    std = torch.tensor(geometry.std, dtype=torch.float32).to(global_pixels.device, non_blocking=True)
     black = (-mean / std)[:, None, None]
     x = global_pixels.float()
     out = black + masks[:, None].to(x.device) * (x - black)

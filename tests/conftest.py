@@ -16,6 +16,9 @@ EXAMPLE_IMAGE = ASSETS / "examples" / "mug_in_grass.png"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The pinned numbers are fp32's: the detector's `auto` precision stays fp32 on every test machine, also on a
+# CPU with native bf16 (tests of that choice pass the CPU flags explicitly; see comclip/cpu.py).
+os.environ.setdefault("COMCLIP_CPU_BF16", "0")
 
 
 @pytest.fixture(scope="session")

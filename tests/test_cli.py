@@ -205,7 +205,7 @@ def test_elongated_but_allowed_images_score(capsys, tmp_path, cache_dir):
 @pytest.mark.parametrize("flag, expected", [([], "auto"), (["--detector-precision", "fp32"], "fp32"),
                                             (["--detector-precision", "bf16"], "bf16")])
 def test_detector_precision_flag_reaches_the_detector(cache_dir, flag, expected):
-    """fp32 stays available beside the default (bf16 autocast on CUDA, fp32 elsewhere)."""
+    """fp32 stays available beside the default (bf16 autocast on CUDA and on a CPU with native bf16)."""
     from comclip.cli.common import load_engine
     from comclip.cli.main import build_parser
 

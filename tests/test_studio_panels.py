@@ -46,14 +46,15 @@ def test_an_edited_graphs_download_is_its_own(studio):
 
 
 def test_an_answer_shown_again_is_not_drawn_again(studio, monkeypatch):
+    """The pictures (graph figure, boxes, sub-images) are drawn once per answer and caption."""
     drawn = []
-    chart = viz.margin_chart
-    monkeypatch.setattr(viz, "margin_chart", lambda *a: drawn.append(a) or chart(*a))
+    figure = viz.graph_figure
+    monkeypatch.setattr(viz, "graph_figure", lambda *a: drawn.append(a) or figure(*a))
     first = studio.score(form(captions="a red mug\na blue mug"))
     again = studio.score(form(captions="a red mug\na blue mug"))  # served from the cache, with its panels
-    assert len(drawn) == 1 and again["margin"] == first["margin"]
-    studio.mark_true({"true_caption": "a blue mug", "state": again["state"]})  # another true caption: drawn once
-    studio.mark_true({"true_caption": "a blue mug", "state": again["state"]})
+    assert len(drawn) == 1 and again["graph"] == first["graph"]
+    studio.select({"selector": 1, "state": again["state"]})  # another caption inside out: drawn once
+    studio.select({"selector": 1, "state": again["state"]})
     assert len(drawn) == 2
 
 

@@ -160,3 +160,19 @@ def test_the_click_path_is_short(svc):
     assert depth, "match_batch was not reached"
     frames = depth[0] + ["events.py:api_match"]
     assert len(frames) <= 6, frames
+
+
+def test_a_preset_file_starts_the_service(tmp_path):
+    """``python app.py --preset my/preset.json``: the file's preset is loaded (its name is not registered)."""
+    import json
+
+    from comclip.presets import PRESET_DIR
+    from comclip.studio.settings import Settings
+
+    data = json.loads((PRESET_DIR / "tiny.json").read_text(encoding="utf-8"))
+    data["name"] = "my-tiny"
+    path = tmp_path / "my-tiny.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    svc = service.Service.create(settings=Settings(preset=str(path), device="cpu"))
+    assert svc.start.name == "my-tiny" and svc.offered[0] == "my-tiny"
+    assert svc.engines.get("my-tiny").preset_name == "my-tiny"

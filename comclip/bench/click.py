@@ -186,7 +186,8 @@ def run_click(engine: ComCLIP, image: str = CLICK_IMAGE, captions: Sequence[str]
         "preset": engine.preset_name, "device": str(det.device), "hardware": hardware(det.device),
         "date": time.strftime("%Y-%m-%d"), "image": image, "captions": list(captions),
         "second_captions": list(second or ()),
-        "detector_size": dict(det.processor.image_processor.size), "detector_precision": det.precision,
+        "detector_size": dict(det.processor.image_processor.size), "detector_precision":
+            f"{det.precision} ({'bf16 autocast' if det.autocast_dtype == torch.bfloat16 else 'fp32'})",
         "runs": [r.to_dict() for r in runs], "peak_rss_mb": round(rss_mb(), 1)}
     if len(results) == 2:
         first = [r for r in runs if r.click == "first"]

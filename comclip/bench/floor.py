@@ -12,9 +12,10 @@ For the bench's inputs the necessary work is
 Each runs at its best settings, independently of the engine's: inputs already on the device
 (detector pixels preprocessed, prompts tokenised, encoder pixels and tokens as recorded), all rows of
 a kind in one forward on CUDA (halved until it fits in memory; the detector's equal-size images
-only, as it cannot pad images), the detector in bf16 autocast on CUDA, the encoders in their CUDA
-half precision. On the CPU the detector batches up to :data:`CPU_DETECTOR_ROWS` rows (batching
-does not speed up a CPU forward, so any size is as good) at the detector's own precision. No
+only, as it cannot pad images), the detector in its own precision (bf16 autocast on CUDA), the
+encoders in their CUDA half precision. On the CPU the detector batches up to :data:`CPU_DETECTOR_ROWS`
+rows (batching does not speed up a CPU forward, so any size is as good) at its own precision (fp32, or
+bf16 autocast on a CPU with native bf16). No
 tokenising, preprocessing, box selection, sub-images or formula is timed.
 """
 

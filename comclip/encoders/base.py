@@ -128,8 +128,8 @@ class BatchedEncoder(ABC):
 
     def preprocess(self, images: Sequence[Image.Image], resize: str = "model") -> torch.Tensor:
         if self._own_preprocessing(resize):
-            return self._images_to_pixels(images).to(self.device, self.dtype)
-        return self._squashed_pixels(images).to(self.device, self.dtype)
+            return self._images_to_pixels(images).to(self.device, self.dtype, non_blocking=True)
+        return self._squashed_pixels(images).to(self.device, self.dtype, non_blocking=True)
 
     def geometry(self, resize: str = "model") -> PixelGeometry | None:
         """The preprocessing geometry ``preprocess(…, resize)`` follows (None: not known)."""

@@ -105,7 +105,7 @@ class BLIP2Encoder(BatchedEncoder):
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         enc = self.tokenizer([blip_caption(t) for t in texts], padding=True, truncation=True,
-                             max_length=self.context_length, return_tensors="pt").to(self.device)
+                             max_length=self.context_length, return_tensors="pt").to(self.device, non_blocking=True)
         return self._text_forward(enc["input_ids"], enc["attention_mask"])
 
     def _text_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -34,8 +34,8 @@ class HFCLIPEncoder(BatchedEncoder):
         return out if isinstance(out, torch.Tensor) else out.pooler_output
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        enc = self.processor.tokenizer(list(texts), padding=True, truncation=True,
-                                       max_length=self.context_length, return_tensors="pt").to(self.device)
+        enc = self.processor.tokenizer(list(texts), padding=True, truncation=True, max_length=self.context_length,
+                                       return_tensors="pt").to(self.device, non_blocking=True)
         out = self.model.get_text_features(**enc)
         return out if isinstance(out, torch.Tensor) else out.pooler_output
 

@@ -51,7 +51,7 @@ class OpenCLIPEncoder(BatchedEncoder):
         return self.model.encode_image(pixels)
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        return self.model.encode_text(self.tokenizer(list(texts)).to(self.device))
+        return self.model.encode_text(self.tokenizer(list(texts)).to(self.device, non_blocking=True))
 
     def compile(self) -> None:
         """``torch.compile`` the image tower (the hot path); text embeddings are cached anyway."""

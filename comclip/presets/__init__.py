@@ -105,8 +105,9 @@ class DetectorSpec:
     roundtrip: bool = True
     download_size: str | None = None
     # -- settings (one line each; :meth:`settings` lists them, the CLI makes a flag of each) --
-    precision: str = _setting("auto", "detector forward precision: auto (bf16 autocast on CUDA, fp32 elsewhere), "
-                              "fp32 or bf16", choices=DETECTOR_PRECISIONS)
+    precision: str = _setting("auto", "detector forward precision: auto (bf16 autocast on CUDA and on a CPU with "
+                              "native bf16: AVX-512 BF16 or AMX; fp32 elsewhere), fp32 or bf16",
+                              choices=DETECTOR_PRECISIONS)
     backend: str = _setting("auto", "detector forward: auto (= torch for Grounding DINO), torch (the image part once "
                             "per image, gather sampling on the CPU; same results) or transformers (the model's own "
                             "forward)", choices=DETECTOR_BACKENDS)

@@ -12,6 +12,7 @@ their :class:`~comclip.options.Options` field.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from comclip.engine import ComCLIP
 
 log = logging.getLogger(__name__)
+click_log = logging.getLogger("comclip.studio.click")
 
 Values = Mapping[str, Any]
 Progress = Callable[..., Any]
@@ -60,11 +62,17 @@ class Studio:
     def _score(self, values: Values, state: PageState, progress: Progress | None) -> Panels:
         """The one click path: check → serve (cache, gate, model call) → panels."""
         svc = self.service
+        started = time.perf_counter()
         try:
-            answer = svc.serve(checks.page_request(values, state.overrides, svc.offered, svc.settings.limits), progress)
+            request = checks.page_request(values, state.overrides, svc.offered, svc.settings.limits)
+            checked = time.perf_counter()
+            answer = svc.serve(request, progress)
         except Exception as exc:  # noqa: BLE001 — every failure is one message; the results shown stay
             return {"status": status_html(user_message(exc))}
-        return panels.shown(answer, values["true_caption"], state)
+        served = time.perf_counter()
+        shown = panels.shown(answer, values["true_caption"], state)
+        log_click(answer, checks=checked - started, serve=served - checked, panels=time.perf_counter() - served)
+        return shown
 
     def score(self, values: Values, progress: Progress | None = None) -> Panels:
         """Score: everything shown follows the new answer (:data:`panels.RESULT`)."""
@@ -180,6 +188,17 @@ def captions_changed(values: Values) -> Panels:
     choices = [(presentation.caption_label(i, c, 70), c) for i, c in enumerate(lines)]
     true = values.get("true_caption")
     return {"true_caption": gr.update(choices=choices, value=true if true in lines else (lines[0] if lines else None))}
+
+
+def log_click(answer: Any, **seconds: float) -> None:
+    """One line per click in the server's log (logger ``comclip.studio.click``): where the time went,
+    in ms — the checks (image decode and hash, captions, options), serving (cache, gate, the model
+    call and the engine's stages in it), drawing the panels. ``scripts/bench_browser.py`` reads it."""
+    ms = {k: v * 1e3 for k, v in seconds.items()}
+    inner = " ".join(f"{k}={v:.0f}" for k, v in answer.stages.items())
+    click_log.info("click %s: %s cache=%s %s total=%.0f ms", answer.key[:10],
+             " ".join(f"{k}={v:.0f}" for k, v in ms.items()), "hit" if answer.from_cache else "miss", inner,
+             sum(ms.values()), extra={"stages": {**ms, **answer.stages}})
 
 
 def edited(values: Values) -> Panels:

@@ -146,7 +146,7 @@ def zerogpu_decorator() -> Callable[..., Any] | None:
         import spaces
     except ImportError:
         return None
-    return spaces.GPU
+    return getattr(spaces, "GPU", None)  # (a folder named "spaces" on the path imports as an empty package)
 
 
 def call_for(preset: str, images: Sequence[LoadedImage], captions: Sequence[str],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from comclip.studio.charts import CSS as CHART_CSS
 from comclip.studio.presentation import esc
 
 PAPER = "https://arxiv.org/abs/2211.13854"
@@ -47,7 +48,7 @@ def speed_note(fast: str, size: int | None) -> str:
 
 
 # (Gradio scopes this CSS; a rule starting with `.dark` must have a single selector, not a list.)
-CSS = """
+_PAGE_CSS = """
 #random-banner {background: #fff4ce; border: 1px solid #8a6d00; border-radius: 8px; padding: 6px 12px;
   color: #3d2e00;}
 .dark #random-banner {background: #3a2f00; border-color: #e0b400; color: #ffeeba;}
@@ -103,6 +104,9 @@ img.diagram-tall {display: none;}
 .dark #graph-json .cm-content span {color: #e5e7eb;}
 .dark #graph-json .cm-gutters {color: #c3c9d5;}
 """
+
+#: The app's styles: the page's own, then the HTML charts' (:mod:`comclip.studio.charts`).
+CSS = _PAGE_CSS + CHART_CSS
 
 #: Page-level styles outside the app's container (Gradio scopes ``CSS`` to it): the footer keeps
 #: "Use via API" on phones and readable colours in both themes.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import gradio as gr
 
 from comclip.graph import SceneGraph
-from comclip.studio import presentation, viz
+from comclip.studio import charts, presentation, viz
 from comclip.studio.notes import parse_notes_html
 from comclip.studio.page import status_html
 
@@ -76,7 +76,7 @@ def _inspector(answer: Answer, index: int) -> Panels:
             "grounding": presentation.picture_html(viz.annotate_boxes(image, c), f"boxes found for “{c.caption}”")
             + presentation.ungrounded_html(c),
             "gallery": presentation.gallery_html(image, c, answer.result.options.subimage),
-            "weights": viz.figure_html(viz.weights_chart(c), f"weights and leave-one-out effects for “{c.caption}”"),
+            "weights": charts.weights_chart(c),
             "loo": presentation.component_table(c, answer.result.logit_scale)}
 
 
@@ -86,8 +86,7 @@ def summary(answer: Answer, true_caption: str | None) -> Panels:
     t = presentation.true_index(r, true_caption)
     json_path, csv_path = presentation.write_downloads(r, t, answer.key)
     return {"summary": presentation.summary_html(answer, true_caption), "scores": presentation.score_table(r, t),
-            "margin": _drawn(answer, "margin", t,
-                             lambda: viz.figure_html(viz.margin_chart(r, t), "margin of CLIP and ComCLIP")),
+            "margin": charts.margin_chart(r, t),
             "download_json": gr.update(value=json_path, visible=True),
             "download_csv": gr.update(value=csv_path, visible=True)}
 
@@ -101,7 +100,6 @@ def shown(answer: Answer, true_caption: str | None, state: PageState) -> Panels:
     how = "from cache" if answer.from_cache else f"in {answer.seconds:.1f} s"
     choices = [(presentation.caption_label(i, c, 70), i) for i, c in enumerate(captions)]
     return {"status": status_html(f"Scored {len(captions)} captions {how}.", "ok"), **summary(answer, true_caption),
-            "score_chart": _drawn(answer, "score_chart", None, lambda: viz.figure_html(
-                viz.score_chart(r), "CLIP and ComCLIP score of each caption")),
+            "score_chart": charts.score_chart(r),
             "selector": gr.update(choices=choices, value=index), **inspector(answer, index),
             "state": replace(state, answer=answer, selected=captions[index])}

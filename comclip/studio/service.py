@@ -121,6 +121,9 @@ class Answer:
     key: str
     seconds: float = 0.0
     from_cache: bool = False
+    #: Where the time went, in ms: ``gate`` (waiting for the model), ``model`` (the model call) and
+    #: the engine's own stages (``parse``, ``ground``, …); empty for an answer from the cache.
+    stages: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
     #: The panels drawn from these results so far (``panels`` fills it), kept with the results in the
     #: cache: a result served again shows at once.
     drawn: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -312,7 +315,8 @@ class Service:
         start = get_preset(preset or (engine.preset if engine is not None and engine.preset else None)
                            or settings.start_preset())
         if engines is None:
-            engines = Engines(lambda name: _load(name, settings.device), settings.max_engines, pinned=start.name)
+            engines = Engines(lambda name: _load(start if name == start.name else name, settings.device),  # a file's
+                              settings.max_engines, pinned=start.name)
         if engine is not None:
             engines.add(start.name, engine)
         service = cls(start, settings, engines, gpu=gpu)
@@ -338,22 +342,29 @@ class Service:
         if progress is not None and request.preset not in self.engines.loaded():
             progress(0.02, desc=f"Loading preset “{request.preset}” (first use; may download weights)…")
 
+        stages: dict[str, float] = {}
+
         def compute() -> list[MatchResult]:
             call = call_for(request.preset, request.images, request.captions, request.graphs, request.options)
+            asked = time.perf_counter()
             if not self.gate.acquire(blocking=False):
                 waiting.stage("queue", 0)
                 self.gate.acquire()
             try:
+                called = time.perf_counter()
                 results = self.runner(call, waiting.stage)
+                stages.update(gate=(called - asked) * 1e3, model=(time.perf_counter() - called) * 1e3)
             finally:
                 self.gate.release()
+            stages.update((k, v) for k, v in results[0].timings_ms.items() if k != "total")
             waiting.done(results)
             return results
 
         with self._person(not pin):
             entry, served = self.cache.get_or_compute(key, compute, pin=pin)
         notices = list(request.notices) + answer_notices(entry.results[0], self._context_length(request.preset))
-        return Answer(entry.results, request.images, notices, key, time.perf_counter() - started, served, entry.drawn)
+        return Answer(entry.results, request.images, notices, key, seconds=time.perf_counter() - started,
+                      from_cache=served, drawn=entry.drawn, stages=stages if not served else {})
 
     def _context_length(self, preset: str) -> int | None:
         if preset not in self.engines.loaded():
@@ -445,7 +456,7 @@ class Service:
             self._quiet.notify_all()
 
 
-def _load(name: str, device: str) -> ComCLIP:
+def _load(name: str | Preset, device: str) -> ComCLIP:
     import comclip
 
     return comclip.load(name, device=device)

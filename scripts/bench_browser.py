@@ -1,0 +1,208 @@
+"""What a person waits for: one Score click in Chromium, from the click to the results table, with
+the server's own per-stage log for the same click — and, timed in the same run, the honest yardstick:
+one plain fp32 eager Grounding DINO forward at 800 px (the detector as its authors run it).
+
+    python scripts/bench_browser.py [--preset fast] [--clicks 3] [--image PATH] [--json OUT]
+
+It starts ``app.py`` (a subprocess, its log captured), uploads the image, and for each click types
+captions no earlier click used (no cache can answer), clicks Score and waits for the table to show
+the first caption. Each click's server line (``comclip.studio.click``: checks, gate, model call with
+the engine's stages, panels) is matched to it, so the part of the wait the server does not see —
+upload, queue, transport, the page drawing the answer — is the difference. Run on an idle machine:
+the numbers are wall times. Needs Playwright and Chromium (``CHROMIUM`` or /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout's comclip, as app.py uses it
+CLICK_LINE = re.compile(r"click (\w+): (.*) total=(\d+) ms")
+ADJECTIVES = ("red", "blue", "green", "small", "large", "white", "black", "yellow", "wooden", "shiny", "old", "new")
+
+
+def captions_for(k: int) -> list[str]:
+    """Four fresh captions for click ``k`` (two bindings of the same words, twice)."""
+    a, b = ADJECTIVES[k % len(ADJECTIVES)], ADJECTIVES[(k + 5) % len(ADJECTIVES)]
+    return [f"a {a} cup on a {b} saucer", f"a {b} saucer on a {a} cup", f"a {b} cup on a {a} saucer",
+            f"a {a} saucer on a {b} cup"]
+
+
+def reference_forward(preset: str, repeats: int = 2) -> float:
+    """Seconds of one plain fp32 eager forward of the preset's detector (transformers' own model,
+    no autocast, no gather sampling) at 800 px (800 × 1066, one prompt of two phrases); median."""
+    import torch
+
+    import comclip
+
+    engine = comclip.load(preset, device="cpu")
+    det = engine.detector
+    tokens = det.processor.tokenizer(["a cup . a saucer ."], return_tensors="pt")
+    pixels = torch.randn(1, 3, 800, 1066)
+    plain = det.using_backend("transformers") if hasattr(det, "using_backend") else _nothing()
+    times = []
+    with plain, torch.inference_mode():
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            det.model(pixel_values=pixels, pixel_mask=torch.ones(1, 800, 1066, dtype=torch.long), **tokens)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(preset: str, port: int) -> tuple[subprocess.Popen, list[str]]:
+    lines: list[str] = []
+    proc = subprocess.Popen([sys.executable, "app.py", "--preset", preset, "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line.rstrip())
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc, lines
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("the app stopped:\n" + "\n".join(lines[-20:])) from None
+            time.sleep(1)
+    raise SystemExit("the app did not start in 10 minutes")
+
+
+def wait_warm(lines: list[str], timeout: float = 600) -> None:
+    """Until the examples' warm-up has finished (it would compete with the clicks for the CPU)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not any(re.search(r"examples: \d+ scored and cached", line) for line in lines):
+        time.sleep(0.5)
+
+
+def click_line(lines: list[str], seen: int) -> dict[str, float]:
+    for line in lines[seen:]:
+        m = CLICK_LINE.search(line)
+        if m:
+            stages = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(2))}
+            return {**stages, "total": float(m.group(3))}
+    return {}
+
+
+def preset_file(name: str, folder: Path) -> str:
+    """``arch-fast``: arch-b32 (random weights) with the detector at the fast preset's 384 px, as a
+    preset file; any other name is used as given."""
+    if name != "arch-fast":
+        return name
+    from comclip.presets import get_preset
+
+    data = json.loads((ROOT / "comclip" / "presets" / "arch-b32.json").read_text(encoding="utf-8"))
+    data["name"] = "arch-fast"
+    data["description"] = "arch-b32 with the detector at 384 px (the fast preset's geometry), random weights"
+    data["detector"]["size"] = get_preset("fast").detector.size
+    path = folder / "arch-fast.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+def run(args: argparse.Namespace) -> dict:
+    import tempfile
+
+    from playwright.sync_api import expect, sync_playwright
+
+    args.preset = preset_file(args.preset, Path(tempfile.mkdtemp(prefix="bench-browser-")))
+
+    reference = reference_forward(args.preset)
+    port = free_port()
+    proc, lines = start_app(args.preset, port)
+    clicks = []
+    try:
+        wait_warm(lines)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
+                                         args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#score")
+            page.locator("#image input[type=file]").set_input_files(str(args.image))
+            page.wait_for_timeout(1500)  # the upload finishes before the first click
+            for k in range(args.clicks):
+                caps = captions_for(k)
+                page.locator("#captions textarea").fill("\n".join(caps))
+                seen = len(lines)
+                start = time.perf_counter()
+                page.locator("#score").click()
+                expect(page.locator("#scores")).to_contain_text(caps[0], timeout=300_000)
+                waited = time.perf_counter() - start
+                time.sleep(0.5)  # the server's line is written as the answer goes out
+                server = click_line(lines, seen)
+                clicks.append({"browser_ms": round(waited * 1e3), "server": server,
+                               "unseen_ms": round(waited * 1e3 - server.get("total", 0.0))})
+                print(f"click {k + 1}: {waited:.2f} s in the browser; server {server}", flush=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    median = statistics.median(c["browser_ms"] for c in clicks) / 1e3
+    return {"preset": args.preset, "image": str(args.image), "clicks": clicks, "median_click_s": round(median, 3),
+            "reference_forward_s": round(reference, 3), "ratio": round(median / reference, 3),
+            "cpu": cpu_summary()}
+
+
+def cpu_summary() -> dict:
+    """The CPU's name, its core count and the flags that decide bf16 speed."""
+    model, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"model": model, "cores": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="arch-fast",
+                        help="a preset name or file; arch-fast (the default): the fast preset's geometry — ViT-B/32 "
+                             "and Grounding DINO tiny at 384 px — with random weights, no download")
+    parser.add_argument("--clicks", type=int, default=3)
+    parser.add_argument("--image", type=Path, default=ROOT / "assets" / "examples" / "coffee_cup_saucer.jpg")
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    args = parser.parse_args()
+    out = run(args)
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
