@@ -127,7 +127,7 @@ def _site() -> str:
         frame = frame.f_back
     assert frame is not None
     path = Path(frame.f_code.co_filename)
-    for base in (ROOT, _SITE_PACKAGES):
+    for base in (_SITE_PACKAGES, ROOT):  # site-packages first: a venv may live inside the checkout
         if path.is_relative_to(base):
             path = path.relative_to(base)
             break
