@@ -16,8 +16,8 @@ takes 22% less CPU time when the memory is kept (and transformers' own forward 3
 :func:`keep_freed_memory` asks glibc (``mallopt``) to serve large blocks from the heap and not to
 trim it, so the process keeps its peak memory instead of returning it between forwards. That changes
 the whole process, so nothing in the engine calls it: it is a start-up decision of a program that
-runs big CPU forwards — the command line (``python -m comclip``) and the app call it once at start,
-a library user may. ``COMCLIP_KEEP_FREED_MEMORY=0`` turns it off. Elsewhere than glibc it does nothing.
+runs big CPU forwards — the command line (``python -m comclip``) calls it once at start; the app's
+``main`` and a library user may. ``COMCLIP_KEEP_FREED_MEMORY=0`` turns it off. Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations
