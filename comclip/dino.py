@@ -10,17 +10,28 @@ row. Its work splits by what it reads:
 - :func:`fusion_part` — the feature enhancer (text ↔ image attention, deformable attention), the
   two-stage proposals, the decoder and the last layer's heads — reads both.
 
-So several prompts on one image run the backbone once (the text part runs per prompt). Each
-part calls the model's own submodules in the order ``forward`` does, so the result is the model's
-own up to float rounding (tested ≤ 1e-5 on logits; identical boxes). Only the last decoder layer's
-heads are computed (``forward`` computes all six and keeps the last).
+So several prompts on one image run the backbone once, and a prompt's text part can be computed
+alone (unpadded) and padded afterwards (:meth:`TextFeatures.stack`, exactly the masks a padded batch
+gets). Each part calls the model's own submodules in the order ``forward`` does, so the result is the
+model's own up to float rounding (tested ≤ 1e-5 on logits; identical boxes). Only the last decoder
+layer's heads are computed (``forward`` computes all six and keeps the last).
 
 Every image here is unpadded (the detector never pads images: Swin has no pixel mask), so the pixel
 mask is all ones and the valid ratios are 1.
+
+Sampling (deformable attention): :func:`install_sampler_switch` puts a weightless
+:class:`SamplerSwitch` in each deformable attention once; each forward then samples with what
+:func:`sampling` set for its own context (a ``contextvars`` variable: per thread and per task), and
+with the model's own sampler outside one. So wrappers sharing one model (two presets on the same
+weights) never change each other's sampling, even from several threads at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +56,10 @@ class VisionFeatures:
         sel = torch.as_tensor(index).to(self.source.device, non_blocking=True)
         return VisionFeatures(self.source.index_select(0, sel), self.position.index_select(0, sel), self.shapes)
 
+    @property
+    def nbytes(self) -> int:
+        return self.source.nbytes + self.position.nbytes
+
     @staticmethod
     def cat(parts: list[VisionFeatures]) -> VisionFeatures:
         if len({p.shapes for p in parts}) != 1:
@@ -63,6 +78,37 @@ class TextFeatures:
     token_mask: torch.Tensor
     block_mask: torch.Tensor
     position_ids: torch.Tensor
+
+    @property
+    def batch(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.features.shape[1])
+
+    def rows(self, index: list[int]) -> TextFeatures:
+        sel = torch.as_tensor(index).to(self.features.device, non_blocking=True)
+        return TextFeatures(self.features.index_select(0, sel), self.token_mask.index_select(0, sel),
+                            self.block_mask.index_select(0, sel), self.position_ids.index_select(0, sel))
+
+    @staticmethod
+    def stack(parts: list[TextFeatures]) -> TextFeatures:
+        """Rows of several prompts, each padded to the longest as :func:`text_part` sees a padded batch:
+        a padded token is masked out (``token_mask`` False), attends only to itself, has position 0
+        and zero features (which nothing reads: every attention over text and the class head mask it)."""
+        longest = max(p.length for p in parts)
+        features, tokens, blocks, positions = [], [], [], []
+        for p in parts:
+            pad = longest - p.length
+            features.append(nn.functional.pad(p.features, (0, 0, 0, pad)))
+            tokens.append(nn.functional.pad(p.token_mask, (0, pad), value=False))
+            block = nn.functional.pad(p.block_mask, (0, pad, 0, pad), value=False)
+            eye = torch.arange(p.length, longest, device=block.device)
+            block[:, eye, eye] = True
+            blocks.append(block)
+            positions.append(nn.functional.pad(p.position_ids, (0, pad), value=0))
+        return TextFeatures(torch.cat(features), torch.cat(tokens), torch.cat(blocks), torch.cat(positions))
 
 
 def image_part(model: nn.Module, pixel_values: torch.Tensor) -> VisionFeatures:
@@ -202,18 +248,51 @@ def splittable(model: nn.Module) -> bool:
     return isinstance(model, GroundingDinoForObjectDetection) and bool(model.config.two_stage)
 
 
-def use_gather_sampling(model: nn.Module, on: bool = True) -> int:
-    """Make every deformable attention sample with :class:`GatherSampling` (``on``) or with
-    transformers' own ``MultiScaleDeformableAttention`` (both hold no weights); returns how many changed."""
-    from transformers.models.grounding_dino.modeling_grounding_dino import (
-        GroundingDinoMultiscaleDeformableAttention,
-        MultiScaleDeformableAttention,
-    )
+#: Deformable attention's sampling step: ``native`` (the model's own module, as shipped) or ``gather``
+#: (:class:`GatherSampling`).
+SAMPLERS = ("native", "gather")
+_SAMPLER: ContextVar[str] = ContextVar("comclip_deformable_sampler", default="native")
+_install_lock = threading.Lock()
 
-    changed = 0
-    for module in model.modules():
-        if isinstance(module, GroundingDinoMultiscaleDeformableAttention) and isinstance(module.attn,
-                                                                                        GatherSampling) != on:
-            module.attn = GatherSampling() if on else MultiScaleDeformableAttention()
-            changed += 1
-    return changed
+
+@contextlib.contextmanager
+def sampling(sampler: str) -> Iterator[None]:
+    """Forwards run in this context (this thread, this task) sample with ``sampler``; other threads and
+    code outside the context are not affected. Needs :func:`install_sampler_switch` on the model."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    token = _SAMPLER.set(sampler)
+    try:
+        yield
+    finally:
+        _SAMPLER.reset(token)
+
+
+class SamplerSwitch(nn.Module):
+    """Deformable attention's sampling step, chosen per forward: the sampler :func:`sampling` set for
+    the running context, the model's own (``native``) outside one. Holds no weights (neither sampler has
+    any), so a model with switches installed has the same state dict and, outside :func:`sampling`,
+    the same forward as shipped."""
+
+    def __init__(self, native: nn.Module) -> None:
+        super().__init__()
+        self.native = native
+        self.gather = GatherSampling()
+
+    def forward(self, *args: object) -> torch.Tensor:
+        return (self.gather if _SAMPLER.get() == "gather" else self.native)(*args)
+
+
+def install_sampler_switch(model: nn.Module) -> int:
+    """Put a :class:`SamplerSwitch` in every deformable attention of a transformers Grounding DINO
+    (idempotent, thread-safe; the model's own sampler stays the default); returns how many were put."""
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoMultiscaleDeformableAttention
+
+    installed = 0
+    with _install_lock:
+        for module in model.modules():
+            if isinstance(module, GroundingDinoMultiscaleDeformableAttention) and not isinstance(module.attn,
+                                                                                                SamplerSwitch):
+                module.attn = SamplerSwitch(module.attn)
+                installed += 1
+    return installed

@@ -104,9 +104,13 @@ class ComCLIP:
         self._detection_cache: LRUCache[DetectionKey, dict[str, Boxes]] = LRUCache(DETECTION_CACHE_SIZE)
 
     def clear_caches(self) -> None:
-        """Forget cached parses, text embeddings and detections (benchmarks call this between runs)."""
+        """Forget cached parses, text embeddings and detections, and the detector's own caches (image and
+        text parts, prompt outputs) when it has any (benchmarks call this between runs)."""
         for cache in (self._text_cache, self._raw_text_cache, self._parse_cache, self._detection_cache):
             cache.clear()
+        clear_detector = getattr(self.detector, "clear_caches", None)
+        if callable(clear_detector):
+            clear_detector()
 
     @property
     def preset_name(self) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from comclip import hub
-from comclip.cpu import keep_freed_memory
 from comclip.encoders import Encoder, get_backend
 from comclip.errors import NAME_MODEL, USE_CPU, InputError
 from comclip.ground import GroundingDINO
@@ -137,8 +136,6 @@ def load_detector(spec: DetectorSpec, device: torch.device) -> GroundingDINO:
     size = spec.size_rule() or (spec.processor_size if not spec.random else None)
     if size is not None:
         processor.image_processor.size = dict(size)  # type: ignore[attr-defined]
-    if device.type == "cpu":
-        keep_freed_memory()
     return GroundingDINO(model, processor, device=device, name=spec.model, box_threshold=spec.box_threshold,
                          text_threshold=spec.text_threshold, precision=spec.precision,
                          backend=spec.backend)

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from comclip import bench
+from comclip.bench.click import CLICK_CAPTIONS, SECOND_CAPTIONS, format_click, with_backend
+from comclip.bench.count import count_detector
 from comclip.cli.main import main
 from comclip.errors import InputError
 
-#: The engine's detector forwards for 2 equal-size images with one phrase set each: 1 when it sends
-#: both (image, prompt) units in one ``detect_batch`` call, 2 when it grounds image by image.
-#: The detector's image part (both equal-size images at once) and its fusion part (both units at once);
-#: each could split in two by batch size.
+#: The engine's detector passes for 2 equal-size images with one prompt each: each image's part and each
+#: prompt's fusion with its image — 4 at the CPU's batch size 1, 2 when both rows share each forward.
 ENGINE_DETECTOR_FORWARDS = (2, 3, 4)
 JSON_KEYS = {"preset", "device", "pairs", "captions_per_image", "reference", "engine", "floor", "engine_replay",
              "speedup_vs_reference", "overhead_vs_floor", "overhead_vs_engine_replay", "peak_memory_mb"}
@@ -169,18 +169,19 @@ def test_result_dict_and_table(exact_result):
 def test_recording_leaves_the_models_untouched(tiny_engine):
     det, enc_model = tiny_engine.detector, tiny_engine.encoder.model
     inputs = bench.make_inputs(2, 2)
-    assert det.backend == "torch"  # its forwards: the image part and the text + fusion part
+    assert det.backend == "torch"  # its forwards: the image part, the text part and the fusion
     with bench.record_forwards(tiny_engine) as rec:
-        assert {"image_forward", "fusion_forward"} <= set(det.__dict__)
+        assert {"image_forward", "text_forward", "fuse"} <= set(det.__dict__)
         bench.run_engine(tiny_engine, inputs)
-    assert not {"image_forward", "fusion_forward"} & set(det.__dict__)
+    assert not {"image_forward", "text_forward", "fuse"} & set(det.__dict__)
     assert not {"encode_image", "encode_text"} & set(enc_model.__dict__)
-    assert rec.counts()["detector"] == 2
-    with det.using_backend("transformers"), bench.record_forwards(tiny_engine) as rec_model:
+    assert (rec.counts()["detector"], rec.counts()["detector_text"]) == (2, 1)  # image part + fusion; BERT
+    eager = with_backend(tiny_engine, "transformers")  # the same models, the detector's own forward
+    with bench.record_forwards(eager) as rec_model:
         assert "forward" in det.model.__dict__
-        bench.run_engine(tiny_engine, inputs)
+        bench.run_engine(eager, inputs)
     assert "forward" not in det.model.__dict__ and det.backend == "torch"
-    assert rec_model.counts()["detector"] == 1
+    assert (rec_model.counts()["detector"], rec_model.counts()["detector_text"]) == (1, 0)
     _, diff = rec.replay(torch.device("cpu"), compare=True)
     assert diff < 1e-5
 
@@ -201,10 +202,10 @@ def test_engine_runs_do_the_same_work_every_time(tiny_engine):
     inputs = bench.make_inputs(2, 2)
     bench.run_engine(tiny_engine, inputs)
     for _ in range(2):
-        before = tiny_engine.detector.forward_passes
-        with bench.record_forwards(tiny_engine) as rec:
+        with count_detector(tiny_engine.detector) as counted, bench.record_forwards(tiny_engine) as rec:
             bench.run_engine(tiny_engine, inputs)
-        assert tiny_engine.detector.forward_passes == before + 1  # detections are not served from a cache
+        # detections are not served from a cache, nor the detector's image and text parts
+        assert (counted.image_parts, counted.text_parts, counted.fusions) == (1, 1, 1)
         assert rec.counts()["text"] >= 1  # nor text embeddings
 
 
@@ -224,6 +225,42 @@ def test_cli_json(tiny_engine, capsys):
     assert d["options"]["fast_subimages"] is True
     # The engine's default (fast) sub-images agree with the PIL path within the engine's tested tolerance.
     assert d["checks"]["max_score_diff"] < 2e-3
+
+
+def _numbers(d: dict) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values())
+
+
+def test_cli_click_warm_json(tiny_engine, capsys):
+    """``bench --click --warm``: a first click and a second one (same image, new captions) per detector
+    path, every timing a number; the second click reuses the image part (no backbone run) and its boxes
+    equal the same request's on empty caches."""
+    code = main(["bench", "--click", "--warm", "--preset", "tiny", "--device", "cpu", "--repeats", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    d = json.loads(out.strip().splitlines()[-1])
+    assert (d["preset"], d["device"]) == ("tiny", "cpu")
+    assert d["captions"] == list(CLICK_CAPTIONS)
+    assert d["second_captions"] == list(SECOND_CAPTIONS)
+    assert [(r["backend"], r["click"]) for r in d["runs"]] == [("torch", "first"), ("torch", "second"),
+                                                               ("transformers", "first"), ("transformers", "second")]
+    for r in d["runs"]:
+        assert _numbers({k: r[k] for k in ("wall_s", "cpu_s", "detector_passes")}) and r["wall_s"] > 0
+        assert len(r["wall_s_runs"]) == 1 and _numbers(dict(enumerate(r["wall_s_runs"])))
+        assert {"ground", "total"} <= set(r["stages_ms"]) and _numbers(r["stages_ms"])
+        assert _numbers(r["detector_blocks_ms"]) and _numbers(r["detector_forwards"])
+        assert ("second_click_vs_cold" in r) == (r["click"] == "second")
+    torch_first, torch_second = d["runs"][0]["detector_forwards"], d["runs"][1]["detector_forwards"]
+    assert (torch_first["image_parts"], torch_first["text_parts"], torch_first["fusions"]) == (1, 1, 1)
+    assert (torch_second["image_parts"], torch_second["text_parts"], torch_second["fusions"]) == (0, 1, 1)
+    for r in d["runs"][1::2]:
+        check = r["second_click_vs_cold"]
+        assert _numbers(check) and check["max_box_diff_px"] == 0.0 and check["max_score_diff"] < 1e-6
+    assert _numbers(d["agreement_vs_transformers"]) and isinstance(d["speedup_vs_transformers"], float)
+    assert isinstance(d["peak_rss_mb"], float)
+    text = format_click(d)  # what the command prints without --json
+    assert text.count("first click: wall") == 2 and text.count("second click: wall") == 2
+    assert "second click vs the same request cold" in text and "vs transformers:" in text
 
 
 @pytest.mark.parametrize("argv, needle", [

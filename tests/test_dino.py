@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -13,13 +14,14 @@ from PIL import Image
 from transformers.models.grounding_dino.modeling_grounding_dino import MultiScaleDeformableAttention
 
 from comclip import dino
+from comclip.bench.count import count_detector
 from comclip.errors import InputError
 from comclip.ground import GroundingDINO, build_prompt
 from comclip.presets import DetectorSpec
 
 from .conftest import ROOT
 
-PHRASE_SETS = [["mug", "grass"], ["red mug", "young person", "dog on a bench"], ["cat"]]
+PROMPTS = [["mug", "grass"], ["red mug", "young person", "dog on a bench"], ["cat"]]
 
 
 def _detector(tiny_engine, backend: str) -> GroundingDINO:
@@ -39,7 +41,7 @@ def test_three_parts_are_the_models_own_forward(tiny_engine):
     det = _detector(tiny_engine, "transformers")
     pixels = det.preprocess(_images())
     rows = [0, 0, 1]
-    enc = det.processor.tokenizer([build_prompt(p)[0] for p in PHRASE_SETS], padding="longest", return_tensors="pt")
+    enc = det.processor.tokenizer([build_prompt(p)[0] for p in PROMPTS], padding="longest", return_tensors="pt")
     with torch.inference_mode():
         ref = det.model(pixel_values=torch.stack([pixels[r] for r in rows]), **enc)
         vision = dino.image_part(det.model, torch.stack(pixels)).rows(rows)
@@ -79,18 +81,16 @@ def test_gather_sampling_is_grid_sampling():
 def test_backends_give_the_same_boxes_and_scores(tiny_engine):
     """``torch`` (three parts, image part once per image, gather sampling on the CPU) against the
     model's own forward: every box within 1e-3 px, every score within 1e-5."""
-    requests = [(im, p) for im in _images() for p in PHRASE_SETS]
-    fast = _detector(tiny_engine, "torch")  # the wrappers share one model: build each just before its use
-    try:
-        assert all(isinstance(m.attn, dino.GatherSampling) for m in fast.model.modules() if hasattr(m, "attn")
-                   and type(m).__name__ == "GroundingDinoMultiscaleDeformableAttention")
-        got = fast.detect_batch(requests)
-        assert fast.image_passes == 1 and fast.units_detected == 6  # two equal-size images: one image part
-        eager = _detector(tiny_engine, "transformers")
-        ref = eager.detect_batch(requests)
-        assert eager.image_passes == 0
-    finally:
-        fast.use_backend("torch")  # the shared model's sampling as the tiny engine had it
+    queries = [(im, p) for im in _images() for p in PROMPTS]
+    fast, eager = _detector(tiny_engine, "torch"), _detector(tiny_engine, "transformers")  # one model, shared
+    assert fast.sampler == "gather" and eager.sampler == "native"
+    with count_detector(fast) as counted:
+        got = fast.detect_batch(queries)
+    # two images, their parts alone (batch size 1 on the CPU); three prompts' text parts; six fusions
+    assert (counted.image_parts, counted.text_parts, counted.fusions, counted.units) == (2, 3, 6, 6)
+    with count_detector(eager) as counted:
+        ref = eager.detect_batch(queries)
+    assert (counted.model_forwards, counted.image_parts, counted.units) == (6, 0, 6)
     for g, r in zip(got, ref, strict=True):
         assert list(g) == list(r)
         for phrase in g:
@@ -98,35 +98,84 @@ def test_backends_give_the_same_boxes_and_scores(tiny_engine):
             np.testing.assert_allclose(g[phrase].scores, r[phrase].scores, atol=1e-5)
 
 
-def test_phrase_sets_of_one_image_share_its_image_part(tiny_engine, noise_image):
-    """Exact savings: several phrase sets on one image run its image part once, and each gets what it
-    gets alone (≤ 1e-6)."""
-    det = _detector(tiny_engine, "torch")
-    together = det.detect_batch([(noise_image, p) for p in PHRASE_SETS])
-    assert det.image_passes == 1 and det.units_detected == 3
-    for phrases, got in zip(PHRASE_SETS, together, strict=True):
-        alone = det.detect(noise_image, phrases)
-        for phrase in phrases:
-            np.testing.assert_allclose(got[phrase].xyxy, alone[phrase].xyxy, atol=1e-4)
-            np.testing.assert_allclose(got[phrase].scores, alone[phrase].scores, atol=1e-6)
-    assert det.image_passes == 1 + len(PHRASE_SETS)
+def test_prompts_on_one_image_share_its_image_part(tiny_engine, noise_image):
+    """Exact savings: several prompts on one image run its image part once, and each gets exactly
+    what it gets alone (nothing cached)."""
+    det = _detector(tiny_engine, "torch").replace(caching=False)
+    with count_detector(det) as counted:
+        together = det.detect_batch([(noise_image, p) for p in PROMPTS])
+        assert (counted.image_parts, counted.units) == (1, 3)
+        for phrases, got in zip(PROMPTS, together, strict=True):
+            assert det.detect(noise_image, phrases) == got
+    assert counted.image_parts == 1 + len(PROMPTS)
 
 
 def test_backend_choices_and_errors(tiny_engine):
     det = tiny_engine.detector
     assert det.backend == "torch"  # auto, for a transformers Grounding DINO
     with pytest.raises(InputError, match="unknown detector backend 'onnx'; choose one of: auto, torch, transformers"):
-        det.use_backend("onnx")
+        det.replace(backend="onnx")
     with pytest.raises(InputError, match="unknown detector backend"):
         DetectorSpec(model="x", backend="onnx")
+    with pytest.raises(TypeError, match="unknown settings colour"):
+        det.replace(colour="red")
 
     class NotDino(torch.nn.Module):
         config = type("C", (), {"max_text_len": 256})()
 
     other = GroundingDINO(NotDino(), det.processor, device=torch.device("cpu"), name="other")
-    assert other.backend == "transformers"  # auto falls back to the model's own forward
+    assert other.backend == "transformers" and other.sampler == "native"  # auto: the model's own forward
     with pytest.raises(InputError, match="torch detector backend needs a two-stage"):
-        other.use_backend("torch")
+        other.replace(backend="torch")
+
+
+def test_wrappers_sharing_a_model_never_change_each_others_sampling(tiny_engine, monkeypatch):
+    """Issue 23: the sampler is chosen per forward (a context variable), not by swapping modules on the
+    shared model. Two wrappers of one model — gather sampling and transformers' own — detect from two
+    threads at once: every deformable attention a thread runs uses its own wrapper's sampler, and each
+    gets exactly the results it gets alone. Outside a wrapper the model samples as shipped."""
+    fast = _detector(tiny_engine, "torch").replace(caching=False)
+    eager = _detector(tiny_engine, "transformers").replace(caching=False)
+    queries = [(im, p) for im in _images()[:1] for p in PROMPTS[:2]]
+    alone = {"fast": fast.detect_batch(queries), "eager": eager.detect_batch(queries)}
+    used: dict[str, set[str]] = {}
+    names: dict[int, str] = {}
+
+    def spy(cls, label):
+        original = cls.forward
+
+        def forward(self, *args):
+            used.setdefault(names.get(threading.get_ident(), "main"), set()).add(label)
+            return original(self, *args)
+
+        monkeypatch.setattr(cls, "forward", forward)
+
+    spy(dino.GatherSampling, "gather")
+    spy(MultiScaleDeformableAttention, "native")
+    barrier = threading.Barrier(2)
+    results: dict[str, list] = {}
+
+    def work(label, det):
+        names[threading.get_ident()] = label
+        barrier.wait()
+        results[label] = [det.detect_batch(queries) for _ in range(3)]
+
+    threads = [threading.Thread(target=work, args=(label, det)) for label, det in (("fast", fast), ("eager", eager))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert used == {"fast": {"gather"}, "eager": {"native"}}
+    assert all(r == alone["fast"] for r in results["fast"]) and all(r == alone["eager"] for r in results["eager"])
+    pixels = fast.preprocess(_images()[:1])[0][None]
+    enc = fast.processor.tokenizer(["cat."], return_tensors="pt")
+    with torch.inference_mode():
+        fast.model(pixel_values=pixels, **enc)
+    assert used["main"] == {"native"}  # the model outside any wrapper: its own sampler
+    assert all(isinstance(m.attn, dino.SamplerSwitch) for m in fast.model.modules()
+               if type(m).__name__ == "GroundingDinoMultiscaleDeformableAttention")
+    assert dino.install_sampler_switch(fast.model) == 0  # idempotent
+    assert not any("attn.native" in k or "attn.gather" in k for k in fast.model.state_dict())
 
 
 def test_detector_size_is_the_shortest_edge_read():
@@ -159,3 +208,25 @@ def test_keep_freed_memory_is_on_by_default_and_can_be_turned_off():
     off = subprocess.run([sys.executable, "-c", code], env={**env, "COMCLIP_KEEP_FREED_MEMORY": "0"},
                          capture_output=True, text=True, check=True)
     assert on.stdout.split() == ["True", "True"] and off.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_loading_a_detector_leaves_the_process_allocator_alone(tiny_engine):
+    """Issue 23: keeping freed memory is a start-up decision of a program (the CLI, the app), not a side
+    effect of loading a detector on the CPU."""
+    code = ("import torch; from comclip.loading import load_detector; from comclip.presets import get_preset; "
+            "from comclip.cpu import freed_memory_kept as kept; "
+            "load_detector(get_preset('tiny').detector, torch.device('cpu')); print(kept())")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "None"
+
+
+def test_the_command_line_keeps_freed_memory_at_start(monkeypatch, capsys):
+    from comclip.cli import main as cli_main
+
+    calls = []
+    monkeypatch.setattr(cli_main, "keep_freed_memory", lambda: calls.append(1) or True)
+    assert cli_main.main(["--help"]) == 0
+    capsys.readouterr()
+    assert calls == [1]

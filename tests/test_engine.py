@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from comclip.bench.count import count_detector
 from comclip.boxes import WHOLE_IMAGE, Boxes, union
 from comclip.components import plan_components
 from comclip.engine import load
@@ -66,17 +67,18 @@ def test_one_detector_pass_per_image_and_one_encoder_pass(tiny_engine, noise_ima
 
     monkeypatch.setattr(tiny_engine.encoder, "encode_pixels", counting)
     tiny_engine.clear_caches()
-    before = tiny_engine.detector.forward_passes
-    units = tiny_engine.detector.units_detected
-    tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS), (noise_image, CAPTIONS)], parser="rules")
-    assert tiny_engine.detector.units_detected - units == 2  # one (image, phrase set) per image
-    assert tiny_engine.detector.forward_passes - before == 1  # both resize to 128x170: one batched forward
+    with count_detector(tiny_engine.detector) as counted:
+        tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS), (noise_image, CAPTIONS)], parser="rules")
+    assert counted.units == 2  # one prompt per image (both captions have the phrases mug, grass)
+    # each image's part once; on the CPU each prompt on its image is fused alone (batch size 1)
+    assert (counted.image_parts, counted.text_parts, counted.fusions) == (2, 1, 2)
     assert calls["images"] == 1
     # per image: global + mug + grass + union(mug, grass) shared by both captions' relations = 4 at most
     assert calls["n"] <= 8
     # the same request again: detections come from the cache
-    tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS), (noise_image, CAPTIONS)], parser="rules")
-    assert tiny_engine.detector.forward_passes - before == 1 and tiny_engine.detector.units_detected - units == 2
+    with count_detector(tiny_engine.detector) as counted:
+        tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS), (noise_image, CAPTIONS)], parser="rules")
+    assert counted.passes == counted.text_parts == 0
 
 
 def test_text_embeddings_are_cached(tiny_engine, monkeypatch):

@@ -54,6 +54,8 @@ from torch._subclasses.fake_tensor import unset_fake_temporarily as real_mode
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
+from comclip.bench.count import DetectorCount, count_detector
+
 from .conftest import EXAMPLE_IMAGE, ROOT
 
 CUDA = torch.device("cuda", 0)
@@ -74,10 +76,9 @@ _COPIES = {torch.tensor, torch.as_tensor}
 
 #: The syncs the engine means to have on the CUDA path, by call site (``file:function``).
 INTENDED = {
-    "comclip/ground.py:GroundingDINO._fused":
-        "the detector's token probabilities and boxes, read once per forward: thresholds, box selection and "
-        "NMS run on the host",
-    "comclip/ground.py:GroundingDINO._forward": "the same, with the transformers backend",
+    "comclip/ground.py:GroundingDINO._per_row":
+        "the detector's token probabilities and boxes, read once per forward (either backend): thresholds, box "
+        "selection and NMS run on the host",
     "comclip/engine.py:compose_captions": "every caption's composed numbers, in one transfer",
     "comclip/engine.py:ComCLIP.match_batch":
         "the image and text embeddings a result carries (after the numbers' transfer: nothing left to wait for)",
@@ -99,7 +100,8 @@ MODEL_FORWARD = "transformers/models/grounding_dino/modeling_grounding_dino.py:G
 UPSTREAM = {
     CHECK: "a shape check in every deformable attention layer (an item() per layer and forward; "
            "TRANSFORMERS_DISABLE_TORCH_CHECK=1 turns it off)",
-    TEXT_MASKS: "torch.tensor(seq_len, device=...) in the text masks: one blocking copy per text part",
+    TEXT_MASKS: "torch.tensor(seq_len, device=...) in the text masks: one blocking copy per text part (a model "
+                "forward has one)",
     MODEL_FORWARD: "torch.as_tensor(spatial_shapes_list, device=...): one blocking copy per forward (transformers "
                    "backend only)",
 }
@@ -241,8 +243,9 @@ _TRACE_CODE = {f.__code__ for f in (DeviceTrace.__torch_function__, DeviceTrace.
 CAPTIONS = ["a mug in some grass", "some grass in a mug"]
 
 
-def cuda_engine(encoder: object | None = None, backend: str = "torch"):
-    """The tiny preset's models loaded for ``cuda`` by the engine's own loaders (inside a trace)."""
+def cuda_engine(encoder: object | None = None, backend: str = "torch", precision: str = "auto"):
+    """The tiny preset's models loaded for ``cuda`` by the engine's own loaders (inside a trace), the
+    detector with ``backend`` and ``precision``."""
     from comclip.engine import ComCLIP
     from comclip.loading import load_detector, load_encoder
     from comclip.options import Options
@@ -250,19 +253,18 @@ def cuda_engine(encoder: object | None = None, backend: str = "torch"):
 
     spec = get_preset("tiny")
     enc = encoder if encoder is not None else load_encoder(spec.encoder, CUDA)
-    detector = load_detector(spec.detector, CUDA)
-    detector.use_backend(backend)
+    detector = load_detector(spec.detector, CUDA).replace(backend=backend, precision=precision)
     return ComCLIP(enc, detector, Options.from_mapping({"parser": "rules"}), preset=spec)
 
 
-def expected_syncs(detector: object, forwards: int) -> Counter[tuple[str, str]]:
-    """Every sync of one ``match`` call (one image) whose detector ran ``forwards`` forwards."""
+def expected_syncs(detector: object, counted: DetectorCount) -> Counter[tuple[str, str]]:
+    """Every sync of one ``match`` call (one image) whose detector ran the forwards ``counted``."""
     cfg = detector.model.config  # type: ignore[attr-defined]
     transformers = detector.backend == "transformers"  # type: ignore[attr-defined]
-    site = "comclip/ground.py:GroundingDINO." + ("_forward" if transformers else "_fused")
-    expected = Counter({(site, "cpu"): 2 * forwards,  # probabilities and boxes
+    forwards = counted.fusions + counted.model_forwards  # each gives token probabilities and boxes
+    expected = Counter({("comclip/ground.py:GroundingDINO._per_row", "cpu"): 2 * forwards,
                         (CHECK, "item"): (cfg.encoder_layers + cfg.decoder_layers) * forwards,
-                        (TEXT_MASKS, "upload"): forwards,
+                        (TEXT_MASKS, "upload"): counted.text_parts + counted.model_forwards,
                         ("comclip/engine.py:compose_captions", "cpu"): 1,
                         ("comclip/engine.py:ComCLIP.match_batch", "cpu"): 2})  # image and text embeddings
     if transformers:
@@ -291,14 +293,14 @@ class Outputs:
         return [t for t in leaves if isinstance(t, torch.Tensor)]
 
 
-def run_match(trace: DeviceTrace, engine):
+def run_match(trace: DeviceTrace, engine) -> tuple[object, DetectorCount]:
     """``engine.match`` of the example image, caches emptied, with the syncs counted from a clean
-    slate; returns (result, the detector's forwards)."""
+    slate; returns (result, the detector's forwards counted)."""
     engine.clear_caches()
     trace.syncs.clear()
-    before = engine.detector.forward_passes
-    result = engine.match(EXAMPLE_IMAGE, CAPTIONS, box_threshold=0.0, text_threshold=0.0)
-    return result, engine.detector.forward_passes - before
+    with count_detector(engine.detector) as counted:
+        result = engine.match(EXAMPLE_IMAGE, CAPTIONS, box_threshold=0.0, text_threshold=0.0)
+    return result, counted
 
 
 @pytest.fixture
@@ -315,15 +317,14 @@ def test_match_runs_on_cuda_with_only_the_listed_host_syncs(trace, monkeypatch, 
     from comclip import dino, subimage
     from comclip import engine as engine_module
 
-    engine = cuda_engine(backend=backend)
-    engine.detector.precision = precision
+    engine = cuda_engine(backend=backend, precision=precision)
     assert {p.device for p in engine.encoder.model.parameters()} == {CUDA}
     assert {p.dtype for p in engine.encoder.model.parameters()} == {torch.float16}
     assert {p.device for p in engine.detector.model.parameters()} == {CUDA}
     autocast = torch.bfloat16 if precision == "auto" else None  # `auto` is bf16 autocast on CUDA
     assert engine.detector.autocast_dtype == autocast
     spy = Outputs()
-    for name in ("preprocess", "image_forward", "fusion_forward"):
+    for name in ("preprocess", "image_forward", "fuse"):
         monkeypatch.setattr(engine.detector, name, spy.wrap(name, getattr(engine.detector, name)))
     monkeypatch.setattr(engine.detector.model, "forward", spy.wrap("model", engine.detector.model.forward))
     monkeypatch.setattr(engine.encoder, "encode_pixels", spy.wrap("encode_pixels", engine.encoder.encode_pixels))
@@ -334,10 +335,10 @@ def test_match_runs_on_cuda_with_only_the_listed_host_syncs(trace, monkeypatch, 
         if isinstance(m, torch.nn.Linear):
             m.register_forward_hook(lambda module, args, out: linear_dtypes.add(out.dtype))
 
-    result, forwards = run_match(trace, engine)
+    result, counted = run_match(trace, engine)
 
-    assert forwards >= 1
-    assert trace.counts() == expected_syncs(engine.detector, forwards)
+    assert counted.fusions + counted.model_forwards >= 1
+    assert trace.counts() == expected_syncs(engine.detector, counted)
     assert any(c.grounded for cap in result.captions for c in cap.components)  # blackout sub-images were made
     # Every stage ran on the device: detector pixels (fp32), its parts or forward under bf16 autocast (every
     # Linear layer's output is bf16; fp32 asked for, fp32), the blacked-out sub-images and the encoder's
@@ -346,7 +347,7 @@ def test_match_runs_on_cuda_with_only_the_listed_host_syncs(trace, monkeypatch, 
     assert linear_dtypes == {autocast or torch.float32}
     assert {(t.device, t.dtype) for t in spy.tensors("blackout_pixels")} == {(CUDA, torch.float16)}
     if backend == "torch":
-        assert {t.device for name in ("image_forward", "text_part", "fusion_forward")
+        assert {t.device for name in ("image_forward", "text_part", "fuse")
                 for t in spy.tensors(name)} == {CUDA}
         assert "model" not in spy.seen
     else:
@@ -415,8 +416,8 @@ def _check_encoder_on_cuda(trace: DeviceTrace, monkeypatch: pytest.MonkeyPatch, 
     spy = Outputs()
     for name in ("_image_features", "_text_features"):
         monkeypatch.setattr(encoder, name, spy.wrap(name, getattr(encoder, name)))
-    result, forwards = run_match(trace, engine)
-    assert trace.counts() == expected_syncs(engine.detector, forwards)
+    result, counted = run_match(trace, engine)
+    assert trace.counts() == expected_syncs(engine.detector, counted)
     assert {(t.device, t.dtype) for t in spy.tensors("_image_features", part=0)} == {(CUDA, torch.float16)}
     assert {t.device for name in ("_image_features", "_text_features") for t in spy.tensors(name)} == {CUDA}
     if backbone == "blip2":  # the vision tower in fp16; the Q-Former and the projections stay fp32
@@ -461,7 +462,7 @@ def test_meta_tensors_left_on_the_cpu_are_caught(trace, monkeypatch):
             run_match(trace, engine)
     # The Swin backbone's first conv finds it (torch's own check, worded as on a GPU); under bf16
     # autocast it would first complain of the dtype, as on a GPU too.
-    engine.detector.precision = "fp32"
+    engine.detector = engine.detector.replace(precision="fp32")
     monkeypatch.setattr(GroundingDINO, "preprocess", pixels_on_the_cpu)
     with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
         run_match(trace, engine)
@@ -496,8 +497,8 @@ def test_meta_a_blocking_copy_to_the_device_is_caught(trace, monkeypatch):
 
     engine = cuda_engine()
     monkeypatch.setattr(engine_module, "compose_captions", non_blocking)
-    result, forwards = run_match(trace, engine)
-    assert trace.counts() == expected_syncs(engine.detector, forwards)
+    result, counted = run_match(trace, engine)
+    assert trace.counts() == expected_syncs(engine.detector, counted)
     monkeypatch.setattr(engine_module, "compose_captions", blocking)
     with pytest.raises(HostSyncError, match="blocking copy to a cuda tensor in tests/test_fake_cuda.py:test_meta_a_"):
         run_match(trace, engine)

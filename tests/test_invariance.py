@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from comclip.bench.count import count_detector
 from comclip.graph import SceneGraph
 
 from .conftest import ASSETS, EXAMPLE_IMAGE
@@ -69,23 +70,23 @@ def test_random_subsets_orders_and_batches_give_each_caption_its_alone_result(ti
 
 def test_captions_with_the_same_phrase_set_share_one_detector_pass(tiny_engine, noise_image):
     tiny_engine.clear_caches()
-    before = tiny_engine.detector.units_detected
-    # a Winoground-style swap: one phrase set per image
-    tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS[:2]), (noise_image, CAPTIONS[:2])])
-    assert tiny_engine.detector.units_detected - before == 2
-    before = tiny_engine.detector.units_detected
-    # three phrase sets ({grass, mug} is cached now, {cat, box}, {dog, table}) on a known image
-    tiny_engine.match(EXAMPLE_IMAGE, [CAPTIONS[0], CAPTIONS[2], CAPTIONS[3], CAPTIONS[7]])
-    assert tiny_engine.detector.units_detected - before == 2
+    with count_detector(tiny_engine.detector) as counted:
+        # a Winoground-style swap: one phrase set per image
+        tiny_engine.match_batch([(EXAMPLE_IMAGE, CAPTIONS[:2]), (noise_image, CAPTIONS[:2])])
+    assert counted.units == 2
+    with count_detector(tiny_engine.detector) as counted:
+        # three phrase sets ({grass, mug} is cached now, {cat, box}, {dog, table}) on a known image
+        tiny_engine.match(EXAMPLE_IMAGE, [CAPTIONS[0], CAPTIONS[2], CAPTIONS[3], CAPTIONS[7]])
+    assert counted.units == 2
 
 
 def test_detector_prompts_are_each_captions_own_sorted_phrases(tiny_engine, monkeypatch):
     seen = []
     original = tiny_engine.detector.detect_batch
 
-    def spy(requests, **kw):
-        seen.extend(list(p) for _, p in requests)
-        return original(requests, **kw)
+    def spy(queries, **kw):
+        seen.extend(list(p) for _, p in queries)
+        return original(queries, **kw)
 
     monkeypatch.setattr(tiny_engine.detector, "detect_batch", spy)
     tiny_engine.clear_caches()

@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from comclip.bench.click import CLICK_CAPTIONS, CLICK_IMAGE, format_click, run_click
+from comclip.bench.click import CLICK_CAPTIONS, CLICK_IMAGE, SECOND_CAPTIONS, format_click, run_click
 from comclip.bench.inputs import MAX_CAPTIONS_PER_IMAGE, check_counts
 from comclip.bench.run import OVERHEAD_RUNS, run_bench
 from comclip.cli.common import add_model_options, load_engine
@@ -37,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image", default=CLICK_IMAGE, help="--click: the image [default: %(default)s]")
     p.add_argument("--caption", action="append", default=None, metavar="TEXT",
                    help=f"--click: a caption (repeat the flag) [default: {' | '.join(CLICK_CAPTIONS)}]")
+    p.add_argument("--warm", action="store_true",
+                   help="--click: also time a second click — the same image with new captions (--warm-caption), "
+                        "right after the first request, its caches warm — and check it against the same request cold")
+    p.add_argument("--warm-caption", action="append", default=None, metavar="TEXT",
+                   help=f"--warm: a caption of the second click (repeat the flag) "
+                        f"[default: {' | '.join(SECOND_CAPTIONS)}]")
     add_model_options(p, preset="arch-b32")  # arch-*: real-size architectures with random weights
     p.set_defaults(func=run_bench_command)
 
@@ -50,7 +56,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
                 ) if verbose else None
     engine = load_engine(args, parser="rules")  # every option flag applies to the engine and the reference
     if args.click:
-        d = run_click(engine, args.image, args.caption or CLICK_CAPTIONS, args.repeats, say=progress)
+        second = (args.warm_caption or SECOND_CAPTIONS) if args.warm else None
+        d = run_click(engine, args.image, args.caption or CLICK_CAPTIONS, args.repeats, say=progress, second=second)
         print(json.dumps(d) if args.json else format_click(d))
         return 0
     result = run_bench(engine.preset_name, engine.encoder.device, args.pairs, args.captions_per_image, args.repeats,

@@ -13,8 +13,9 @@ Each runs at its best settings, independently of the engine's: inputs already on
 (detector pixels preprocessed, prompts tokenised, encoder pixels and tokens as recorded), all rows of
 a kind in one forward on CUDA (halved until it fits in memory; the detector's equal-size images
 only, as it cannot pad images), the detector in its own precision (bf16 autocast on CUDA), the
-encoders in their CUDA half precision. On the CPU the detector keeps its own batch size (batching does
-not speed up a CPU forward) and precision (fp32, or bf16 autocast on a CPU with native bf16). No
+encoders in their CUDA half precision. On the CPU the detector batches up to :data:`CPU_DETECTOR_ROWS`
+rows (batching does not speed up a CPU forward, so any size is as good) at its own precision (fp32, or
+bf16 autocast on a CPU with native bf16). No
 tokenising, preprocessing, box selection, sub-images or formula is timed.
 """
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Most encoder rows in one forward on the CPU.
 CPU_ENCODER_ROWS = 256
+#: Most detector rows (images, or (image, prompt) units) in one forward on the CPU.
+CPU_DETECTOR_ROWS = 4
 
 
 @dataclass
@@ -129,14 +132,14 @@ def detector_calls(detector: Any, inputs: BenchInputs) -> list[FloorCall]:
                 return [_image_call(detector, [pixels[i] for i in images[k:k + batch]])
                         for k in range(0, len(images), batch)]
 
-            calls += _largest_batch(make_images, len(images) if cuda else detector.batch_size, cuda)
+            calls += _largest_batch(make_images, len(images) if cuda else CPU_DETECTOR_ROWS, cuda)
 
         def make(batch: int, members: list = members, features: dict = features) -> list[FloorCall]:
             return [(_fusion_call(detector, [features[i] for i, _ in chunk], [p for _, p in chunk]) if split
                      else _model_call(detector, [pixels[i] for i, _ in chunk], [p for _, p in chunk]))
                     for chunk in (members[k:k + batch] for k in range(0, len(members), batch))]
 
-        calls += _largest_batch(make, len(members) if cuda else detector.batch_size, cuda)
+        calls += _largest_batch(make, len(members) if cuda else CPU_DETECTOR_ROWS, cuda)
     return calls
 
 

@@ -30,6 +30,9 @@ def sync(device: torch.device) -> None:
 #: Model methods that are one forward pass, by kind: open_clip first, then Hugging Face CLIP.
 ENCODER_FORWARDS = {"image": ("encode_image", "get_image_features"), "text": ("encode_text", "get_text_features")}
 FORWARD_KINDS = ("detector", "image", "text")
+#: The detector's forward methods with the ``torch`` backend: image part, text part, fusion.
+DETECTOR_PARTS = ("image_forward", "text_forward", "fuse")
+DETECTOR_TEXT_PART = "text_forward"
 
 
 @dataclass
@@ -84,7 +87,11 @@ class ForwardRecording:
     calls: list[ForwardCall] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {k: sum(c.kind == k for c in self.calls) for k in FORWARD_KINDS}
+        """Forwards per kind; ``detector`` counts the detector's passes (model forwards, image parts and
+        fusions: :mod:`comclip.bench.count`'s), ``detector_text`` its text parts run apart."""
+        text_parts = sum(c.kind == "detector" and c.method == DETECTOR_TEXT_PART for c in self.calls)
+        out = {k: sum(c.kind == k for c in self.calls) for k in FORWARD_KINDS}
+        return {**out, "detector": out["detector"] - text_parts, "detector_text": text_parts}
 
     def replay(self, device: torch.device, *, compare: bool = False) -> tuple[dict[str, float], float]:
         """Run every recorded call again, grouped by kind; seconds per kind, and (with ``compare``) the
@@ -112,12 +119,12 @@ class ForwardRecording:
 
 def _encoder_targets(engine: ComCLIP) -> list[tuple[Any, str, str]]:
     """(object, method, kind) of every forward to record: the detector's (with the ``torch`` backend its
-    image part and its text + fusion part, each a forward of kind ``detector``), then the encoder's. An
+    image part, text part and fusion, each a forward of kind ``detector``), then the encoder's. An
     encoder whose model has no single image or text forward method (BLIP-2) names its own tensor-in
     methods in ``bench_forwards``."""
     det = engine.detector
     targets: list[tuple[Any, str, str]] = (
-        [(det, "image_forward", "detector"), (det, "fusion_forward", "detector")]
+        [(det, method, "detector") for method in DETECTOR_PARTS]
         if getattr(det, "backend", None) == "torch" else [(det.model, "forward", "detector")])
     own = getattr(engine.encoder, "bench_forwards", None)
     if own:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from comclip.bench.count import count_detector
 from comclip.bench.floor import build_floor, necessary_units
 from comclip.bench.inputs import BenchInputs, check_counts, make_inputs
 from comclip.bench.record import ForwardRecording, record_forwards, stub_forwards, sync
@@ -74,18 +75,17 @@ def _recorded_engine_run(engine: ComCLIP, inputs: BenchInputs, **options: Any
                          ) -> tuple[list[MatchResult], ForwardRecording, int]:
     """The engine's warm-up run with its forward passes recorded (checked against the detector's own
     count): its results, the recording and the (image, prompt) units it detected."""
-    det = engine.detector
-    before = (det.passes, det.units_detected)
-    with record_forwards(engine) as recording:
+    with count_detector(engine.detector) as count, record_forwards(engine) as recording:
         results = engine_results(engine, inputs, **options)
     calls = recording.counts()
-    if calls["detector"] != det.passes - before[0]:
-        raise RuntimeError(f"bench: recorded {calls['detector']} detector forwards but the detector counted "
-                           f"{det.passes - before[0]}; update comclip/bench/record.py")
+    if (calls["detector"], calls["detector_text"]) != (count.passes, count.text_parts):
+        raise RuntimeError(f"bench: recorded {calls['detector']} detector passes and {calls['detector_text']} text "
+                           f"parts but the model ran {count.passes} and {count.text_parts}; update "
+                           "comclip/bench/record.py")
     if calls["image"] == 0 or calls["text"] == 0:
         raise RuntimeError("bench: recorded no encoder forward in the engine run; the encoder calls its model some "
                            "other way — update comclip/bench/record.py")
-    return results, recording, det.units_detected - before[1]
+    return results, recording, count.units
 
 
 def _engine_overhead(engine: ComCLIP, inputs: BenchInputs, recording: ForwardRecording, runs: int, floor_s: float,
@@ -108,7 +108,8 @@ def _engine_overhead(engine: ComCLIP, inputs: BenchInputs, recording: ForwardRec
 
 def _engine_calls(recording: ForwardRecording, units: int, results: list[MatchResult]) -> dict[str, int]:
     calls = recording.counts()
-    return {"detector_forwards": calls["detector"], "detector_units": units, "image_forwards": calls["image"],
+    return {"detector_forwards": calls["detector"], "detector_text_parts": calls["detector_text"],
+            "detector_units": units, "image_forwards": calls["image"],
             "image_rows": sum(int(c.args[0].shape[0]) for c in recording.calls if c.kind == "image" and c.args),
             "text_forwards": calls["text"], "result_components": sum(len(c.components) for r in results
                                                                      for c in r.captions)}
@@ -167,21 +168,20 @@ def run_bench(preset: str = "arch-b32", device: str | torch.device | None = "aut
             say(f"repeat {r + 1}/{repeats}: {name}")
             if cuda:
                 torch.cuda.reset_peak_memory_stats(dev)
-            before_passes = det.passes
-            if name == "reference":
-                seconds, cpu_s, ref_scores = timed(dev, lambda: run_reference(engine, inputs, **options))
-            elif name == "engine":
-                seconds, cpu_s, (eng_scores, stage_ms) = timed(dev, lambda: run_engine(engine, inputs, **options))
-                stages.append(stage_ms)
-            else:
-                run = floor.run if name == "floor" else (lambda: recording.replay(dev)[0])
-                seconds, cpu_s, by_kind = timed(dev, run)
-                parts[name].append({k: v * 1000.0 for k, v in by_kind.items()})
+            with count_detector(det) as count:
+                if name == "reference":
+                    seconds, cpu_s, ref_scores = timed(dev, lambda: run_reference(engine, inputs, **options))
+                elif name == "engine":
+                    seconds, cpu_s, (eng_scores, stage_ms) = timed(dev, lambda: run_engine(engine, inputs, **options))
+                    stages.append(stage_ms)
+                else:
+                    run = floor.run if name == "floor" else (lambda: recording.replay(dev)[0])
+                    seconds, cpu_s, by_kind = timed(dev, run)
+                    parts[name].append({k: v * 1000.0 for k, v in by_kind.items()})
             timings[name].seconds.append(seconds)
             timings[name].cpu_seconds.append(cpu_s)
             timings[name].detector_passes = {"floor": floor.counts()["detector_forwards"],
-                                             "engine_replay": engine_calls["detector"]}.get(
-                                                 name, det.passes - before_passes)
+                                             "engine_replay": engine_calls["detector"]}.get(name, count.passes)
             if cuda:
                 cuda_peaks[name] = max(cuda_peaks[name], torch.cuda.max_memory_allocated(dev) / 2**20)
 

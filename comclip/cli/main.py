@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from comclip import bench
 from comclip.cli import parse, score
+from comclip.cpu import keep_freed_memory
 from comclip.errors import (
     NAME_MODEL,
     NAME_PRETRAINED,
@@ -74,6 +75,7 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
+    keep_freed_memory()  # a process setting, decided here at start (COMCLIP_KEEP_FREED_MEMORY=0: off)
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
