@@ -58,6 +58,7 @@ from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from comclip.cpu import keep_freed_memory  # noqa: E402
 from comclip.errors import ComCLIPError  # noqa: E402
 from comclip.loading import missing_downloads  # noqa: E402
 from comclip.options import Options  # noqa: E402
@@ -392,6 +393,7 @@ def load_start(settings: Settings) -> Studio:
 
 
 def main(args: argparse.Namespace) -> int:
+    keep_freed_memory()  # the process's one allocator setting for big CPU forwards (comclip.cpu)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:

@@ -2,8 +2,8 @@
 
 The numbers in ``tests/data/pinned_tiny.json`` were computed before the issue 8 re-layout and
 must not move (boxes to 1e-7, scores and weights to 1e-6): the refactor is behaviour-preserving.
-The first three items are single captions; the last two score two captions together (their pins moved once, by design, when
-grounding became per caption — see the commit that re-pinned them).
+The first three items are single captions; the last two score two captions together (their pins
+moved once, by design, when grounding became per caption — see the commit that re-pinned them).
 """
 
 import json
