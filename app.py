@@ -175,10 +175,8 @@ def _explore_tab() -> Page:
     """"Explore a run": the run's folder, its numbers, filters and one page of its examples."""
     x: Page = {"explore_run": gr.State(None), "explore_base": gr.State(""), "explore_offset": gr.State(0),
                "explore_state": gr.State(ExploreState())}
-    with gr.Row(equal_height=True):
-        x["explore_path"] = gr.Textbox(label="Run folder (what `python -m comclip eval ... --out` wrote)", scale=6,
-                                       elem_id="explore-path", placeholder="runs/winoground-default")
-        x["explore_load"] = gr.Button("Load", scale=1, min_width=80, elem_id="explore-load")
+    x["explore_path"] = gr.Textbox(label="Run folder (what `python -m comclip eval ... --out` wrote; Enter loads it)",
+                                   submit_btn="Load", elem_id="explore-path", placeholder="runs/winoground-default")
     x["explore_status"] = gr.HTML("", elem_id="explore-status")
     x["explore_head"] = gr.HTML(hint("The run's numbers appear here once it is loaded."), elem_id="explore-head")
     with gr.Accordion("Outcome × group counts", open=False, elem_id="explore-counts-box"):
@@ -217,7 +215,9 @@ def _explore_example() -> Page:
                                           elem_id="explore-image")
             for name in ("summary", "scores", "margin"):
                 x[f"explore_{name}"] = gr.HTML(hint_, elem_id=f"explore-{name}")
+    gr.Markdown("### The shown image: each caption, CLIP → ComCLIP")
     x["explore_score_chart"] = gr.HTML(hint_, elem_id="explore-score-chart")
+    gr.Markdown("### One caption inside out: its graph, its boxes, what each component sees, the weights")
     x["explore_selector"] = gr.Radio(label="Caption to inspect", choices=[], elem_id="explore-selector")
     with gr.Row(equal_height=False):
         for name, scale in (("graph", 4), ("grounding", 4), ("gallery", 5)):
@@ -328,8 +328,7 @@ def _picked(page: Page, fn: Callable[..., dict[str, Any]], outputs: Sequence[str
 def wire_explore(demo: gr.Blocks, page: Page, explorer: Explorer) -> None:
     """The "Explore a run" tab's events (names: comclip.studio.explore_view)."""
     xv = explore_view
-    for trigger in (page["explore_load"].click, page["explore_path"].submit):
-        _on(page, trigger, explorer.load, xv.LOAD_INPUTS, xv.RUN)
+    _on(page, page["explore_path"].submit, explorer.load, xv.LOAD_INPUTS, xv.RUN)
     listed = ("explore_status", *xv.LIST)
     for name in ("explore_metric", "explore_outcome", "explore_group", "explore_sort"):
         _on(page, page[name].input, explorer.filtered, xv.FILTER_INPUTS, listed)
@@ -345,7 +344,7 @@ def wire_explore(demo: gr.Blocks, page: Page, explorer: Explorer) -> None:
         changed = explorer.first_load(dict(request.query_params), xv.page_address(request.headers), progress)
         return {page[n]: changed.get(n, gr.skip()) for n in xv.LOAD}
     demo.load(first_load, None, [page[n] for n in xv.LOAD], api_visibility="private",
-              show_progress_on=[page["explore_status"]])
+              show_progress_on=[page["explore_status"]]).then(None, js=xv.SCROLL_TO_LINKED)
 
 
 def build_demo(studio: Studio) -> gr.Blocks:

@@ -243,7 +243,8 @@ class Explorer:
         for row in rows:
             thumbs = "".join(self._thumb(run, row, role) for role in _roles(run, row)) if row.status == "ok" else ""
             caps = "".join(f"<li>{esc(presentation.shorten(c, 110))}</li>" for c in row.captions)
-            badges = " ".join(f"{esc(m)} {_badge(row.outcome(m))}" for m in run.metrics)
+            badges = (" · ".join(f"{esc(m)} {_badge(row.outcome(m))}" for m in run.metrics) if row.status == "ok"
+                      else _badge(FAILED))
             href = esc("?" + urllib.parse.urlencode({"run": str(run.out), "example": row.id}))
             items.append(f'<a class="xrow" href="{href}" data-example="{esc(row.id)}"><span class="xthumbs">{thumbs}'
                          f'</span><span class="xbody"><span class="xid">#{row.index + 1} · {esc(row.id)} · '
@@ -576,7 +577,7 @@ a.xrow:hover, a.xrow:focus {background: var(--background-fill-secondary); outlin
 img.xthumb {width: 80px; height: 64px; object-fit: cover; border-radius: 4px; display: block;}
 .xnoimg {display: inline-block; width: 80px; height: 64px; line-height: 64px; text-align: center; font-size: 0.8em;
   border: 1px dashed var(--border-color-primary); border-radius: 4px;}
-.xbody {display: flex; flex-direction: column; gap: 2px; min-width: 0;}
+.xbody {display: flex; flex-direction: column; gap: 2px; min-width: 0; text-align: left;}
 .xid, .xnums, .xmeta, .xpageinfo {font-size: 0.88em; color: var(--body-text-color-subdued);}
 ul.xcaps {margin: 0; padding-left: 1.1em;}
 ul.xcaps li {overflow-wrap: anywhere;}
@@ -590,7 +591,7 @@ ul.xcaps li {overflow-wrap: anywhere;}
 .xcounts {max-height: 320px; overflow-y: auto;}
 table.xtable caption {text-align: left; font-weight: 600; padding: 2px 0;}
 .xfigures {display: flex; gap: 10px; flex-wrap: wrap;}
-.xfigures figure {margin: 0; flex: 1 1 220px; max-width: 360px;}
+.xfigures figure {margin: 0; flex: 1 1 140px; max-width: 360px;}
 .xfigures figcaption {text-align: center; font-size: 0.9em;}
 .xcheck {padding: 6px 10px; border-radius: 6px; margin: 6px 0;}
 .xcheck.ok {background: #dcf5e3; color: #0d5323;}
@@ -618,6 +619,14 @@ SCROLL_TO_EXAMPLE = """() => {
   if (el && el.getBoundingClientRect().top > window.innerHeight * 0.8) {
     el.scrollIntoView({behavior: 'smooth', block: 'start'});
   }
+}"""
+
+
+#: After the page loads with a link to an example: bring the example into view.
+SCROLL_TO_LINKED = """() => {
+  if (!new URLSearchParams(window.location.search).get('example')) return;
+  const el = document.getElementById('explore-note');
+  if (el) el.scrollIntoView({behavior: 'instant', block: 'start'});
 }"""
 
 
