@@ -358,17 +358,19 @@ class Explorer:
                                f"{detail.preset} to score it again and see it inside out.", "info"), []
         try:
             options, _ = checks.check_options(options_text or run.engine_options().to_dict())
-            answers = self._serve(run, row.id, detail.preset, options, progress)
+            answers, seconds = self._serve(run, row.id, detail.preset, options, progress)
         except Exception as exc:  # noqa: BLE001 — one message; the stored scores are still shown
             return status_html(user_message(exc)), []
-        how = "from cache" if all(a.from_cache for a in answers) else f"in {sum(a.seconds for a in answers):.1f} s"
+        how = "from cache" if all(a.from_cache for a in answers) else f"in {seconds:.1f} s"
         return status_html(f"Scored again with preset “{detail.preset}” {how}.", "ok"), answers
 
-    def _serve(self, run: Run, ex_id: str, preset: str, options: Options, progress: Progress | None) -> list[Answer]:
-        """One answer per image: images with the same captions (and graphs) go in one request."""
+    def _serve(self, run: Run, ex_id: str, preset: str, options: Options, progress: Progress | None
+               ) -> tuple[list[Answer], float]:
+        """One answer per image — images with the same captions (and graphs) go in one request — and the
+        requests' seconds."""
         items = run.items(ex_id)
         answers: list[Answer] = []
-        i = 0
+        i, seconds = 0, 0.0
         while i < len(items):
             captions, graphs = items[i][1], items[i][2]
             j = i + 1
@@ -378,8 +380,8 @@ class Explorer:
                               None if graphs is None else tuple(graphs), options)
             answer = self.service.serve(request, progress)
             answers += [_one_image(answer, k) for k in range(j - i)]
-            i = j
-        return answers
+            i, seconds = j, seconds + answer.seconds
+        return answers, seconds
 
     @staticmethod
     def _differing(run: Run, options_text: Any) -> tuple[str, ...]:
