@@ -7,6 +7,7 @@ live in ``comclip.studio`` (events, checks, service, model_call, panels, present
 
     pip install -r requirements.txt && python app.py          # default preset (downloads once)
     COMCLIP_PRESET=tiny python app.py                          # offline, random weights
+    python app.py --run OUT                                    # + "Explore a run": a finished `eval --out OUT`
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "default: default on a GPU, fast on a CPU)")
     parser.add_argument("--host", help="address to listen on (env GRADIO_SERVER_NAME; default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (env GRADIO_SERVER_PORT; default 7860)")
+    parser.add_argument("--run", metavar="OUT", help="a finished benchmark run (eval's --out) to explore in the "
+                        "\"Explore a run\" tab; it and the folders under it may be opened (env COMCLIP_RUN)")
+    parser.add_argument("--run-root", metavar="DIR", help="runs under DIR may be opened too, by path or link "
+                        "(env COMCLIP_RUN_ROOT)")
     return parser.parse_args(argv)
 
 
@@ -63,8 +68,9 @@ from comclip.errors import ComCLIPError  # noqa: E402
 from comclip.loading import missing_downloads  # noqa: E402
 from comclip.options import Options  # noqa: E402
 from comclip.presets import Preset, get_preset  # noqa: E402
-from comclip.studio import events, grid_view, viz  # noqa: E402
+from comclip.studio import events, explore_view, grid_view, viz  # noqa: E402
 from comclip.studio.events import Studio  # noqa: E402
+from comclip.studio.explore_view import Explorer, ExploreState  # noqa: E402
 from comclip.studio.grid_view import GRID_INSPECTOR, GRID_RESULT, Pair  # noqa: E402
 from comclip.studio.page import BANNER, CSS, HEAD, HINTS, INTRO, SCROLL_TO_RESULTS, WHY, speed_note, theme  # noqa: E402
 from comclip.studio.panels import INSPECTOR, RESULT, SUMMARY, PageState  # noqa: E402
@@ -93,7 +99,7 @@ def load_pairs() -> list[Pair]:
 def launch_options(limits: Limits | None = None) -> dict[str, Any]:
     """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6). The bundled
     examples may be sent back to the page (an example pair fills the image slots)."""
-    return {"theme": theme(), "css": CSS + grid_view.CSS, "head": HEAD,
+    return {"theme": theme(), "css": CSS + grid_view.CSS + explore_view.CSS, "head": HEAD,
             "max_file_size": (limits or Limits()).max_upload, "footer_links": ["api", "gradio"],
             "allowed_paths": [str(ROOT / "assets" / "examples")]}
 
@@ -248,6 +254,65 @@ def _two_images(limits: Limits) -> Page:
     return page
 
 
+def _explore_tab() -> Page:
+    """"Explore a run": the run's folder, its numbers, filters and one page of its examples."""
+    x: Page = {"explore_run": gr.State(None), "explore_base": gr.State(""), "explore_offset": gr.State(0),
+               "explore_state": gr.State(ExploreState())}
+    x["explore_path"] = gr.Textbox(label="Run folder (what `python -m comclip eval ... --out` wrote; Enter loads it)",
+                                   submit_btn="Load", elem_id="explore-path", placeholder="runs/winoground-default")
+    x["explore_status"] = gr.HTML("", elem_id="explore-status")
+    x["explore_head"] = gr.HTML(hint("The run's numbers appear here once it is loaded."), elem_id="explore-head")
+    with gr.Accordion("Outcome × group counts", open=False, elem_id="explore-counts-box"):
+        x["explore_counts"] = gr.HTML("", elem_id="explore-counts")
+    with gr.Row():
+        x["explore_metric"] = gr.Dropdown([], value=None, label="Metric", elem_id="explore-metric", min_width=120)
+        x["explore_outcome"] = gr.Dropdown(explore_view.OUTCOME_CHOICES, value=explore_view.ALL, label="Outcome",
+                                           elem_id="explore-outcome", min_width=140)
+        x["explore_group"] = gr.Dropdown([explore_view.ALL], value=explore_view.ALL, label="Group", min_width=140,
+                                         elem_id="explore-group")
+        x["explore_sort"] = gr.Dropdown(explore_view.SORT_CHOICES, value="order", label="Order", min_width=160,
+                                        elem_id="explore-sort")
+    return x
+
+
+def _explore_example() -> Page:
+    """The page of examples beside the opened example; the app's result panels under them."""
+    x: Page = {}
+    hint_ = hint("Open an example from the list: it appears here, scored again.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=300):
+            x["explore_list"] = gr.HTML("", js_on_load=explore_view.LIST_JS, elem_id="explore-list")
+            with gr.Row(equal_height=True):
+                x["explore_prev"] = gr.Button("← Previous", size="sm", elem_id="explore-prev", min_width=90)
+                x["explore_pageinfo"] = gr.HTML("", elem_id="explore-pageinfo")
+                x["explore_next"] = gr.Button("Next →", size="sm", elem_id="explore-next", min_width=90)
+        with gr.Column(scale=6, min_width=300):
+            x["explore_note"] = gr.HTML("", elem_id="explore-note")
+            x["explore_example"] = gr.HTML(hint("Click an example in the list to open it."), elem_id="explore-example")
+            x["explore_link"] = gr.Textbox(label="Link to this example", interactive=False, buttons=["copy"],
+                                           elem_id="explore-link")
+            with gr.Accordion("Engine options used to score it again (the run's, from run.json)", open=False):
+                x["explore_options"] = gr.Code(language="json", interactive=True, lines=6, max_lines=20,
+                                               elem_id="explore-options")
+            x["explore_image"] = gr.Radio(label="Image shown below", choices=[], visible=False,
+                                          elem_id="explore-image")
+            for name in ("summary", "scores", "margin"):
+                x[f"explore_{name}"] = gr.HTML(hint_, elem_id=f"explore-{name}")
+    gr.Markdown("### The shown image: each caption, CLIP → ComCLIP")
+    x["explore_score_chart"] = gr.HTML(hint_, elem_id="explore-score-chart")
+    gr.Markdown("### One caption inside out: its graph, its boxes, what each component sees, the weights")
+    x["explore_selector"] = gr.Radio(label="Caption to inspect", choices=[], elem_id="explore-selector")
+    with gr.Row(equal_height=False):
+        for name, scale in (("graph", 4), ("grounding", 4), ("gallery", 5)):
+            with gr.Column(scale=scale, min_width=260):
+                x[f"explore_{name}"] = gr.HTML(hint_, elem_id=f"explore-{name}")
+    with gr.Row(equal_height=False):
+        for name in ("weights", "loo"):
+            with gr.Column(scale=5, min_width=300):
+                x[f"explore_{name}"] = gr.HTML(hint_, elem_id=f"explore-{name}")
+    return x
+
+
 def layout(service: Service) -> Page:
     """The page, top to bottom; returns its components by name (option widgets by their field's name)."""
     limits = service.settings.limits
@@ -256,14 +321,19 @@ def layout(service: Service) -> Page:
     page["captions"] = gr.Textbox(label=f"Captions ({limits.min_captions}–{limits.max_captions}, one per line)",
                                   lines=3, max_lines=limits.max_captions + 2, elem_id="captions",
                                   placeholder="a cup on a saucer\na saucer on a cup", render=False)
-    with gr.Tabs(elem_id="views"):
-        with gr.Tab("One image", elem_id="tab-one-image"):
+    explore = bool(explore_view.allowed_roots(service.settings))
+    with gr.Tabs(selected="explore" if service.settings.run else "captions", elem_id="modes") as page["tabs"]:
+        with gr.Tab("One image", id="captions", elem_id="tab-one-image"):
             with gr.Row(equal_height=False):
                 page.update(_image_column(page["captions"]))
                 page.update(_request_column(service, page["captions"]))
             page.update(_inspector())
-        with gr.Tab("Two images", elem_id="tab-two-images"):
+        with gr.Tab("Two images", id="two-images", elem_id="tab-two-images"):
             page.update(_two_images(limits))
+        if explore:  # only with --run or --run-root (comclip.studio.explore_view: which folders may be opened)
+            with gr.Tab("Explore a run", id="explore", elem_id="tab-explore"):
+                page.update(_explore_tab())
+                page.update(_explore_example())
     with gr.Row(visible=False):  # the named API endpoints: /match and /match_grid
         page["api_image"], page["api_captions"], page["api_options"], page["api_result"] = api_components(limits)
         page["api_button"] = gr.Button()
@@ -367,10 +437,46 @@ def _wire_two_images(page: Page, studio: Studio) -> None:
         page["api_grid_result"], api_name="match_grid", concurrency_limit=None)
 
 
+def _picked(page: Page, fn: Callable[..., dict[str, Any]], outputs: Sequence[str]) -> Callable[..., dict[Any, Any]]:
+    """A click in the run's list: ``fn`` gets the page's values plus the clicked example (``explore_pick``)."""
+    names = {id(component): name for name, component in page.items()}
+
+    def handler(data: dict[Any, Any], evt: gr.EventData, progress: Any = gr.Progress()) -> dict[Any, Any]:
+        values = {names[id(c)]: v for c, v in data.items()} | {"explore_pick": getattr(evt, "example", None)}
+        changed = fn(values, progress)
+        return {page[n]: changed.get(n, gr.skip()) for n in outputs}
+    return handler
+
+
+def wire_explore(demo: gr.Blocks, page: Page, explorer: Explorer) -> None:
+    """The "Explore a run" tab's events (names: comclip.studio.explore_view)."""
+    xv = explore_view
+    _on(page, page["explore_path"].submit, explorer.load, xv.LOAD_INPUTS, xv.RUN)
+    listed = ("explore_status", *xv.LIST)
+    for name in ("explore_metric", "explore_outcome", "explore_group", "explore_sort"):
+        _on(page, page[name].input, explorer.filtered, xv.FILTER_INPUTS, listed)
+    _on(page, page["explore_prev"].click, lambda v: explorer.filtered(v, -1), xv.FILTER_INPUTS, listed)
+    _on(page, page["explore_next"].click, lambda v: explorer.filtered(v, +1), xv.FILTER_INPUTS, listed)
+    page["explore_list"].click(_picked(page, explorer.open_example, xv.EXAMPLE), {page[n] for n in xv.PICK_INPUTS},
+                               [page[n] for n in xv.EXAMPLE], api_visibility="private",
+                               show_progress_on=[page["explore_status"]]).then(None, js=xv.SCROLL_TO_EXAMPLE)
+    _on(page, page["explore_image"].input, explorer.image_changed, xv.IMAGE_INPUTS, xv.EXAMPLE)
+    _on(page, page["explore_selector"].input, explorer.caption_changed, xv.CAPTION_INPUTS, xv.EXAMPLE)
+
+    def first_load(request: gr.Request, progress: Any = gr.Progress()) -> dict[Any, Any]:
+        changed = explorer.first_load(dict(request.query_params), xv.page_address(request.headers), progress)
+        return {page[n]: changed.get(n, gr.skip()) for n in xv.LOAD}
+    demo.load(first_load, None, [page[n] for n in xv.LOAD], api_visibility="private",
+              show_progress_on=[page["explore_status"]]).then(None, js=xv.SCROLL_TO_LINKED)
+
+
 def build_demo(studio: Studio) -> gr.Blocks:
     """The app for ``studio`` (the events of one :class:`~comclip.studio.service.Service`)."""
     with gr.Blocks(title="ComCLIP Studio", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        wire(layout(studio.service), studio)
+        page = layout(studio.service)
+        wire(page, studio)
+        if "explore_list" in page:
+            wire_explore(demo, page, Explorer(studio.service))
     demo.queue(default_concurrency_limit=None, max_size=64)
     return demo
 
@@ -397,7 +503,8 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port)
+        settings = Settings.from_env(preset=args.preset, host=args.host, port=args.port, run=args.run,
+                                     run_root=args.run_root)
         studio = load_start(settings)
     except ComCLIPError as exc:
         print(f"error: {exc}", file=sys.stderr)

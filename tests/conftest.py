@@ -39,3 +39,18 @@ def tiny_engine(cache_dir: Path):
 def noise_image() -> Image.Image:
     rng = np.random.RandomState(0)
     return Image.fromarray((rng.rand(240, 320, 3) * 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="session")
+def wino(tiny_engine, tmp_path_factory):
+    """A finished tiny-preset Winoground run of 5 examples (example "3" failed: an image is missing):
+    ``(out, report, data)``. Shared by the explorer's tests (library, command line, app)."""
+    from comclip.eval.runner import run
+
+    from . import eval_synth as synth
+
+    root = tmp_path_factory.mktemp("wino")
+    data = synth.write_winoground(root / "data", n=5, missing=(3,))
+    out = root / "out"
+    report = run(tiny_engine, "winoground", data, out, batch_size=5, progress=False)
+    return out, report, data

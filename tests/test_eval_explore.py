@@ -21,13 +21,7 @@ from . import eval_synth as synth
 # -- runs shared by the tests (tiny preset, a handful of examples) --------------------------------
 
 
-@pytest.fixture(scope="module")
-def wino(tiny_engine, tmp_path_factory):
-    root = tmp_path_factory.mktemp("wino")
-    data = synth.write_winoground(root / "data", n=5, missing=(3,))
-    out = root / "out"
-    report = run(tiny_engine, "winoground", data, out, batch_size=5, progress=False)
-    return out, report, data
+# ``wino`` (a finished 5-example Winoground run, one failed): tests/conftest.py
 
 
 @pytest.fixture(scope="module")

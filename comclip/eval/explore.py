@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from comclip.engine import ComCLIP
+    from comclip.graph import SceneGraph
+    from comclip.images import LoadedImage
 
 OUTCOMES = ("fixed", "broken", "both_right", "both_wrong")
 #: ``select(outcome=FAILED)``: the examples that could not be scored.
@@ -588,6 +590,13 @@ class Run:
         """An example's image by role (:class:`ProbeView.role`), decoded; :class:`InputError` if it
         cannot be opened. Works for images embedded in the dataset (Winoground's parquet)."""
         return self._source.image(self.row(ex_id).id, role)
+
+    def items(self, ex_id: str) -> list[tuple[LoadedImage, list[str], list[SceneGraph | None] | None]]:
+        """A pair-dataset example as the run gave it to the engine: ``(image, captions, graphs)`` per
+        probe (:meth:`ExampleDetail.probes` order; their ``keys`` name the scores). Scoring them with
+        the run's preset and :meth:`engine_options` reproduces the stored record (the app does this
+        through its own service). :class:`InputError` for retrieval queries and unscorable examples."""
+        return self._source.items(self.row(ex_id).id)
 
     def rescore(self, engine: ComCLIP, ex_id: str, options: Options | None = None) -> dict[str, Any]:
         """Score the example again with ``engine`` and return a record shaped like the stored one

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from comclip.engine import ComCLIP
+    from comclip.graph import SceneGraph
+    from comclip.images import LoadedImage
     from comclip.options import Options
 
 #: The images of a pair dataset's example, in probe order (what each probe's image is called).
@@ -253,11 +255,22 @@ class DatasetView:
             return self._rerank(engine, loaded, ex_id, record, options)
         from comclip.eval.runner import scored
 
+        items = self.items(ex_id)
+        return scored(self._examples[ex_id], engine.match_batch(items, options=options))
+
+    def items(self, ex_id: str) -> list[tuple[LoadedImage, list[str], list[SceneGraph | None] | None]]:
+        """A pair dataset's example as the run gave it to the engine: ``(image, captions, graphs)``
+        per probe, in probe order (graphs: None = parse; the loader's own, e.g. ``graphs: triplet``).
+        :class:`InputError` when the dataset is unavailable, the example failed or an image is missing."""
+        loaded = self.loaded()
+        if loaded is None:
+            raise InputError(self.error or "the dataset could not be opened again")
+        if isinstance(loaded, RetrievalSet):
+            raise InputError(f"{ex_id!r} is a retrieval query: it is re-ranked (rescore), not scored as items")
         ex = self._examples.get(ex_id)
         if ex is None or ex.error is not None:
             raise InputError(f"example {ex_id!r} cannot be scored: {ex.error if ex else 'not in the dataset'}")
-        items = [(open_image(p.image), p.captions, p.graphs) for p in ex.probes]
-        return scored(ex, engine.match_batch(items, options=options))
+        return [(open_image(p.image), p.captions, p.graphs) for p in ex.probes]
 
     def _rerank(self, engine: ComCLIP, rs: RetrievalSet, ex_id: str, record: dict[str, Any], options: Options
                 ) -> dict[str, Any]:

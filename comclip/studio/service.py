@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from comclip.caches import LRUCache
@@ -119,6 +119,7 @@ class Answer:
     images: tuple[LoadedImage, ...]
     notices: list[str]
     key: str
+    _: KW_ONLY  # the rest by name
     seconds: float = 0.0
     from_cache: bool = False
     #: Where the time went, in ms: ``gate`` (waiting for the model), ``model`` (the model call) and

@@ -1,7 +1,7 @@
 """The app's settings, read once at start into one value (:class:`Settings`).
 
 Every setting has an environment variable (``COMCLIP_*``, ``GRADIO_SERVER_*``) and the command
-line may override some (``python app.py --preset … --host … --port …``). Nothing in
+line may override some (``python app.py --preset … --host … --port … --run … --run-root …``). Nothing in
 ``comclip.studio`` reads the environment anywhere else: the app reads it once
 (:meth:`Settings.from_env`) and hands the value to the service; tests build the value directly.
 
@@ -64,6 +64,12 @@ class Settings:
     max_engines: int = 2
     host: str | None = None
     port: int | None = None
+    #: A finished benchmark run (eval's ``--out``) shown in the "Explore a run" tab at start; it and
+    #: the folders under it may be opened by path or link (``?run=…&example=…``).
+    run: str | None = None
+    #: A folder under which any run may be opened by path or link (None: only :attr:`run`'s). No other
+    #: folder is opened: a link cannot make the app read an arbitrary path.
+    run_root: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -98,7 +104,7 @@ class Settings:
 
 _LIMIT_NAMES = {f.name for f in fields(Limits)}
 
-#: Environment variable → (setting, type). The command line's ``--preset/--host/--port`` win.
+#: Environment variable → (setting, type). The command line's ``--preset/--host/--port/--run/--run-root`` win.
 ENVIRONMENT: dict[str, tuple[str, type]] = {
     "COMCLIP_PRESET": ("preset", str),
     "COMCLIP_DEVICE": ("device", str),
@@ -106,6 +112,8 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "COMCLIP_MAX_ENGINES": ("max_engines", int),
     "GRADIO_SERVER_NAME": ("host", str),
     "GRADIO_SERVER_PORT": ("port", int),
+    "COMCLIP_RUN": ("run", str),
+    "COMCLIP_RUN_ROOT": ("run_root", str),
     "COMCLIP_PIXEL_CAP": ("pixel_cap", int),
     "COMCLIP_MAX_DECODE_PIXELS": ("max_decode_pixels", int),
     "COMCLIP_MAX_CAPTION_CHARS": ("max_caption_chars", int),
