@@ -29,12 +29,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(engine) -> Iterator[str]:
-    """The app built around ``engine``, launched on loopback; yields its URL and closes it."""
+def serve(engine, settings=None) -> Iterator[str]:
+    """The app built around ``engine`` (with ``settings``), launched on loopback; yields its URL and closes it."""
     import app
     from comclip.studio.events import Studio
 
-    demo = app.build_demo(Studio.create(engine))
+    demo = app.build_demo(Studio.create(engine, settings=settings))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_options())

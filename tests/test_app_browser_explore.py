@@ -23,20 +23,12 @@ pytestmark = [
 @contextlib.contextmanager
 def serve_run(engine, out):
     """The app as ``python app.py --run OUT`` builds it, launched on loopback; yields its URL."""
-    import app
-    from comclip.studio.events import Studio
     from comclip.studio.settings import Settings
 
-    from .test_app_api import free_port
+    from .test_app_api import serve
 
-    demo = app.build_demo(Studio.create(engine, settings=Settings(run=str(out))))
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **app.launch_options())
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve(engine, Settings(run=str(out))) as url:
+        yield url
 
 
 def _opened(page, ex_id: str) -> None:

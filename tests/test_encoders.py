@@ -24,8 +24,8 @@ class _Processor:
         return self.image_processor(images=images, return_tensors=return_tensors)
 
 
-@pytest.fixture(scope="module")
-def hf_encoder():
+def tiny_hf_clip(device: torch.device, batch_size: int = 64) -> HFCLIPEncoder:
+    """A tiny random transformers CLIP (seeded) on ``device``."""
     from transformers import CLIPConfig, CLIPModel
 
     torch.manual_seed(0)
@@ -35,7 +35,12 @@ def hf_encoder():
         vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
                        "image_size": 32, "patch_size": 8},
         projection_dim=16)
-    return HFCLIPEncoder(CLIPModel(config), _Processor(), name="hf-tiny", device=torch.device("cpu"), batch_size=2)
+    return HFCLIPEncoder(CLIPModel(config), _Processor(), name="hf-tiny", device=device, batch_size=batch_size)
+
+
+@pytest.fixture(scope="module")
+def hf_encoder():
+    return tiny_hf_clip(torch.device("cpu"), batch_size=2)
 
 
 def test_hf_clip_backend_follows_the_protocol(hf_encoder):

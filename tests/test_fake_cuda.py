@@ -361,20 +361,9 @@ def test_match_runs_on_cuda_with_only_the_listed_host_syncs(trace, monkeypatch, 
 
 def _hf_clip(device: torch.device):
     """A tiny random transformers CLIP (the one tests/test_encoders.py checks) on ``device``."""
-    from transformers import CLIPConfig, CLIPModel
+    from .test_encoders import tiny_hf_clip
 
-    from comclip.encoders import HFCLIPEncoder
-
-    from .test_encoders import _Processor
-
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config={"vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 32},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
-        projection_dim=16)
-    return HFCLIPEncoder(CLIPModel(config), _Processor(), name="hf-tiny", device=device)
+    return tiny_hf_clip(device)
 
 
 def _slip(device: torch.device, folder: Path):

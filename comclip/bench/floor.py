@@ -187,11 +187,25 @@ def _mergeable(calls: Sequence[ForwardCall]) -> bool:
         for a, b in pairs:
             if isinstance(a, torch.Tensor) != isinstance(b, torch.Tensor):
                 return False
-            if isinstance(a, torch.Tensor) and (a.shape[1:] != b.shape[1:] or a.dtype != b.dtype):
+            if isinstance(a, torch.Tensor) and (a.dtype != b.dtype or (a.shape[1:] != b.shape[1:]
+                                                                       and not (_ids(a) and _ids(b)))):
                 return False
             if not isinstance(a, torch.Tensor) and a != b:
                 return False
     return True
+
+
+def _ids(t: torch.Tensor) -> bool:
+    """Token ids (or their mask): 2-D integers, which merge by padding with 0 on the right — a text
+    tower that stops at its batch's longest caption (open_clip) is given ids of varying width."""
+    return t.dim() == 2 and not t.dtype.is_floating_point
+
+
+def _cat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    width = max(t.shape[-1] for t in tensors)
+    if all(_ids(t) for t in tensors) and any(t.shape[-1] != width for t in tensors):
+        tensors = [torch.nn.functional.pad(t, (0, width - t.shape[-1])) for t in tensors]
+    return torch.cat(list(tensors))
 
 
 @contextlib.contextmanager
@@ -210,9 +224,9 @@ def encoder_calls(kind: str, recorded: Sequence[ForwardCall], cuda: bool) -> lis
         return [FloorCall(kind, int(c.args[0].shape[0]) if c.args and isinstance(c.args[0], torch.Tensor) else 1, c)
                 for c in recorded]
     first = recorded[0]
-    args = [torch.cat([c.args[k] for c in recorded]) if isinstance(a, torch.Tensor) else a
+    args = [_cat([c.args[k] for c in recorded]) if isinstance(a, torch.Tensor) else a
             for k, a in enumerate(first.args)]
-    kwargs = {name: torch.cat([c.kwargs[name] for c in recorded]) if isinstance(v, torch.Tensor) else v
+    kwargs = {name: _cat([c.kwargs[name] for c in recorded]) if isinstance(v, torch.Tensor) else v
               for name, v in first.kwargs.items()}
     tensors = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor)]
     rows = int(tensors[0].shape[0]) if tensors else len(recorded)

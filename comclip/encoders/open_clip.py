@@ -26,11 +26,15 @@ OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin
 class OpenCLIPEncoder(BatchedEncoder):
     """Any open_clip model: ``ViT-B-32-quickgelu``/``openai``, SigLIP, ``hf-hub:`` names, ..."""
 
+    #: The towers' tensor-in forwards (what ``bench`` records and replays for its floor).
+    bench_forwards = {"image": "_image_features", "text": "_text_forward"}
+
     def __init__(self, model: torch.nn.Module, preprocess: Callable[[Image.Image], torch.Tensor],
                  tokenizer: Any, *, name: str, device: torch.device, batch_size: int = 64) -> None:
         self._adopt(model, name=name, device=device, batch_size=batch_size)
         self._preprocess = preprocess
         self.tokenizer = tokenizer
+        self._trim = _trimmable(model)
         self.logit_scale = float(model.logit_scale.detach().float().exp().item())
         self.context_length = int(getattr(tokenizer, "context_length", 77))
         self.embed_dim = int(self._probe_dim())
@@ -52,9 +56,15 @@ class OpenCLIPEncoder(BatchedEncoder):
 
     def _text_features(self, texts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts))
-        if not _trimmable(self.model) or tokens.dtype not in (torch.int32, torch.int64):
-            return self.model.encode_text(tokens.to(self.device, non_blocking=True))
-        return _encode_trimmed(self.model, tokens, self.device)
+        if self._trim and tokens.dtype in (torch.int32, torch.int64):  # stop at the longest caption (read here,
+            tokens = tokens[:, :int(_pool_index(self.model, tokens).max()) + 1]  # on the host: no device sync)
+        return self._text_forward(tokens.to(self.device, non_blocking=True))
+
+    def _text_forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids on the device → text features (the tower's one forward; ``bench`` records it)."""
+        if tokens.shape[1] == self.model.positional_embedding.shape[0]:
+            return self.model.encode_text(tokens)
+        return _encode_trimmed(self.model, tokens)
 
     def compile(self) -> None:
         """``torch.compile`` the image tower (the hot path); text embeddings are cached anyway."""
@@ -86,15 +96,14 @@ def _pool_index(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return (tokens == model.text_eos_id).int().argmax(dim=-1)
 
 
-def _encode_trimmed(model: torch.nn.Module, tokens: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """open_clip's ``encode_text`` over only the first ``L`` positions, ``L`` = 1 + the batch's last
-    pooled (end-of-text) position: in a causal text tower no position attends to a later one, so the
-    pooled features are the same as over all 77 (up to float rounding: smaller matrix products) —
-    for a short caption about 7× less work. ``L`` is read from the tokens on the host (no device sync)."""
+def _encode_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's ``encode_text`` over only the first ``L = tokens.shape[1]`` positions, ``L`` = 1 +
+    the batch's last pooled (end-of-text) position: in a causal text tower no position attends to a
+    later one, so the pooled features are the same as over all 77 (up to float rounding: smaller matrix
+    products) — for a short caption about 7× less work."""
     from open_clip.transformer import text_global_pool
 
-    length = int(_pool_index(model, tokens).max()) + 1
-    tokens = tokens[:, :length].to(device, non_blocking=True)
+    length = tokens.shape[1]
     cast = model.transformer.get_cast_dtype()
     x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
     x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
