@@ -225,21 +225,14 @@ def _grid_inspector() -> Page:
     page: Page = {}
     gr.Markdown("## One cell, inside out")
     page["grid_cell"] = gr.HTML(hint(grid_view.HINTS["cell"]), elem_id="grid-cell")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=4, min_width=300):
-            gr.Markdown("### The caption's graph")
-            page["grid_graph"] = gr.HTML("", elem_id="grid-graph")
-        with gr.Column(scale=6, min_width=300):
-            gr.Markdown("### Sub-images: what each component sees")
-            page["grid_gallery"] = gr.HTML("", elem_id="grid-gallery")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=4, min_width=300):
-            gr.Markdown("### Grounding: each entity's boxes")
-            page["grid_grounding"] = gr.HTML("", elem_id="grid-grounding")
-        with gr.Column(scale=6, min_width=300):
-            gr.Markdown("### Weights and leave-one-out")
-            page["grid_loo"] = gr.HTML("", elem_id="grid-loo")
-            page["grid_weights"] = gr.HTML("", elem_id="grid-weights")
+    for row in ((("The caption's graph", "graph"), ("Sub-images: what each component sees", "gallery")),
+                (("Grounding: each entity's boxes", "grounding"), ("Weights and leave-one-out", "loo", "weights"))):
+        with gr.Row(equal_height=False):
+            for (title, *names), scale in zip(row, (4, 6), strict=True):
+                with gr.Column(scale=scale, min_width=300):
+                    gr.Markdown(f"### {title}")
+                    for name in names:
+                        page[f"grid_{name}"] = gr.HTML("", elem_id=f"grid-{name}")
     page["grid_state"] = gr.State(grid_view.GridState())
     return page
 

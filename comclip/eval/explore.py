@@ -44,7 +44,6 @@ interrupted), or records that do not add up to the report.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from comclip.errors import InputError
 from comclip.eval import metrics
 from comclip.eval.explore_source import Candidate, DatasetView, ProbeView
-from comclip.eval.store import EXAMPLES, RUN, SHARDS, has_ranks, has_scores, read_records
+from comclip.eval.store import EXAMPLES, RUN, SHARDS, has_ranks, has_scores, read_json_object, read_records
 from comclip.options import Options
 
 if TYPE_CHECKING:
@@ -275,16 +274,6 @@ def kind_of(dataset: str) -> str:
     raise InputError(f"run.json names an unknown dataset {dataset!r}")
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is unreadable ({' '.join(str(exc).split())})") from None
-    if not isinstance(doc, dict):
-        raise InputError(f"{path} is not {what}")
-    return doc
-
-
 def _check_folder(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(run.json, report.json)`` of a finished run; one :class:`InputError` otherwise."""
     if not out.exists():
@@ -294,7 +283,7 @@ def _check_folder(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not (out / RUN).is_file():
         raise InputError(f"{out} is not a benchmark run folder: it has no {RUN} (`python -m comclip eval ... "
                          "--out DIR` makes one)")
-    info = _read_json(out / RUN, "a run record")
+    info = read_json_object(out / RUN, "a run record")
     again = "rerun the same eval command with this --out to finish it"
     if any((out / SHARDS).glob("*.jsonl")):
         raise InputError(f"the run in {out} is incomplete: {SHARDS}/ holds results not merged yet (torchrun "
@@ -302,7 +291,7 @@ def _check_folder(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not (out / REPORT).is_file() or not (out / EXAMPLES).is_file():
         missing = REPORT if (out / EXAMPLES).is_file() else EXAMPLES
         raise InputError(f"the run in {out} is incomplete: no {missing} yet (still running or interrupted); {again}")
-    report = _read_json(out / REPORT, "a benchmark report")
+    report = read_json_object(out / REPORT, "a benchmark report")
     if report.get("dataset") != info.get("dataset") or not isinstance(report.get("metrics"), dict):
         raise InputError(f"{out / REPORT} is not the report of the run in {out / RUN}")
     return info, report

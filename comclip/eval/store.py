@@ -139,6 +139,18 @@ class ResultStore:
         self.close()
 
 
+def read_json_object(path: Path, what: str, remedy: str = "") -> dict[str, Any]:
+    """The JSON object in ``path``; one InputError (``… is unreadable (why)`` or ``… is not WHAT``, then
+    ``remedy``) otherwise."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is unreadable ({' '.join(str(exc).split())}){remedy}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path} is not {what}{remedy}")
+    return doc
+
+
 def _as_json(value: Any) -> Any:
     return json.loads(json.dumps(value))  # tuples become lists etc., as they read back
 
@@ -147,12 +159,7 @@ def _compare(out: Path, signature: dict[str, Any], only_given: bool = False) -> 
     run = out / RUN
     if not run.is_file():
         return
-    try:
-        old = json.loads(run.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{run} is unreadable ({exc}); use another --out or delete it") from None
-    if not isinstance(old, dict):
-        raise InputError(f"{run} is not a run record; use another --out or delete it")
+    old = read_json_object(run, "a run record", "; use another --out or delete it")
     signature = _as_json(signature)
     if isinstance(old.get("options"), dict):  # options added since that run: it used their defaults
         old["options"] = _as_json(Options().to_dict()) | old["options"]
