@@ -31,10 +31,10 @@ def test_identical_requests_in_flight_are_computed_once():
         gate.set()
         answers = [f.result() for f in futures]
     assert len(calls) == 1 and cache.computed == 1
-    assert sorted(served for _, served in answers) == [False] + [True] * 7
+    assert sorted(how for _, how in answers) == ["computed"] + ["twin"] * 7  # the twins waited: not "from cache"
     assert len({id(entry) for entry, _ in answers}) == 1  # one entry, shared (with its drawn panels)
-    entry, served = cache.get_or_compute("k", compute)
-    assert (entry.results, served) == ("value", True) and len(calls) == 1
+    entry, how = cache.get_or_compute("k", compute)
+    assert (entry.results, how) == ("value", "cache") and len(calls) == 1
 
 
 def test_a_failed_computation_is_not_cached_and_reaches_every_waiter():
@@ -46,7 +46,7 @@ def test_a_failed_computation_is_not_cached_and_reaches_every_waiter():
     with pytest.raises(InputError):
         cache.get_or_compute("k", boom)
     entry, served = cache.get_or_compute("k", lambda: 3)
-    assert (entry.results, served) == (3, False)
+    assert (entry.results, served) == (3, "computed")
 
 
 def test_loading_a_preset_does_not_hold_up_a_loaded_one_and_few_stay_loaded():

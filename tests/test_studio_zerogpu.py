@@ -94,8 +94,11 @@ def test_the_app_on_zerogpu_answers_match_with_the_clis_numbers(tiny_engine, cap
         studio = Studio.create(tiny_engine)
         assert studio.service.runner.zerogpu and studio.service.offered == ["tiny"]
         demo = app.build_demo(studio)
-        studio.warm_examples(app.load_examples())
-        assert len(allocations) <= 1  # the examples' warm-up: one batched call at most
+        examples = app.load_examples()
+        assert studio.warm_examples(examples) == len(examples)  # every example computed ...
+        assert len(allocations) == 1  # ... in one batched call: one allocation for the warm-up
+        assert studio.service.cache.pinned() == len(examples) and studio.service.cache.computed == len(examples)
+        assert studio.service.pace("tiny").estimate(0) is not None  # the warm-up taught the pace
         port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                     **app.launch_options())

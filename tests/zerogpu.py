@@ -9,11 +9,11 @@ what matters to an app that is called this way:
   each call's duration).
 - **Arguments are pickled into a worker forked from this process** and the function runs there: it
   finds what was in memory at the fork (the models), but nothing it is given travels except by
-  pickle. (The real package forks a worker when none is idle and reuses it; this one forks one per
-  call, which is at least as strict.)
+  pickle. (The real package forks a worker when none is idle and reuses it, running the task in a
+  thread; this one forks one per call — what a call leaves behind in a reused worker is not modelled.)
 - **Results are pickled back**; a generator function's values stream back one by one as it yields.
-- **Errors** other than ``gradio.Error`` come back as ``gradio.Error("ZeroGPU worker error", <class
-  name>)``, the worker's traceback printed, as the real package does.
+- **Errors** other than ``gradio.Error`` come back as a ``gradio.Error`` titled "ZeroGPU worker error"
+  whose message is the exception's class name, the worker's traceback printed, as the real package does.
 
 :func:`installed` puts it in ``sys.modules["spaces"]`` for the duration of a ``with`` block.
 """
@@ -77,7 +77,7 @@ def _raise(error: tuple[str, BaseException | None, str]) -> None:
     if gradio_error is not None:
         raise gradio_error
     print(trace, file=sys.stderr)
-    raise gr.Error("ZeroGPU worker error", title=name)
+    raise gr.Error(name, title="ZeroGPU worker error")  # the real one: title, then the class name as the message
 
 
 def _start(task: Callable[..., Any], generator: bool, args: tuple, kwargs: dict) -> tuple[Any, Any]:
@@ -97,7 +97,7 @@ def _messages(process: Any, receive: Any) -> Iterator[tuple[str, Any]]:
             except EOFError:
                 import gradio as gr
 
-                raise gr.Error("ZeroGPU worker error", title="GPU task aborted") from None
+                raise gr.Error("GPU task aborted", title="ZeroGPU worker error") from None
     finally:
         receive.close()
         process.join(timeout=30)

@@ -197,7 +197,9 @@ def _mergeable(calls: Sequence[ForwardCall]) -> bool:
 
 def _ids(t: torch.Tensor) -> bool:
     """Token ids (or their mask): 2-D integers, which merge by padding with 0 on the right — a text
-    tower that stops at its batch's longest caption (open_clip) is given ids of varying width."""
+    tower that stops at its batch's longest caption (open_clip) is given ids of varying width. The
+    merged forward runs at the widest call's width: for text the floor is then one forward, not a
+    strict lower bound on the width (the text tower is a small share of a request)."""
     return t.dim() == 2 and not t.dtype.is_floating_point
 
 

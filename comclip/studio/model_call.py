@@ -20,6 +20,7 @@ engine is called directly in this thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -64,7 +65,8 @@ class Stage(NamedTuple):
 
 
 def gpu_seconds(call: ModelCall) -> int:
-    """How long to ask ZeroGPU for, from the call's size (``spaces.GPU(duration=...)``)."""
+    """How long to ask ZeroGPU for, from the call's size (``spaces.GPU(duration=...)``): a fixed part,
+    per image, and per (image, caption) pair."""
     s = GPU_SECONDS
     return int(min(s["most"], s["base"] + s["image"] * len(call.items) + s["caption"] * call.captions))
 
@@ -72,8 +74,12 @@ def gpu_seconds(call: ModelCall) -> int:
 class ModelRunner:
     """Runs :class:`ModelCall` values with the engines of ``engines`` (``engines(preset) -> ComCLIP``)."""
 
-    def __init__(self, engines: Callable[[str], ComCLIP], *, gpu: Callable[..., Any] | None = None) -> None:
+    def __init__(self, engines: Callable[[str], ComCLIP], *, gpu: Callable[..., Any] | None = None,
+                 find: Callable[[str], ComCLIP | None] | None = None) -> None:
         self.engines = engines
+        #: A lock-free lookup of a loaded engine, for the GPU worker (a lock held by another thread at
+        #: the fork stays held in the child).
+        self.find = find
         self._pid = os.getpid()  # the process that loaded the engines (a worker is forked from it)
         wrap = gpu if gpu is not None else zerogpu_decorator()
         on_gpu = wrap(self._on_device, duration=gpu_seconds) if wrap is not None else None
@@ -88,13 +94,14 @@ class ModelRunner:
         """The results of ``call``, one per image; ``on_stage(stage, count)`` is told each stage."""
         if self.on_gpu is None:
             return self.engines(call.preset).match_batch(call.items, call.options, on_stage=on_stage)
-        for event in self.on_gpu(call):
-            if isinstance(event, Stage):
-                on_stage(*event)
-            elif isinstance(event, Failed):
-                raise event.error  # our own error, its message intact (spaces would reword it)
-            else:
-                return event
+        with contextlib.closing(self.on_gpu(call)) as events:
+            for event in events:
+                if isinstance(event, Stage):
+                    on_stage(*event)
+                elif isinstance(event, Failed):
+                    raise event.error  # our own error, its message intact (spaces would reword it)
+                else:
+                    return event
         raise RuntimeError("the GPU worker ended without a result")
 
     def _on_device(self, call: ModelCall) -> Iterator[Stage | Failed | list[MatchResult]]:
@@ -104,7 +111,7 @@ class ModelRunner:
         if os.getpid() != self._pid:
             _forked_worker()
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        engine = self.engines(call.preset)
+        engine = (self.find(call.preset) if self.find is not None else None) or self.engines(call.preset)
 
         def work() -> None:
             try:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from comclip.caches import LRUCache
 from comclip.images import LoadedImage
+from comclip.options import Options
 from comclip.presets import Preset, get_preset
 from comclip.result import MatchResult
 from comclip.studio.checks import Request
@@ -90,6 +91,12 @@ class Engines:
             if victim is None:
                 return
             del self._engines[victim]  # requests still holding it finish; then it is freed
+
+    def peek(self, name: str) -> ComCLIP | None:
+        """The engine if it is loaded, without loading it or taking the lock (a dict read): what a
+        process forked from this one may call — a lock held by another thread at the fork would stay
+        held in the child for ever."""
+        return self._engines.get(name)
 
     def get(self, name: str) -> ComCLIP:
         with self._lock:
@@ -179,19 +186,21 @@ class ResultCache:
         return self._get(key) is not None
 
     def get_or_compute(self, key: str, compute: Callable[[], list[MatchResult]], *, pin: bool = False
-                       ) -> tuple[_Entry, bool]:
-        """(entry, served) — ``served`` is True when it came from the cache or a twin request.
-        ``pin``: keep the entry for good (the examples'), whoever computed it."""
+                       ) -> tuple[_Entry, str]:
+        """(entry, how): ``how`` is ``"cache"`` (it was there), ``"twin"`` (an identical request in
+        flight computed it: this one waited for it) or ``"computed"``. ``pin``: keep the entry for
+        good (the examples'), whoever computed it."""
         with self._lock:
             entry = self._get(key)
             pending = None if entry is not None else self._pending.get(key)
             owner = entry is None and pending is None
             if owner:
                 pending = self._pending[key] = Future()
+        how = "cache"
         if entry is None and not owner:
-            entry = pending.result()  # type: ignore[union-attr]
+            entry, how = pending.result(), "twin"  # type: ignore[union-attr]
         if entry is not None:
-            return (self.pin(key, entry) if pin else entry), True
+            return (self.pin(key, entry) if pin else entry), how
         try:
             entry = _Entry(compute())
         except BaseException as exc:
@@ -207,7 +216,13 @@ class ResultCache:
             del self._pending[key]
             self.computed += 1
         pending.set_result(entry)  # type: ignore[union-attr]
-        return entry, False
+        return entry, "computed"
+
+    def pin_computed(self, key: str, results: list[MatchResult]) -> None:
+        """Pin results computed outside :meth:`get_or_compute` (the examples' batched call), counted."""
+        with self._lock:
+            self._pinned[key] = _Entry(results)
+            self.computed += 1
 
     def pin(self, key: str, entry: _Entry) -> _Entry:
         with self._lock:
@@ -297,7 +312,7 @@ class Service:
         self.offered = list(offered) if offered is not None else offered_presets(start.name)
         self.cache = ResultCache()
         self.gate = threading.BoundedSemaphore(max(1, settings.concurrency))
-        self.runner = ModelRunner(engines.get, gpu=gpu)
+        self.runner = ModelRunner(engines.get, gpu=gpu, find=engines.peek)
         self.paces: dict[str, Pace] = {}
         self.warmed = threading.Event()  # set once the examples' answers are cached
         self.closing = threading.Event()  # set when the app stops: the warm-up stops too
@@ -362,72 +377,71 @@ class Service:
             return results
 
         with self._person(not pin):
-            entry, served = self.cache.get_or_compute(key, compute, pin=pin)
+            entry, how = self.cache.get_or_compute(key, compute, pin=pin)
         notices = list(request.notices) + answer_notices(entry.results[0], self._context_length(request.preset))
         return Answer(entry.results, request.images, notices, key, seconds=time.perf_counter() - started,
-                      from_cache=served, drawn=entry.drawn, stages=stages if not served else {})
+                      from_cache=how == "cache", drawn=entry.drawn, stages=stages)
 
     def _context_length(self, preset: str) -> int | None:
-        if preset not in self.engines.loaded():
-            return None
-        return getattr(self.engines.get(preset).encoder, "context_length", None)
+        engine = self.engines.peek(preset)  # a preset not loaded (or dropped meanwhile) is not loaded for this
+        return getattr(engine.encoder, "context_length", None) if engine is not None else None
 
     # -- the examples, computed at start ---------------------------------------------------------------
     def warm_examples(self, requests: Sequence[Request], draw: Callable[[Answer], Any] | None = None) -> int:
         """Compute the examples' answers (``requests``: as the page sends them before any setting is
         changed), pin them in the cache and ``draw`` their panels, so clicking an example shows its
-        answer at once; this also teaches the pace. On ZeroGPU all of them go in ONE model call (one
-        GPU allocation); elsewhere one at a time, each waiting until no person's request is in
-        progress. Returns how many were computed; an example that fails is logged and skipped."""
+        answer at once; this also teaches the pace. On ZeroGPU the examples of one preset and options
+        (all of them, as the app sends them) go in ONE model call (one GPU allocation); elsewhere one
+        at a time, each waiting until no person's request is in progress. Returns how many were
+        computed; an example that fails is logged and skipped."""
         computed, started = 0, time.perf_counter()
         try:
             batches = [list(requests)] if self.runner.zerogpu else [[r] for r in requests]
             for batch in batches:
                 if not self._wait_for_quiet():
                     break
-                for request, answer in zip(batch, self._serve_pinned(batch), strict=True):
-                    if answer is None:
+                computed += self._compute_together(batch) if len(batch) > 1 else 0
+                for request in batch:
+                    try:
+                        answer = self.serve(request, pin=True)
+                    except Exception:  # noqa: BLE001 — a bad example must not stop the app
+                        log.exception("example %s could not be scored", request.captions)
                         continue
                     computed += not answer.from_cache
                     if draw is not None:
                         draw(answer)
-                    log.debug("example %s cached", request.captions)
         finally:
             self.warmed.set()
         log.info("examples: %d scored and cached in %.1f s (a click on one shows it at once)", computed,
                  time.perf_counter() - started)
         return computed
 
-    def _serve_pinned(self, batch: list[Request]) -> list[Answer | None]:
-        """Pinned answers for requests of one preset and options: one model call for them all."""
-        if len(batch) > 1:
-            self._compute_together(batch)
-        answers: list[Answer | None] = []
-        for request in batch:
+    def _compute_together(self, batch: list[Request]) -> int:
+        """Pin the answers of the batch's requests with one model call per (preset, options) — every
+        image of every request of a group as the call's items, inside the gate; returns how many were
+        computed. Requests with edited graphs, and a group whose call fails, are left to :meth:`serve`."""
+        groups: dict[tuple[str, Options], list[Request]] = {}
+        for r in batch:
+            if r.graphs is None and not self.cache.has(request_key(r)):
+                groups.setdefault((r.preset, r.options), []).append(r)
+        computed = 0
+        for (preset, options), todo in groups.items():
+            call = ModelCall(preset, tuple(item for r in todo for item in
+                                           call_for(preset, r.images, r.captions, None, options).items), options)
+            waiting = Waiting(self.pace(preset), None)
             try:
-                answers.append(self.serve(request, pin=True))
-            except Exception:  # noqa: BLE001 — a bad example must not stop the app
-                log.exception("example %s could not be scored", request.captions)
-                answers.append(None)
-        return answers
-
-    def _compute_together(self, batch: list[Request]) -> None:
-        """Put the batch's answers in the cache (pinned) with one model call (items: every image of every request)."""
-        todo = [r for r in batch if not self.cache.has(request_key(r))]
-        if not todo:
-            return
-        first = todo[0]
-        same = [r for r in todo if (r.preset, r.options, r.graphs) == (first.preset, first.options, None)]
-        items = tuple(item for r in same for item in call_for(r.preset, r.images, r.captions, None, r.options).items)
-        try:
-            results = self.runner(ModelCall(first.preset, items, first.options), lambda stage, count: None)
-        except Exception:  # noqa: BLE001 — then each is computed alone
-            log.exception("the examples could not be scored together")
-            return
-        at = 0
-        for r in same:
-            self.cache.pin(request_key(r), _Entry(results[at:at + len(r.images)]))
-            at += len(r.images)
+                with self.gate:
+                    results = self.runner(call, waiting.stage)
+            except Exception:  # noqa: BLE001 — then each is computed alone
+                log.exception("the examples could not be scored together")
+                continue
+            waiting.done(results)
+            at = 0
+            for r in todo:
+                self.cache.pin_computed(request_key(r), results[at:at + len(r.images)])
+                at += len(r.images)
+            computed += len(todo)
+        return computed
 
     @contextlib.contextmanager
     def _person(self, counted: bool) -> Iterator[None]:
