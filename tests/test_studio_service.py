@@ -12,7 +12,7 @@ from comclip.errors import InputError
 from comclip.options import Options
 from comclip.studio import checks, service
 
-from .conftest import EXAMPLE_IMAGE
+from .conftest import ASSETS, EXAMPLE_IMAGE
 
 # -- serving ------------------------------------------------------------------------------------
 
@@ -110,6 +110,19 @@ def test_notices_for_truncated_captions_missing_entities_and_boxes(svc):
     assert any(n.startswith("Caption 1 is longer than the text encoder reads (77 tokens)") for n in notes)
     assert any(n.startswith("Caption 2 (“very quickly”): no entity could be parsed") for n in notes)
     assert any(n.startswith("Caption 1: not found in the image") and "“mug”" in n for n in notes)
+
+
+def test_notices_of_several_images_say_in_which_image(svc):
+    """Two images side by side: an entity not found is reported for each image it is missing from."""
+    from comclip.images import load_image
+
+    request = checks.Request("tiny", (load_image(EXAMPLE_IMAGE), load_image(ASSETS / "examples" / "grass_in_mug.png")),
+                             ("a mug in some grass", "very quickly"), None, Options(box_threshold=1.0))
+    notes = svc.serve(request).notices
+    assert [n for n in notes if "not found" in n] == [
+        "Caption 1: not found in image 1, so the whole image stands in for “mug”, “grass”.",
+        "Caption 1: not found in image 2, so the whole image stands in for “mug”, “grass”."]
+    assert sum(n.startswith("Caption 2 (“very quickly”): no entity") for n in notes) == 1  # said once, not per image
 
 
 def test_answers_are_served_from_the_cache_and_equal_the_engines(tiny_engine):

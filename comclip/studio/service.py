@@ -378,7 +378,7 @@ class Service:
 
         with self._person(not pin):
             entry, how = self.cache.get_or_compute(key, compute, pin=pin)
-        notices = list(request.notices) + answer_notices(entry.results[0], self._context_length(request.preset))
+        notices = list(request.notices) + answer_notices(entry.results, self._context_length(request.preset))
         return Answer(entry.results, request.images, notices, key, seconds=time.perf_counter() - started,
                       from_cache=how == "cache", drawn=entry.drawn, stages=stages)
 
@@ -477,19 +477,22 @@ def _load(name: str | Preset, device: str) -> ComCLIP:
     return comclip.load(name, device=device)
 
 
-def answer_notices(result: MatchResult, context_length: int | None = None) -> list[str]:
-    """Plain-language notes about a result: truncated captions, no entities, entities not found."""
+def answer_notices(results: Sequence[MatchResult], context_length: int | None = None) -> list[str]:
+    """Plain-language notes about an answer's results (one per image, the same captions): truncated
+    captions, no entities, entities not found — in which image, when there are several."""
     notes = []
     limit = f"{context_length} tokens" if context_length else "its token limit"
-    for i, c in enumerate(result.captions, start=1):
+    for i, c in enumerate(results[0].captions, start=1):
         if c.truncated:
             notes.append(f"Caption {i} is longer than the text encoder reads ({limit}); it was truncated and "
                          "only its beginning was scored.")
         if not c.graph.entities:
             notes.append(f"Caption {i} (“{c.caption}”): no entity could be parsed from it, so its ComCLIP score "
                          "equals its CLIP score.")
-        if c.ungrounded:
-            notes.append(f"Caption {i}: not found in the image, so the whole image stands in for "
-                         f"{', '.join(f'“{k.text}”' for k in c.ungrounded)}.")
+        for n, result in enumerate(results, start=1):
+            missing = result.captions[i - 1].ungrounded
+            if missing:
+                where = f"image {n}" if len(results) > 1 else "the image"
+                notes.append(f"Caption {i}: not found in {where}, so the whole image stands in for "
+                             f"{', '.join(f'“{k.text}”' for k in missing)}.")
     return notes
-
