@@ -240,13 +240,19 @@ def prepare_image(source: Any, limits: Limits = LIMITS) -> tuple[LoadedImage, li
 
 # -- whole requests -----------------------------------------------------------------------------
 
+def _page_settings(values: Mapping[str, Any], offered: Sequence[str]) -> tuple[str, Options]:
+    """The page's preset and option widgets (by :class:`Options` field name), checked."""
+    preset = check_preset(values["preset"], offered)
+    options, _ = check_options({name: values[name] for name in Options.names()})
+    return preset, options
+
+
 def page_request(values: Mapping[str, Any], overrides: Mapping[str, Any], offered: Sequence[str],
                  limits: Limits = LIMITS) -> Request:
     """The page's values (by component name) checked into a :class:`Request`; ``overrides`` are the
     graphs the person edited, by caption (used for the captions still listed)."""
     captions, notices = split_captions(values["captions"], limits=limits)
-    preset = check_preset(values["preset"], offered)
-    options, _ = check_options({name: values[name] for name in Options.names()})
+    preset, options = _page_settings(values, offered)
     graphs = graphs_for(captions, {c: g for c, g in overrides.items() if c in captions})
     image, image_notices = prepare_image(values["image"], limits)
     edited = [c for c in captions if c in overrides]
@@ -309,8 +315,7 @@ def page_grid_request(values: Mapping[str, Any], sources: Sequence[Any], pairing
     true caption as its menu holds it (an index; None = i ↔ i), the captions, preset and options as
     the page holds them (:func:`page_request`)."""
     captions, notices = split_captions(values["grid_captions"], limits=limits)
-    preset = check_preset(values["preset"], offered)
-    options, _ = check_options({name: values[name] for name in Options.names()})
+    preset, options = _page_settings(values, offered)
     missing = [k for k, s in enumerate(sources, start=1) if s is None]
     if missing:
         raise InputError(f"Add image {missing[0]} first: upload one, paste it, or pick an example pair.")
