@@ -2,14 +2,19 @@
 the server's own per-stage log for the same click — and, timed in the same run, the honest yardstick:
 one plain fp32 eager Grounding DINO forward at 800 px (the detector as its authors run it).
 
-    python scripts/bench_browser.py [--preset fast] [--clicks 3] [--image PATH] [--json OUT]
+    python scripts/bench_browser.py [--preset arch-fast] [--clicks 3] [--phrase-sets 1|2] [--image PATH]
+                                    [--trace] [--no-reference] [--json OUT]
 
 It starts ``app.py`` (a subprocess, its log captured), uploads the image, and for each click types
 captions no earlier click used (no cache can answer), clicks Score and waits for the table to show
-the first caption. Each click's server line (``comclip.studio.click``: checks, gate, model call with
-the engine's stages, panels) is matched to it, so the part of the wait the server does not see —
-upload, queue, transport, the page drawing the answer — is the difference. Run on an idle machine:
-the numbers are wall times. Needs Playwright and Chromium (``CHROMIUM`` or /usr/bin/chromium).
+the first caption. The wait is timed *in the page* (``performance.now()``: the click event, then the
+first animation frame after ``#scores`` holds the caption) — a Playwright ``expect`` polls every 500 ms
+after its first tries, which had added up to half a second to each click. Each click's server line
+(``comclip.studio.click``: checks, gate, model call with the engine's stages, panels) is matched to it,
+so the part of the wait the server does not see — queue, transport, the page drawing the answer — is
+the difference; the CPU seconds the browser and everything else used during the click are read from
+/proc. Run on an idle machine: the numbers are wall times. Needs Playwright and Chromium (``CHROMIUM``
+or /usr/bin/chromium).
 """
 
 from __future__ import annotations
@@ -33,11 +38,32 @@ CLICK_LINE = re.compile(r"click (\w+): (.*) total=(\d+) ms")
 ADJECTIVES = ("red", "blue", "green", "small", "large", "white", "black", "yellow", "wooden", "shiny", "old", "new")
 
 
-def captions_for(k: int) -> list[str]:
-    """Four fresh captions for click ``k`` (two bindings of the same words, twice)."""
+def captions_for(k: int, phrase_sets: int = 1) -> list[str]:
+    """Four fresh captions for click ``k``. ``phrase_sets=1``: one set of phrases in four relations
+    (Winoground's swap and two more), so the detector reads one prompt — as ``bench --click``'s default
+    request; ``2``: two bindings of the same words, twice (two prompts, two detector fusions)."""
     a, b = ADJECTIVES[k % len(ADJECTIVES)], ADJECTIVES[(k + 5) % len(ADJECTIVES)]
+    if phrase_sets == 1:
+        return [f"a {a} cup on a {b} saucer", f"a {b} saucer on a {a} cup", f"a {a} cup next to a {b} saucer",
+                f"a {b} saucer under a {a} cup"]
     return [f"a {a} cup on a {b} saucer", f"a {b} saucer on a {a} cup", f"a {b} cup on a {a} saucer",
             f"a {a} saucer on a {b} cup"]
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by the browser's processes and by everything else, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"browser": 0.0, "other": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        out["browser" if "chrom" in name.lower() else "other"] += used
+    return out
 
 
 def reference_forward(preset: str, repeats: int = 2) -> float:
@@ -67,6 +93,30 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def sample_cpu(trace: list[tuple[float, dict[str, float]]], stop: threading.Event) -> None:
+    """``--trace``: CPU seconds used so far, every 0.1 s until ``stop``."""
+    while not stop.is_set():
+        trace.append((time.perf_counter(), cpu_seconds()))
+        time.sleep(0.1)
+
+
+#: Timed in the page itself (no polling granularity): the Score click's time (capture phase) and the first
+#: frame after ``#scores`` shows the first caption.
+WATCH = """(caption) => {
+  window.__clicked = null; window.__painted = null;
+  document.querySelector('#score').addEventListener('click', () => { window.__clicked = performance.now(); },
+                                                   {capture: true, once: true});
+  const scores = document.querySelector('#scores');
+  const seen = new MutationObserver(() => {
+    if (scores.textContent.includes(caption)) {
+      seen.disconnect();
+      requestAnimationFrame(() => { window.__painted = performance.now(); });
+    }
+  });
+  seen.observe(scores, {childList: true, subtree: true, characterData: true});
+}"""
 
 
 def free_port() -> int:
@@ -133,11 +183,11 @@ def preset_file(name: str, folder: Path) -> str:
 def run(args: argparse.Namespace) -> dict:
     import tempfile
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     args.preset = preset_file(args.preset, Path(tempfile.mkdtemp(prefix="bench-browser-")))
 
-    reference = reference_forward(args.preset)
+    reference = reference_forward(args.preset) if args.reference else float("nan")
     port = free_port()
     proc, lines = start_app(args.preset, port)
     clicks = []
@@ -152,24 +202,41 @@ def run(args: argparse.Namespace) -> dict:
             page.locator("#image input[type=file]").set_input_files(str(args.image))
             page.wait_for_timeout(1500)  # the upload finishes before the first click
             for k in range(args.clicks):
-                caps = captions_for(k)
+                caps = captions_for(k, args.phrase_sets)
                 page.locator("#captions textarea").fill("\n".join(caps))
                 seen = len(lines)
+                trace: list[tuple[float, dict[str, float]]] = []
+                sampling = threading.Event()
+                sampler = threading.Thread(target=sample_cpu, args=(trace, sampling)) if args.trace else None
+                page.evaluate(WATCH, caps[0])
+                before = cpu_seconds()
+                if sampler:
+                    sampler.start()
                 start = time.perf_counter()
                 page.locator("#score").click()
-                expect(page.locator("#scores")).to_contain_text(caps[0], timeout=300_000)
-                waited = time.perf_counter() - start
+                page.wait_for_function("window.__painted !== null", polling="raf", timeout=300_000)
+                wall = time.perf_counter() - start
+                after = cpu_seconds()
+                waited = page.evaluate("window.__painted - window.__clicked") / 1e3
+                if sampler:
+                    sampling.set()
+                    sampler.join()
+                    for (_, a), (t1, b) in zip(trace, trace[1:], strict=False):
+                        print(f"  {t1 - start:5.2f} s  CPU s: browser {b['browser'] - a['browser']:.2f}, other "
+                              f"{b['other'] - a['other']:.2f}")
+                used = {k: round(after[k] - before[k], 2) for k in after}
                 time.sleep(0.5)  # the server's line is written as the answer goes out
                 server = click_line(lines, seen)
-                clicks.append({"browser_ms": round(waited * 1e3), "server": server,
-                               "unseen_ms": round(waited * 1e3 - server.get("total", 0.0))})
-                print(f"click {k + 1}: {waited:.2f} s in the browser; server {server}", flush=True)
+                clicks.append({"browser_ms": round(waited * 1e3), "wall_ms": round(wall * 1e3), "server": server,
+                               "unseen_ms": round(waited * 1e3 - server.get("total", 0.0)), "cpu_s": used})
+                print(f"click {k + 1}: {waited:.2f} s in the browser; CPU s {used}; server {server}", flush=True)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     median = statistics.median(c["browser_ms"] for c in clicks) / 1e3
-    return {"preset": args.preset, "image": str(args.image), "clicks": clicks, "median_click_s": round(median, 3),
+    return {"preset": args.preset, "image": str(args.image), "phrase_sets": args.phrase_sets, "clicks": clicks,
+            "median_click_s": round(median, 3),
             "reference_forward_s": round(reference, 3), "ratio": round(median / reference, 3),
             "cpu": cpu_summary()}
 
@@ -195,7 +262,12 @@ def main() -> None:
                         help="a preset name or file; arch-fast (the default): the fast preset's geometry — ViT-B/32 "
                              "and Grounding DINO tiny at 384 px — with random weights, no download")
     parser.add_argument("--clicks", type=int, default=3)
+    parser.add_argument("--phrase-sets", type=int, choices=(1, 2), default=1,
+                        help="phrase sets among each click's four captions = detector prompts per click [default: 1]")
     parser.add_argument("--image", type=Path, default=ROOT / "assets" / "examples" / "coffee_cup_saucer.jpg")
+    parser.add_argument("--trace", action="store_true", help="print CPU use every 0.1 s during each click")
+    parser.add_argument("--no-reference", dest="reference", action="store_false",
+                        help="skip the 800 px reference forward (quick iterations; no ratio)")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
     out = run(args)
