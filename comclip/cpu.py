@@ -1,11 +1,13 @@
-"""CPU facts and settings for the detector's large CPU forwards.
+"""CPU facts and settings for the models' CPU forwards.
 
-**Native bf16** (:func:`detector_precision`). The detector's ``auto`` precision is bf16 autocast
-on CUDA and, on the CPU, bf16 where the CPU computes it natively — its ``/proc/cpuinfo`` flags
-list ``avx512_bf16`` (AVX-512 BF16 dot products) or ``amx_bf16`` with ``amx_tile`` (AMX tiles) —
+**Native bf16** (:func:`detector_precision`, :func:`encoder_precision`). The detector's ``auto``
+precision is bf16 autocast on CUDA and, on the CPU, bf16 where the CPU computes it natively — its
+``/proc/cpuinfo`` flags list ``avx512_bf16`` (AVX-512 BF16 dot products) or ``amx_bf16`` with ``amx_tile`` (AMX tiles) —
 and fp32 elsewhere, where bf16 is emulated and several times slower (docs/benchmarks.md measures
 both). torch reports the CPU's vector width (``torch.backends.cpu.get_cpu_capability()``) but not
 BF16, hence the flags. Where ``/proc/cpuinfo`` does not exist (macOS, Windows) ``auto`` keeps fp32.
+The image–text model's ``auto`` follows the same rule on the CPU (its weights in bf16) and is fp16
+on CUDA.
 ``COMCLIP_CPU_BF16=0`` (or ``1``) overrides what the flags say (the tests pin fp32 numbers with it).
 
 **glibc keeps freed memory** (:func:`keep_freed_memory`). A Grounding DINO forward at 800 px
@@ -58,6 +60,14 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
+def _native(flags: Collection[str] | None) -> bool:
+    """Native bf16 on this CPU (``flags=None``: this machine's, unless ``COMCLIP_CPU_BF16`` is ``0``/``1``)."""
+    if flags is None:
+        forced = os.environ.get(CPU_BF16_ENV, "").strip()
+        return forced == "1" if forced in ("0", "1") else native_bf16(cpu_flags())
+    return native_bf16(flags)
+
+
 def detector_precision(precision: str, device_type: str, flags: Collection[str] | None = None) -> str:
     """What the detector runs in, ``fp32`` or ``bf16`` (autocast), for a precision setting on a device type.
 
@@ -69,14 +79,19 @@ def detector_precision(precision: str, device_type: str, flags: Collection[str] 
         return precision
     if device_type == "cuda":
         return "bf16"
-    if device_type != "cpu":
-        return "fp32"
-    if flags is None:
-        forced = os.environ.get(CPU_BF16_ENV, "").strip()
-        native = forced == "1" if forced in ("0", "1") else native_bf16(cpu_flags())
-    else:
-        native = native_bf16(flags)
-    return "bf16" if native else "fp32"
+    return "bf16" if device_type == "cpu" and _native(flags) else "fp32"
+
+
+def encoder_precision(precision: str, device_type: str, flags: Collection[str] | None = None) -> str:
+    """What the image–text model runs in, ``fp32``, ``fp16`` or ``bf16`` (its weights), for a precision
+    setting on a device type. ``auto``: fp16 on CUDA (the CLIP papers' inference precision), bf16 on a
+    CPU with native bf16 (as :func:`detector_precision`: twice the fp32 speed there, measured in
+    docs/benchmarks.md), fp32 elsewhere; the others are kept as they are."""
+    if precision != "auto":
+        return precision
+    if device_type == "cuda":
+        return "fp16"
+    return "bf16" if device_type == "cpu" and _native(flags) else "fp32"
 
 
 def keep_freed_memory() -> bool:

@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 from comclip import hub
+from comclip.cpu import encoder_precision
 from comclip.encoders import Encoder, get_backend
+from comclip.encoders.base import DTYPES
 from comclip.errors import NAME_MODEL, USE_CPU, InputError
 from comclip.ground import GroundingDINO
 from comclip.hub import TINY_SEED, TRANSFORMERS_FILES, Download, hub_access, hub_cache_dir, load_failed
@@ -73,9 +75,14 @@ def encoder_label(spec: EncoderSpec) -> str:
 
 
 def load_encoder(spec: EncoderSpec, device: torch.device) -> Encoder:
-    """Build the image–text model of a spec on a device (its backend's loader)."""
+    """Build the image–text model of a spec on a device (its backend's loader), in the spec's precision
+    (:func:`comclip.cpu.encoder_precision`)."""
     backend = get_backend(spec.backend)
-    return backend.load(spec, device, backend.label(spec))
+    encoder = backend.load(spec, device, backend.label(spec))
+    dtype = DTYPES[encoder_precision(spec.precision, torch.device(device).type)]
+    if dtype != getattr(encoder, "dtype", dtype):
+        encoder.use_dtype(dtype)  # type: ignore[attr-defined]
+    return encoder
 
 
 # -- the detector ---------------------------------------------------------------------------------

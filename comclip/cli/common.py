@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from comclip.errors import InputError
 from comclip.options import OFFICIAL_SOURCES, OptionField, Options, OptionValue, resolve_official_source
-from comclip.presets import DetectorSpec, Preset, get_preset, names_help
+from comclip.presets import ENCODER_PRECISIONS, DetectorSpec, Preset, get_preset, names_help
 
 if TYPE_CHECKING:
     from comclip.engine import ComCLIP
@@ -54,6 +54,9 @@ def add_model_choice_options(p: argparse.ArgumentParser) -> None:
                    help=f"replace the preset's image-text model, named as --clip-backend takes it ({takes})")
     p.add_argument("--clip-pretrained", default=None, metavar="TAG", help="open_clip pretrained tag, e.g. openai")
     p.add_argument("--clip-backend", choices=tuple(BACKENDS), default=None, help="[open_clip]")
+    p.add_argument("--clip-precision", choices=ENCODER_PRECISIONS, default=None,
+                   help="the image-text model's precision: auto (fp16 on CUDA, bf16 on a CPU with native bf16: "
+                        "AVX-512 BF16 or AMX; fp32 elsewhere), fp32, fp16 or bf16 [the preset's; auto unless it says]")
     p.add_argument("--detector", default=None, metavar="ID",
                    help="replace the preset's detector: a transformers Grounding DINO id")
     for s in DetectorSpec.settings():
@@ -119,6 +122,8 @@ def preset_from_args(args: argparse.Namespace) -> Preset:
                 if (value := getattr(args, f"detector_{s.name}", None)) is not None}
     if settings:
         preset = dataclasses.replace(preset, detector=dataclasses.replace(preset.detector, **settings))
+    if getattr(args, "clip_precision", None) is not None:
+        preset = dataclasses.replace(preset, encoder=dataclasses.replace(preset.encoder, precision=args.clip_precision))
     return preset
 
 

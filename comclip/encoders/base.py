@@ -96,8 +96,13 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 def half_dtype(device: torch.device) -> torch.dtype:
-    """fp16 on CUDA (the CLIP papers' inference precision), fp32 elsewhere."""
+    """fp16 on CUDA (the CLIP papers' inference precision), fp32 elsewhere: what an encoder is built in
+    (``load_encoder`` then applies the spec's precision, :meth:`BatchedEncoder.use_dtype`)."""
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+#: The torch dtype of each precision name (:func:`comclip.cpu.encoder_precision`).
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class BatchedEncoder(ABC):
@@ -165,6 +170,11 @@ class BatchedEncoder(ABC):
         self.name, self.device, self.batch_size = name, device, batch_size
         self.dtype = half_dtype(device)
         self.model = model.to(device=device, dtype=self.dtype).eval()
+
+    def use_dtype(self, dtype: torch.dtype) -> None:
+        """Run in ``dtype`` from now on (the model's weights converted; pixels are cast to it)."""
+        self.dtype = dtype
+        self.model.to(dtype)
 
     #: Shape of one image row: ``(D,)``, or ``(Q, D_q)`` for a multi-query encoder.
     @property

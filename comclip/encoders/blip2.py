@@ -88,6 +88,11 @@ class BLIP2Encoder(BatchedEncoder):
     def image_row_shape(self) -> tuple[int, ...]:
         return (self.num_queries, self.query_dim)
 
+    def use_dtype(self, dtype: torch.dtype) -> None:
+        """Only the vision transformer changes precision (the Q-Former and projections stay fp32)."""
+        self.dtype = dtype
+        self.model.vision_model.to(dtype)
+
     def _images_to_pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         return self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
 

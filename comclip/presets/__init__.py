@@ -58,6 +58,9 @@ LISTED_FIRST = ("default", "fast", "large", "tiny")
 DEFAULT_BOX_THRESHOLD = 0.35
 DEFAULT_TEXT_THRESHOLD = 0.25
 DETECTOR_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: The image–text model's precision (``--clip-precision``): ``auto`` is fp16 on CUDA, bf16 on a CPU
+#: that computes it natively (as the detector's ``auto``), fp32 elsewhere.
+ENCODER_PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16")
 DETECTOR_BACKENDS: tuple[str, ...] = ("auto", "torch", "transformers")
 #: Smallest ``--detector-size`` (Swin's four stages and Grounding DINO's extra level need ≥ 64 px).
 MIN_DETECTOR_SIZE = 64
@@ -80,6 +83,14 @@ class EncoderSpec:
     #: or for blip2 a seeded random ``Blip2ForImageTextRetrieval``.
     config: str | None = None
     download_size: str | None = None  # e.g. "605 MB", for messages
+    #: The model's weights and activations: ``auto`` (fp16 on CUDA, bf16 on a CPU with native bf16,
+    #: fp32 elsewhere), ``fp32``, ``fp16`` or ``bf16`` (:data:`ENCODER_PRECISIONS`).
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ENCODER_PRECISIONS:
+            raise InputError(f"unknown image-text model precision {self.precision!r}; choose one of: "
+                             f"{', '.join(ENCODER_PRECISIONS)}")
 
 
 def _setting(default: OptionValue, help: str, *, choices: tuple[str, ...] | None = None, type: type = str,
