@@ -112,6 +112,16 @@ class ComCLIP:
         if callable(clear_detector):
             clear_detector()
 
+    def prepare(self, images: Sequence[ImageInput]) -> int:
+        """Compute now what depends on the images alone and is kept for reuse — the detector's image part
+        (:meth:`GroundingDINO.prepare`) — so a later request on them skips it (the app calls this when an
+        image is uploaded, while the person types captions). Results never depend on it. Returns how
+        many image parts were computed."""
+        prepare = getattr(self.detector, "prepare", None)
+        if not callable(prepare):
+            return 0
+        return int(prepare([im.image if isinstance(im, LoadedImage) else load_image(im).image for im in images]))
+
     @property
     def preset_name(self) -> str:
         return self.preset.name if self.preset else "custom"

@@ -391,6 +391,25 @@ class GroundingDINO:
         text-token limit — usually one."""
         return chunk_phrases(canonical_phrases(phrases), self._count_tokens, self.max_text_len)
 
+    @torch.inference_mode()
+    def prepare(self, images: Sequence[Image.Image]) -> int:
+        """Compute and keep each image's part now (``torch`` backend with caching), so that detecting on
+        the image later skips its backbone — e.g. while a person types captions for an uploaded image.
+        Nothing else changes: a result never depends on the caches. Returns how many parts were
+        computed (0: already kept, or this wrapper keeps none)."""
+        if self.backend != "torch" or not self.caching or not images:
+            return 0
+        rule, dtype = self.processor.image_processor.size, self.autocast_dtype
+        keys = {s: (image_digest(im), resized_size(im.height, im.width, rule), dtype) for s, im in enumerate(images)}
+        kept, missing = set(self._images.keys()), {}
+        for s, key in keys.items():
+            if key not in kept:  # (an image given twice is computed once)
+                kept.add(key)
+                missing.setdefault(key[1], []).append(s)
+        for slots in missing.values():
+            self._image_parts(list(images), slots, keys)
+        return sum(len(slots) for slots in missing.values())
+
     def detect(self, image: Image.Image, phrases: Sequence[str], *, box_threshold: float | None = None,
                text_threshold: float | None = None, boxes_per_entity: int | None = None
                ) -> dict[str, Boxes]:

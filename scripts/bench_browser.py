@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> dict:
     reference = reference_forward(args.preset) if args.reference else float("nan")
     port = free_port()
     proc, lines = start_app(args.preset, port)
-    clicks = []
+    clicks, prepared = [], []
     try:
         wait_warm(lines)
         with sync_playwright() as pw:
@@ -232,12 +232,14 @@ def run(args: argparse.Namespace) -> dict:
                 clicks.append({"browser_ms": round(waited * 1e3), "wall_ms": round(wall * 1e3), "server": server,
                                "unseen_ms": round(waited * 1e3 - server.get("total", 0.0)), "cpu_s": used})
                 print(f"click {k + 1}: {waited:.2f} s in the browser; CPU s {used}; server {server}", flush=True)
+            prepared = [line for line in lines if "prepared an uploaded image" in line]
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     median = statistics.median(c["browser_ms"] for c in clicks) / 1e3
     return {"preset": args.preset, "image": str(args.image), "phrase_sets": args.phrase_sets, "clicks": clicks,
+            "upload_prepared": prepared[0].split(" in ")[-1] if prepared else None,
             "median_click_s": round(median, 3),
             "reference_forward_s": round(reference, 3), "ratio": round(median / reference, 3),
             "cpu": cpu_summary()}

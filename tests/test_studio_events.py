@@ -11,7 +11,7 @@ from comclip.options import Options
 from comclip.studio import checks, events, panels, service, widgets
 from comclip.studio.panels import PageState
 
-from .conftest import EXAMPLE_IMAGE
+from .conftest import ASSETS, EXAMPLE_IMAGE
 
 MUG = "a mug in some grass\nsome grass in a mug"
 
@@ -239,3 +239,43 @@ def test_an_event_that_changes_nothing_leaves_its_panels_as_they_are():
     assert handler({page["captions"]: "a\nb"}) == {page["status"]: gr.skip(), page["summary"]: gr.skip()}
     cleared = app._named(page, events.edited, False, ("status", "summary"))({})
     assert cleared == {page["status"]: "", page["summary"]: gr.skip()}
+
+
+def test_an_uploaded_image_is_prepared_while_captions_are_typed(tiny_engine, tmp_path):
+    """Issue 26: on upload the detector's image part is computed (Studio.prepare → Service.prepare →
+    ComCLIP.prepare), so the Score click runs no backbone — and its answer is exactly a cold click's."""
+    from comclip.bench.count import count_detector
+
+    image, captions = str(ASSETS / "examples" / "cat_on_box.png"), "a cat on a box\na box on a cat"
+    det = tiny_engine.detector
+    tiny_engine.clear_caches()
+    warm = events.Studio.create(tiny_engine)
+    with count_detector(det) as counted:
+        assert warm.prepare(form(image=image)) == {}  # nothing on the page changes
+        assert warm.prepare(form(image=image)) == {}  # kept: not computed twice
+        assert counted.image_parts == 1
+        prepared = warm.score(form(image=image, captions=captions))
+        assert counted.image_parts == 1 and counted.fusions == 1  # the click: no backbone of its own
+    tiny_engine.clear_caches()
+    with count_detector(det) as counted:
+        cold = events.Studio.create(tiny_engine).score(form(image=image, captions=captions))
+        assert counted.image_parts == 1
+    numbers = [[(c.caption, c.clip_score, c.comclip_score, [k.weight for k in c.components])
+                for c in out["state"].answer.result.captions] for out in (prepared, cold)]
+    assert numbers[0] == numbers[1]
+    # a broken upload or a preset not offered is left for the click to report; nothing is computed
+    with count_detector(det) as counted:
+        assert warm.prepare(form(image=str(tmp_path / "missing.png"))) == {}
+        assert warm.prepare(form(preset="large")) == {}
+        assert counted.image_parts == 0
+
+
+def test_an_upload_is_not_prepared_on_zerogpu(tiny_engine):
+    """On ZeroGPU a guess is not worth a GPU allocation: the click computes everything in its own call."""
+    from . import zerogpu
+
+    with zerogpu.installed() as allocations:
+        studio = events.Studio.create(tiny_engine)
+        assert studio.service.runner.zerogpu
+        assert studio.service.prepare(checks.prepare_image(str(EXAMPLE_IMAGE))[0], "tiny") == 0
+        assert len(allocations) == 0

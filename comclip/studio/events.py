@@ -40,6 +40,7 @@ Values = Mapping[str, Any]
 Progress = Callable[..., Any]
 
 SCORE_INPUTS = ("image", "captions", "true_caption", "preset", *Options.names(), "state")
+PREPARE_INPUTS = ("image", "preset")
 EDIT_INPUTS = ("graph_json", "selector", *SCORE_INPUTS)
 SELECT_INPUTS = ("selector", "state")
 TRUE_INPUTS = ("true_caption", "state")
@@ -82,6 +83,21 @@ class Studio:
         shown = panels.shown(answer, values["true_caption"], state)
         log_click(answer, checks=checked - started, serve=served - checked, panels=time.perf_counter() - served)
         return shown
+
+    def prepare(self, values: Values) -> Panels:
+        """An image was uploaded: its detector part is computed now, while the person types captions
+        (:meth:`Service.prepare`), so the Score click skips it. Changes nothing on the page; a broken
+        upload is left for the click to report."""
+        started = time.perf_counter()
+        try:
+            preset = checks.check_preset(values["preset"], self.service.offered)
+            image, _ = checks.prepare_image(values["image"], self.service.settings.limits)
+            computed = self.service.prepare(image, preset)
+        except Exception:  # noqa: BLE001 — the click says what is wrong with the image or the preset
+            return {}
+        if computed:
+            log.info("prepared an uploaded image's detector part in %.0f ms", (time.perf_counter() - started) * 1e3)
+        return {}
 
     def score(self, values: Values, progress: Progress | None = None) -> Panels:
         """Score: everything shown follows the new answer (:data:`panels.RESULT`)."""

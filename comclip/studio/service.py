@@ -382,6 +382,20 @@ class Service:
         return Answer(entry.results, request.images, notices, key, seconds=time.perf_counter() - started,
                       from_cache=how == "cache", drawn=entry.drawn, stages=stages)
 
+    def prepare(self, image: LoadedImage, preset: str) -> int:
+        """Compute an uploaded image's detector part before its Score click (:meth:`ComCLIP.prepare`),
+        while the person types captions. Only when it costs no one anything: not on ZeroGPU (a GPU
+        allocation for a guess), not for a preset that is not loaded, not while a model call runs (the
+        gate is taken without waiting; a click that comes meanwhile waits for it and reuses what it
+        computed). Returns how many image parts were computed."""
+        engine = self.engines.peek(preset)
+        if self.runner.zerogpu or engine is None or not self.gate.acquire(blocking=False):
+            return 0
+        try:
+            return engine.prepare([image])
+        finally:
+            self.gate.release()
+
     def _context_length(self, preset: str) -> int | None:
         engine = self.engines.peek(preset)  # a preset not loaded (or dropped meanwhile) is not loaded for this
         return getattr(engine.encoder, "context_length", None) if engine is not None else None
