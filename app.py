@@ -347,14 +347,16 @@ def _named(page: Page, fn: Callable[..., dict[str, Any]], progress: bool, output
     def values(data: dict[Any, Any] | None) -> dict[str, Any]:  # None: an event without inputs
         return {names[id(component)]: value for component, value in (data or {}).items()}
 
-    def panels(changed: dict[str, Any]) -> dict[Any, Any]:
+    def panels(changed: dict[str, Any]) -> dict[Any, Any] | None:
+        if not outputs:  # an event that changes nothing on the page (Gradio counts a {} as one value)
+            return None
         return {page[name]: changed.get(name, gr.skip()) for name in outputs}
 
     if progress:
-        def handler(data: dict[Any, Any], progress: Any = gr.Progress()) -> dict[Any, Any]:
+        def handler(data: dict[Any, Any], progress: Any = gr.Progress()) -> dict[Any, Any] | None:
             return panels(fn(values(data), progress))
     else:
-        def handler(data: dict[Any, Any] | None = None) -> dict[Any, Any]:
+        def handler(data: dict[Any, Any] | None = None) -> dict[Any, Any] | None:
             return panels(fn(values(data)))
     return handler
 
