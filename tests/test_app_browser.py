@@ -309,3 +309,36 @@ def test_a_cached_example_shows_its_result_in_under_a_second(tiny_engine):
     finally:
         demo.close()
     assert studio.service.cache.computed == computed  # both served from the examples' pinned results
+
+
+def test_an_upload_prepares_its_image_before_the_click(tiny_engine):
+    """Issue 26: uploading an image runs the page's upload event (``Studio.prepare``), which computes the
+    detector's image part while captions are typed — the Score click then finds it kept."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    from comclip.images import image_digest, load_image
+
+    upload = ROOT / "assets" / "examples" / "red_ball_blue_box.png"
+    digest = image_digest(load_image(upload).image)
+    det = tiny_engine.detector
+
+    def kept() -> bool:
+        return any(key[0] == digest for key in det._images.keys())
+
+    with serve(tiny_engine) as url, sync_playwright() as pw:
+        det.clear_caches()
+        browser = _launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url)
+            page.wait_for_selector("#score")
+            assert not kept()
+            page.locator("#image input[type=file]").set_input_files(str(upload))
+            deadline = time.time() + 30
+            while not kept() and time.time() < deadline:
+                time.sleep(0.1)
+            assert kept()  # before any click
+        finally:
+            browser.close()
