@@ -399,8 +399,7 @@ class GroundingDINO:
         computed (0: already kept, or this wrapper keeps none)."""
         if self.backend != "torch" or not self.caching or not images:
             return 0
-        rule, dtype = self.processor.image_processor.size, self.autocast_dtype
-        keys = {s: (image_digest(im), resized_size(im.height, im.width, rule), dtype) for s, im in enumerate(images)}
+        keys = {s: self._image_key(im) for s, im in enumerate(images)}
         kept, missing = set(self._images.keys()), {}
         for s, key in keys.items():
             if key not in kept:  # (an image given twice is computed once)
@@ -454,10 +453,7 @@ class GroundingDINO:
         """Each prompt on its image: its output (cached, or computed with others of its image size),
         then its boxes by the thresholds."""
         prompts = {p: self._prompt(p) for p in dict.fromkeys(a.phrases for a in asked)}
-        rule, dtype = self.processor.image_processor.size, self.autocast_dtype
-        keys: dict[int, ImageKey] = {
-            s: (image_digest(images[s]) if self.caching else "", resized_size(images[s].height, images[s].width, rule),
-                dtype) for s in sorted({a.slot for a in asked})}
+        keys = {s: self._image_key(images[s]) for s in sorted({a.slot for a in asked})}
         outputs: dict[int, PromptOutput] = {}
         if self.caching:
             outputs = {k: hit for k, a in enumerate(asked)
@@ -481,6 +477,11 @@ class GroundingDINO:
                                   boxes_per_entity=boxes_per_entity)
             found.append(dict(zip(a.phrases, picked, strict=True)))
         return found
+
+    def _image_key(self, image: Image.Image) -> ImageKey:
+        """What an image's part and its prompts' outputs are kept by (no digest without caching)."""
+        size = resized_size(image.height, image.width, self.processor.image_processor.size)
+        return image_digest(image) if self.caching else "", size, self.autocast_dtype
 
     def _prompt(self, phrases: tuple[str, ...]) -> _Prompt:
         """A prompt's tokens alone (unpadded) and each phrase's token positions."""
