@@ -292,7 +292,7 @@ class GroundingDINO:
 
     ``precision``: ``auto`` (bf16 autocast on CUDA and on a CPU with native bf16, fp32 elsewhere),
     ``fp32`` or ``bf16``;
-    ``backend``: ``torch`` (the model in three parts, :mod:`comclip.dino`; gather sampling on the CPU),
+    ``backend``: ``torch`` (the model in three parts, :mod:`comclip.dino`; CPU kernels on the CPU),
     ``transformers`` (the model's own forward) or ``auto`` (``torch`` where the model is a two-stage
     transformers Grounding DINO, as every released one is); ``batch_size``: most rows per forward
     (default by device type); ``caching``: keep image parts, text parts and prompt outputs for reuse.
@@ -331,7 +331,7 @@ class GroundingDINO:
             raise InputError(f"the torch detector backend needs a two-stage transformers Grounding DINO, "
                              f"not {type(self.model).__name__}")
         if splittable:
-            dino.install_sampler_switch(self.model)  # idempotent; the model's own sampler stays its default
+            dino.install_switches(self.model)  # idempotent; the model's own kernels stay its default
         if backend == "auto":
             return "torch" if splittable else "transformers"
         return backend
@@ -360,10 +360,11 @@ class GroundingDINO:
         return {"image": len(self._images), "text": len(self._texts), "output": len(self._prompt_outputs)}
 
     @property
-    def sampler(self) -> str:
-        """Deformable attention's sampler in this wrapper's forwards: ``gather`` for the ``torch``
-        backend on the CPU, else the model's own (``native``)."""
-        return "gather" if self.backend == "torch" and self.device.type == "cpu" else "native"
+    def kernels(self) -> str:
+        """The detector kernels of this wrapper's forwards (:data:`comclip.dino.KERNELS`): ``cpu``
+        (gather sampling, folded cross-attention) for the ``torch`` backend on the CPU, else the model's
+        own (``native``)."""
+        return "cpu" if self.backend == "torch" and self.device.type == "cpu" else "native"
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -577,14 +578,14 @@ class GroundingDINO:
     def fuse(self, vision: dino.VisionFeatures, text: dino.TextFeatures) -> tuple[torch.Tensor, torch.Tensor]:
         """``torch`` backend: the fusion part for matching rows of image and text features (one forward);
         class logits ``(B, Q, T)`` and normalised cxcywh boxes ``(B, Q, 4)``."""
-        with self.autocast(), dino.sampling(self.sampler):
+        with self.autocast(), dino.kernels(self.kernels):
             return dino.fusion_part(self.model, vision, text)
 
     def fusion_forward(self, vision: dino.VisionFeatures, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                        token_type_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``torch`` backend: text and fusion parts for rows of image features and tokenised (padded)
         prompts in one go, as :meth:`fuse` returns (the bench's floor)."""
-        with self.autocast(), dino.sampling(self.sampler):
+        with self.autocast(), dino.kernels(self.kernels):
             text = dino.text_part(self.model, input_ids, attention_mask, token_type_ids)
             return dino.fusion_part(self.model, vision, text)
 
@@ -600,7 +601,7 @@ class GroundingDINO:
         pixel_values = torch.stack(pixels)
         pixel_mask = torch.ones(pixel_values.shape[0], *pixel_values.shape[2:], dtype=torch.long,
                                 device=pixel_values.device)
-        with self.autocast(), dino.sampling(self.sampler):
+        with self.autocast(), dino.kernels(self.kernels):
             outputs = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask, input_ids=input_ids,
                                  attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids))
         return outputs.logits, outputs.pred_boxes

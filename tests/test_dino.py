@@ -79,11 +79,11 @@ def test_gather_sampling_is_grid_sampling():
 
 
 def test_backends_give_the_same_boxes_and_scores(tiny_engine):
-    """``torch`` (three parts, image part once per image, gather sampling on the CPU) against the
+    """``torch`` (three parts, image part once per image, CPU kernels) against the
     model's own forward: every box within 1e-3 px, every score within 1e-5."""
     queries = [(im, p) for im in _images() for p in PROMPTS]
     fast, eager = _detector(tiny_engine, "torch"), _detector(tiny_engine, "transformers")  # one model, shared
-    assert fast.sampler == "gather" and eager.sampler == "native"
+    assert fast.kernels == "cpu" and eager.kernels == "native"
     with count_detector(fast) as counted:
         got = fast.detect_batch(queries)
     # two images, their parts alone (batch size 1 on the CPU); three prompts' text parts; six fusions
@@ -124,16 +124,19 @@ def test_backend_choices_and_errors(tiny_engine):
         config = type("C", (), {"max_text_len": 256})()
 
     other = GroundingDINO(NotDino(), det.processor, device=torch.device("cpu"), name="other")
-    assert other.backend == "transformers" and other.sampler == "native"  # auto: the model's own forward
+    assert other.backend == "transformers" and other.kernels == "native"  # auto: the model's own forward
     with pytest.raises(InputError, match="torch detector backend needs a two-stage"):
         other.replace(backend="torch")
 
 
-def test_wrappers_sharing_a_model_never_change_each_others_sampling(tiny_engine, monkeypatch):
-    """Issue 23: the sampler is chosen per forward (a context variable), not by swapping modules on the
-    shared model. Two wrappers of one model — gather sampling and transformers' own — detect from two
-    threads at once: every deformable attention a thread runs uses its own wrapper's sampler, and each
-    gets exactly the results it gets alone. Outside a wrapper the model samples as shipped."""
+def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, monkeypatch):
+    """Issue 23: the kernels are chosen per forward (a context variable), not by swapping modules on the
+    shared model. Two wrappers of one model — CPU kernels and transformers' own — detect from two
+    threads at once: every deformable attention's sampling and every text–image cross-attention a
+    thread runs uses its own wrapper's kernels, and each gets exactly the results it gets alone. Outside
+    a wrapper the model computes as shipped, with the state dict it was loaded with."""
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoBiMultiHeadAttention
+
     fast = _detector(tiny_engine, "torch").replace(caching=False)
     eager = _detector(tiny_engine, "transformers").replace(caching=False)
     queries = [(im, p) for im in _images()[:1] for p in PROMPTS[:2]]
@@ -141,17 +144,19 @@ def test_wrappers_sharing_a_model_never_change_each_others_sampling(tiny_engine,
     used: dict[str, set[str]] = {}
     names: dict[int, str] = {}
 
-    def spy(cls, label):
-        original = cls.forward
+    def spy(owner, attribute, label):
+        original = getattr(owner, attribute)
 
-        def forward(self, *args):
+        def spied(*args, **kwargs):
             used.setdefault(names.get(threading.get_ident(), "main"), set()).add(label)
-            return original(self, *args)
+            return original(*args, **kwargs)
 
-        monkeypatch.setattr(cls, "forward", forward)
+        monkeypatch.setattr(owner, attribute, spied)
 
-    spy(dino.GatherSampling, "gather")
-    spy(MultiScaleDeformableAttention, "native")
+    spy(dino.GatherSampling, "forward", "gather")
+    spy(MultiScaleDeformableAttention, "forward", "native sampling")
+    spy(dino, "folded_bi_attention", "folded")
+    spy(GroundingDinoBiMultiHeadAttention, "forward", "native cross-attention")
     barrier = threading.Barrier(2)
     results: dict[str, list] = {}
 
@@ -165,17 +170,65 @@ def test_wrappers_sharing_a_model_never_change_each_others_sampling(tiny_engine,
         t.start()
     for t in threads:
         t.join()
-    assert used == {"fast": {"gather"}, "eager": {"native"}}
+    assert used == {"fast": {"gather", "folded"}, "eager": {"native sampling", "native cross-attention"}}
     assert all(r == alone["fast"] for r in results["fast"]) and all(r == alone["eager"] for r in results["eager"])
     pixels = fast.preprocess(_images()[:1])[0][None]
     enc = fast.processor.tokenizer(["cat."], return_tensors="pt")
     with torch.inference_mode():
         fast.model(pixel_values=pixels, **enc)
-    assert used["main"] == {"native"}  # the model outside any wrapper: its own sampler
+    assert used["main"] == {"native sampling", "native cross-attention"}  # outside any wrapper: as shipped
     assert all(isinstance(m.attn, dino.SamplerSwitch) for m in fast.model.modules()
                if type(m).__name__ == "GroundingDinoMultiscaleDeformableAttention")
-    assert dino.install_sampler_switch(fast.model) == 0  # idempotent
+    crossed = [m for m in fast.model.modules() if isinstance(m, GroundingDinoBiMultiHeadAttention)]
+    assert crossed and all(type(m) is dino.BiAttentionSwitch for m in crossed)
+    assert dino.install_switches(fast.model) == 0  # idempotent
     assert not any("attn.native" in k or "attn.gather" in k for k in fast.model.state_dict())
+    with pytest.raises(ValueError, match="unknown detector kernels 'gpu'; choose one of: native, cpu"):
+        with dino.kernels("gpu"):
+            pass
+
+
+def _cross_attention_inputs(seed: int = 0):
+    torch.manual_seed(seed)
+    vision, text = torch.randn(2, 300, 256) * 3, torch.randn(2, 7, 256) * 3
+    vision_pad = torch.zeros(2, 300, dtype=torch.bool)
+    vision_pad[1, 250:] = True  # the second row's last pixels are padding
+    text_pad = torch.zeros(2, 7, dtype=torch.bool)
+    text_pad[0, 5:] = True  # the first row's last two tokens are padding
+    return vision, text, vision_pad, text_pad
+
+
+def test_folded_cross_attention_is_the_models_cross_attention(tiny_engine):
+    """The text–image cross-attention computed through the text tokens gives the model's outputs for
+    both directions, with padded text tokens and padded pixels masked, at the real model's width."""
+    from transformers import GroundingDinoConfig
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoBiMultiHeadAttention
+
+    torch.manual_seed(1)
+    attn = GroundingDinoBiMultiHeadAttention(GroundingDinoConfig(d_model=256, encoder_ffn_dim=2048,
+                                                                 encoder_attention_heads=8)).eval()
+    for p in attn.parameters():  # the layer's own init is near zero: make every term matter
+        torch.nn.init.normal_(p, std=0.05)
+    args = _cross_attention_inputs()
+    with torch.inference_mode():
+        (ref_v, _), (ref_t, _) = attn(*args)
+        (got_v, _), (got_t, _) = dino.folded_bi_attention(attn, *args)
+    assert got_v.shape == ref_v.shape and got_t.shape == ref_t.shape
+    assert ref_v.abs().max() > 0.5 and ref_t.abs().max() > 0.05
+    assert (got_v - ref_v).abs().max() <= 1e-4 * ref_v.abs().max()
+    assert (got_t - ref_t).abs().max() <= 1e-4 * ref_t.abs().max()
+    # a padded text token changes nothing; a padded pixel changes no text output
+    vision, text, vision_pad, text_pad = args
+    moved = text.clone()
+    moved[0, 5:] += 10
+    with torch.inference_mode():
+        (again_v, _), _ = dino.folded_bi_attention(attn, vision, moved, vision_pad, text_pad)
+    assert torch.allclose(again_v[0], got_v[0], atol=1e-5)
+    moved = vision.clone()
+    moved[1, 250:] += 10
+    with torch.inference_mode():
+        _, (again_t, _) = dino.folded_bi_attention(attn, moved, text, vision_pad, text_pad)
+    assert torch.allclose(again_t[1], got_t[1], atol=1e-5)
 
 
 def test_detector_size_is_the_shortest_edge_read():
