@@ -19,15 +19,15 @@ layer's heads are computed (``forward`` computes all six and keeps the last).
 Every image here is unpadded (the detector never pads images: Swin has no pixel mask), so the pixel
 mask is all ones and the valid ratios are 1.
 
-CPU kernels: on the CPU the ``torch`` backend computes two blocks in another way with the same
-arithmetic — deformable attention's sampling as one weighted gather (:class:`GatherSampling`) and the
-feature enhancer's text–image cross-attention with its image-side projections folded through the few
-text tokens (:func:`folded_bi_attention`). :func:`install_switches` puts a weightless
-:class:`SamplerSwitch` in each deformable attention and makes each cross-attention a
-:func:`bi_attention_switch` class (same weights, same state dict) once; each forward then computes with what
-:func:`kernels` set for its own context (a ``contextvars`` variable: per thread and per task), and as
-shipped outside one. So wrappers sharing one model (two presets on the same weights) never change
-each other's kernels, even from several threads at once.
+CPU kernels: on the CPU the ``torch`` backend computes two blocks another way with the same
+arithmetic — deformable attention with its sampling positions in pixels and its sampling as one
+weighted gather (:func:`deformable_attention`, :func:`gather_sampling`), and the feature enhancer's
+text–image cross-attention with its image-side projections folded through the few text tokens
+(:func:`folded_bi_attention`). :func:`install_switches` makes each of those modules a subclass that
+holds the same weights (same state dict) once; each forward then computes with what :func:`kernels`
+set for its own context (a ``contextvars`` variable: per thread and per task), and as shipped outside
+one. So wrappers sharing one model (two presets on the same weights) never change each other's
+kernels, even from several threads at once.
 """
 
 from __future__ import annotations
@@ -194,56 +194,122 @@ def fusion_part(model: nn.Module, vision: VisionFeatures, text: TextFeatures) ->
     return logits, boxes
 
 
-class GatherSampling(nn.Module):
+def gather_sampling(value: torch.Tensor, shapes: list[tuple[int, int]], x: torch.Tensor, y: torch.Tensor,
+                    attention: torch.Tensor) -> torch.Tensor:
     """Multi-scale deformable attention's sampling step as one weighted gather.
 
-    A drop-in for transformers' ``MultiScaleDeformableAttention`` (same ``forward`` arguments):
-    per (row, query, head) it sums ``attention weight × bilinear weight × value`` over every level,
-    point and corner — the arithmetic of ``grid_sample(mode="bilinear", padding_mode="zeros",
-    align_corners=False)`` followed by the weighted sum — but as one ``embedding_bag`` over the value
-    rows (channels contiguous) instead of a ``grid_sample`` per level on a channels-first copy. Same
-    result up to float summation order; on the CPU several times faster.
+    ``value`` ``(B, S, H, D)``: the levels' maps (``shapes``, rows of each map contiguous); ``x``, ``y``
+    ``(B, Q, H, L, P)``: sampling positions in each level's pixels as ``grid_sample`` computes them with
+    ``align_corners=False`` (location × size − 0.5); ``attention`` ``(B, Q, H, L, P)``: the weights.
+    Per (row, query, head) it sums ``attention × bilinear weight × value`` over every level, point and
+    corner — ``grid_sample(mode="bilinear", padding_mode="zeros")`` and the weighted sum — as one
+    ``embedding_bag`` over the value rows (channels contiguous) instead of a ``grid_sample`` per level on a
+    channels-first copy. Returns ``(B, Q, H·D)``. Same result up to float summation order.
     """
+    b, _, heads, dim = value.shape
+    _, q, _, levels, points = x.shape
+    device = value.device
+    # Each level's map in a border of zeros (one pixel before, two after): a corner outside the map reads
+    # zero, as grid_sample's zero padding does, with no bounds test per sample.
+    maps = value.split([h * w for h, w in shapes], dim=1)
+    table = torch.cat([nn.functional.pad(m.reshape(b, h, w, heads * dim), (0, 0, 1, 2, 1, 2)).reshape(b, -1, heads, dim)
+                       for m, (h, w) in zip(maps, shapes, strict=True)], 1)  # (B, S', H, D)
+    rows = table.shape[1]
+    starts = [0]
+    for h, w in shapes[:-1]:
+        starts.append(starts[-1] + (h + 3) * (w + 3))
+    level = (1, 1, 1, levels, 1)
+
+    def per_level(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=device).view(level)
+
+    below = torch.tensor(-1.0, device=device)
+    x = torch.clamp(x.float(), below, per_level([float(w) for _, w in shapes]))  # kept within the border
+    y = torch.clamp(y.float(), below, per_level([float(h) for h, _ in shapes]))
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x.sub_(x0), y.sub_(y0)
+    # the top-left corner's row in the padded table (each map starts one row and one column in), in
+    # float — exact below 2**24 rows — then the row of (batch, head) in the flat table
+    pos = torch.addcmul(x0.add_(per_level([float(st + w + 4) for st, (_, w) in zip(starts, shapes, strict=True)])),
+                        y0, per_level([float(w + 3) for _, w in shapes]))
+    head = (torch.arange(heads, dtype=torch.float32, device=device).view(1, 1, heads, 1, 1)
+            + (torch.arange(b, dtype=torch.float32, device=device) * (rows * heads)).view(b, 1, 1, 1, 1))
+    top_left = torch.addcmul(head, pos, torch.tensor(float(heads), device=device)).to(torch.int32)
+    # the bag of (row, query, head): 4 corners × levels × points, corners outermost
+    index = torch.empty((b, q, heads, 4, levels, points), dtype=torch.int32, device=device)
+    down = torch.tensor([(w + 3) * heads for _, w in shapes], dtype=torch.int32, device=device)
+    for k, step in enumerate((torch.zeros_like(down), torch.full_like(down, heads), down, down + heads)):
+        torch.add(top_left, step.view(level), out=index[:, :, :, k])
+    weight = torch.empty((b, q, heads, 4, levels, points), dtype=torch.float32, device=device)
+    lower = attention.float() * fy
+    upper = attention.float() - lower
+    torch.mul(upper, fx, out=weight[:, :, :, 1])
+    torch.sub(upper, weight[:, :, :, 1], out=weight[:, :, :, 0])
+    torch.mul(lower, fx, out=weight[:, :, :, 3])
+    torch.sub(lower, weight[:, :, :, 3], out=weight[:, :, :, 2])
+    bag = 4 * levels * points
+    out = nn.functional.embedding_bag(index.view(b * q * heads, bag), table.reshape(b * rows * heads, dim),
+                                      mode="sum", per_sample_weights=weight.view(-1, bag).to(value.dtype))
+    return out.view(b, q, heads * dim)
+
+
+class GatherSampling(nn.Module):
+    """:func:`gather_sampling` as a drop-in for transformers' ``MultiScaleDeformableAttention`` (same
+    ``forward`` arguments: sampling locations in [0, 1] per level)."""
 
     def forward(self, value: torch.Tensor, value_spatial_shapes: torch.Tensor,
                 value_spatial_shapes_list: list[tuple[int, int]], level_start_index: torch.Tensor,
                 sampling_locations: torch.Tensor, attention_weights: torch.Tensor, im2col_step: int = 64
                 ) -> torch.Tensor:
-        b, s, heads, dim = value.shape
-        _, q, _, levels, points, _ = sampling_locations.shape
-        device, shapes = value.device, value_spatial_shapes_list
-        # Each level's map in a border of zeros (one pixel before, two after): a corner outside the map
-        # reads zero, as grid_sample's zero padding does, with no bounds test per sample.
-        maps = value.split([h * w for h, w in shapes], dim=1)
-        padded = [nn.functional.pad(m.reshape(b, h, w, heads * dim), (0, 0, 1, 2, 1, 2))
-                  for m, (h, w) in zip(maps, shapes, strict=True)]
-        table = torch.cat([p.reshape(b, -1, heads, dim) for p in padded], 1)  # (B, S', H, D)
-        rows = table.shape[1]
-        starts = [0]
-        for h, w in shapes[:-1]:
-            starts.append(starts[-1] + (h + 3) * (w + 3))
-        wh = torch.tensor([[w, h] for h, w in shapes], dtype=sampling_locations.dtype, device=device)
-        level = (1, 1, 1, levels, 1)
-        # pixel coordinates as grid_sample computes them (align_corners=False), kept within the border
-        xy = sampling_locations * wh.view(*level, 2) - 0.5
-        xy = torch.maximum(torch.minimum(xy, wh.view(*level, 2)), torch.full_like(xy, -1.0))
-        corner = xy.floor()
-        frac = xy - corner
-        fx, fy = frac.unbind(-1)
-        ix, iy = (corner.to(torch.int32) + 1).unbind(-1)  # position in the padded map
-        stride = torch.tensor([w + 3 for _, w in shapes], dtype=torch.int32, device=device).view(level)
-        base = ((torch.arange(b, dtype=torch.int32, device=device) * rows).view(b, 1, 1, 1, 1)
-                + torch.tensor(starts, dtype=torch.int32, device=device).view(level)) * heads \
-            + torch.arange(heads, dtype=torch.int32, device=device).view(1, 1, heads, 1, 1)
-        first = base + (iy * stride + ix) * heads
-        down = stride * heads
-        index = torch.stack([first, first + heads, first + down, first + down + heads], 3)  # (B, Q, H, 4, L, P)
-        top, bottom = attention_weights * (1 - fy), attention_weights * fy
-        weight = torch.stack([top * (1 - fx), top * fx, bottom * (1 - fx), bottom * fx], 3)
-        bag = 4 * levels * points
-        out = nn.functional.embedding_bag(index.view(b * q * heads, bag), table.reshape(b * rows * heads, dim),
-                                          mode="sum", per_sample_weights=weight.view(-1, bag).to(value.dtype))
-        return out.view(b, q, heads * dim)
+        shapes = value_spatial_shapes_list
+        wh = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=value.device)
+        pixels = sampling_locations.float() * wh.view(1, 1, 1, len(shapes), 1, 2) - 0.5
+        return gather_sampling(value, shapes, pixels[..., 0], pixels[..., 1], attention_weights)
+
+
+def deformable_attention(attn: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                         encoder_hidden_states: torch.Tensor | None = None,
+                         encoder_attention_mask: torch.Tensor | None = None,
+                         position_embeddings: torch.Tensor | None = None,
+                         reference_points: torch.Tensor | None = None, spatial_shapes: torch.Tensor | None = None,
+                         spatial_shapes_list: list[tuple[int, int]] | None = None,
+                         level_start_index: torch.Tensor | None = None, output_attentions: bool = False,
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' ``GroundingDinoMultiscaleDeformableAttention.forward`` (same arguments, same
+    projections in the same precision) with the sampling positions computed in pixels directly —
+    ``offset + (reference × size − 0.5)`` instead of ``(reference + offset / size) × size − 0.5`` — and
+    sampled by :func:`gather_sampling`: the same arithmetic without the 6-d broadcasts. Returns the
+    output and the attention weights, as the model's."""
+    if position_embeddings is not None:
+        hidden_states = hidden_states + position_embeddings
+    b, q, _ = hidden_states.shape
+    source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+    shapes = [(int(h), int(w)) for h, w in (spatial_shapes_list or spatial_shapes.tolist())]
+    heads, levels, points = attn.n_heads, attn.n_levels, attn.n_points
+    if sum(h * w for h, w in shapes) != source.shape[1]:
+        raise ValueError("the spatial shapes do not match the sequence length of the encoder hidden states")
+    value = attn.value_proj(source)
+    if attention_mask is not None and not bool(attention_mask.all()):
+        value = value.masked_fill(~attention_mask[..., None], 0.0)
+    value = value.view(b, source.shape[1], heads, attn.d_model // heads)
+    offsets = attn.sampling_offsets(hidden_states).view(b, q, heads, levels, points, 2)
+    weights = attn.attention_weights(hidden_states).view(b, q, heads, levels * points)
+    weights = nn.functional.softmax(weights, -1).view(b, q, heads, levels, points)
+    wh = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=source.device)
+    ref = reference_points.float()
+    if ref.shape[-1] == 2:
+        base = ref * wh - 0.5  # (B, Q, L, 2)
+        x = offsets[..., 0] + base[:, :, None, :, None, 0]
+        y = offsets[..., 1] + base[:, :, None, :, None, 1]
+    elif ref.shape[-1] == 4:  # offsets in units of half the box over the points
+        base = ref[..., :2] * wh - 0.5
+        scale = ref[..., 2:] * (0.5 / points) * wh
+        x = torch.addcmul(base[:, :, None, :, None, 0], offsets[..., 0], scale[:, :, None, :, None, 0])
+        y = torch.addcmul(base[:, :, None, :, None, 1], offsets[..., 1], scale[:, :, None, :, None, 1])
+    else:
+        raise ValueError(f"Last dim of reference_points must be 2 or 4, but got {ref.shape[-1]}")
+    output = attn.output_proj(gather_sampling(value, shapes, x, y, weights))
+    return output, weights
 
 
 def splittable(model: nn.Module) -> bool:
@@ -306,7 +372,7 @@ def folded_bi_attention(attn: nn.Module, vision: torch.Tensor, text: torch.Tenso
 
 
 #: How the ``torch`` backend computes deformable attention's sampling and the enhancer's text–image
-#: cross-attention: ``native`` (the model's own modules, as shipped) or ``cpu`` (:class:`GatherSampling`
+#: cross-attention: ``native`` (the model's own modules, as shipped) or ``cpu`` (:func:`deformable_attention`
 #: and :func:`folded_bi_attention`: the same arithmetic, several times faster on a CPU).
 KERNELS = ("native", "cpu")
 _KERNELS: ContextVar[str] = ContextVar("comclip_detector_kernels", default="native")
@@ -326,28 +392,18 @@ def kernels(name: str) -> Iterator[None]:
         _KERNELS.reset(token)
 
 
-class SamplerSwitch(nn.Module):
-    """Deformable attention's sampling step, chosen per forward: :class:`GatherSampling` where
-    :func:`kernels` set ``cpu`` for the running context, the model's own outside one. Holds no weights
-    (neither sampler has any), so a model with switches installed has the same state dict and, outside
-    :func:`kernels`, the same forward as shipped."""
-
-    def __init__(self, native: nn.Module) -> None:
-        super().__init__()
-        self.native = native
-        self.gather = GatherSampling()
-
-    def forward(self, *args: object) -> torch.Tensor:
-        return (self.gather if _KERNELS.get() == "cpu" else self.native)(*args)
-
-
 @functools.cache
-def bi_attention_switch() -> type[nn.Module]:
-    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoBiMultiHeadAttention
+def _switches() -> dict[type, type]:
+    """The model's cross-attention and deformable attention classes → subclasses computing with the
+    CPU kernels where :func:`kernels` set ``cpu`` for the running context (same weights, state dict
+    and, elsewhere, forward). Made on first use: transformers is imported lazily."""
+    from transformers.models.grounding_dino.modeling_grounding_dino import (
+        GroundingDinoBiMultiHeadAttention,
+        GroundingDinoMultiscaleDeformableAttention,
+    )
 
     class BiAttentionSwitch(GroundingDinoBiMultiHeadAttention):
-        """The model's text–image cross-attention (same class, weights and state dict), computed by
-        :func:`folded_bi_attention` where :func:`kernels` set ``cpu`` for the running context."""
+        """The model's text–image cross-attention; :func:`folded_bi_attention` under ``cpu`` kernels."""
 
         def forward(self, vision_features, text_features, vision_attention_mask=None, text_attention_mask=None):
             if _KERNELS.get() == "cpu":
@@ -355,34 +411,38 @@ def bi_attention_switch() -> type[nn.Module]:
                                            text_attention_mask)
             return super().forward(vision_features, text_features, vision_attention_mask, text_attention_mask)
 
-    BiAttentionSwitch.__module__, BiAttentionSwitch.__qualname__ = __name__, "BiAttentionSwitch"  # picklable (below)
-    return BiAttentionSwitch
+    class DeformableAttentionSwitch(GroundingDinoMultiscaleDeformableAttention):
+        """The model's deformable attention; :func:`deformable_attention` under ``cpu`` kernels."""
+
+        def forward(self, *args, **kwargs):
+            if _KERNELS.get() == "cpu":
+                return deformable_attention(self, *args, **kwargs)
+            return super().forward(*args, **kwargs)
+
+    switches = {GroundingDinoBiMultiHeadAttention: BiAttentionSwitch,
+                GroundingDinoMultiscaleDeformableAttention: DeformableAttentionSwitch}
+    for switch in switches.values():  # picklable: found as comclip.dino.<name> (module __getattr__ below)
+        switch.__module__, switch.__qualname__ = __name__, switch.__name__
+    return switches
 
 
-def __getattr__(name: str) -> object:
-    if name == "BiAttentionSwitch":  # made on first use: transformers is imported lazily
-        return bi_attention_switch()
+def __getattr__(name: str) -> type:
+    for switch in _switches().values():
+        if switch.__name__ == name:
+            return switch
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def install_switches(model: nn.Module) -> int:
-    """Make every deformable attention's sampler a :class:`SamplerSwitch` and every text–image
-    cross-attention a :func:`bi_attention_switch` in a transformers Grounding DINO (idempotent,
-    thread-safe; the model's own kernels stay the default); returns how many were made."""
-    from transformers.models.grounding_dino.modeling_grounding_dino import (
-        GroundingDinoBiMultiHeadAttention,
-        GroundingDinoMultiscaleDeformableAttention,
-    )
-
-    switch = bi_attention_switch()
+    """Make every text–image cross-attention a ``BiAttentionSwitch`` and every deformable attention a
+    ``DeformableAttentionSwitch`` in a transformers Grounding DINO (idempotent, thread-safe; the
+    model's own kernels stay the default); returns how many were made."""
+    switches = _switches()
     installed = 0
     with _install_lock:
         for module in model.modules():
-            if isinstance(module, GroundingDinoMultiscaleDeformableAttention) and not isinstance(module.attn,
-                                                                                                SamplerSwitch):
-                module.attn = SamplerSwitch(module.attn)
-                installed += 1
-            elif type(module) is GroundingDinoBiMultiHeadAttention:
+            switch = switches.get(type(module))
+            if switch is not None:
                 module.__class__ = switch
                 installed += 1
     return installed

@@ -78,6 +78,37 @@ def test_gather_sampling_is_grid_sampling():
     assert (got - ref).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("coordinates", [2, 4])
+def test_cpu_deformable_attention_is_the_models(coordinates):
+    """The CPU deformable attention (positions in pixels, one gather) gives the model's own output and
+    attention weights, for the encoder's point references (2) and the decoder's box references (4),
+    with padded pixels masked out of the values, at the real model's width."""
+    from transformers import GroundingDinoConfig
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoMultiscaleDeformableAttention
+
+    torch.manual_seed(2)
+    attn = GroundingDinoMultiscaleDeformableAttention(GroundingDinoConfig(d_model=256), num_heads=8, n_points=3).eval()
+    for p in attn.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    shapes = [(20, 30), (10, 15), (5, 8), (3, 4)]
+    spatial = torch.tensor(shapes)
+    starts = torch.cat([spatial.new_zeros(1), spatial.prod(1).cumsum(0)[:-1]])
+    source = torch.randn(2, sum(h * w for h, w in shapes), 256)
+    queries = torch.randn(2, 40, 256)
+    mask = torch.ones(2, source.shape[1], dtype=torch.bool)
+    mask[1, -30:] = False  # the second row's last pixels are padding
+    ref = torch.rand(2, 40, len(shapes), coordinates) * 1.2 - 0.1  # some near and beyond the border
+    kwargs = {"hidden_states": queries, "attention_mask": mask, "encoder_hidden_states": source,
+              "position_embeddings": torch.randn(2, 40, 256) * 0.1, "reference_points": ref,
+              "spatial_shapes": spatial, "spatial_shapes_list": shapes, "level_start_index": starts}
+    with torch.inference_mode():
+        ref_out, ref_weights = attn(**kwargs)
+        out, weights = dino.deformable_attention(attn, **kwargs)
+    assert torch.equal(weights, ref_weights)
+    assert ref_out.abs().max() > 0.1
+    assert (out - ref_out).abs().max() <= 1e-4 * ref_out.abs().max()
+
+
 def test_backends_give_the_same_boxes_and_scores(tiny_engine):
     """``torch`` (three parts, image part once per image, CPU kernels) against the
     model's own forward: every box within 1e-3 px, every score within 1e-5."""
@@ -135,7 +166,10 @@ def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, 
     threads at once: every deformable attention's sampling and every text–image cross-attention a
     thread runs uses its own wrapper's kernels, and each gets exactly the results it gets alone. Outside
     a wrapper the model computes as shipped, with the state dict it was loaded with."""
-    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoBiMultiHeadAttention
+    from transformers.models.grounding_dino.modeling_grounding_dino import (
+        GroundingDinoBiMultiHeadAttention,
+        GroundingDinoMultiscaleDeformableAttention,
+    )
 
     fast = _detector(tiny_engine, "torch").replace(caching=False)
     eager = _detector(tiny_engine, "transformers").replace(caching=False)
@@ -153,7 +187,7 @@ def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, 
 
         monkeypatch.setattr(owner, attribute, spied)
 
-    spy(dino.GatherSampling, "forward", "gather")
+    spy(dino, "deformable_attention", "deformable")
     spy(MultiScaleDeformableAttention, "forward", "native sampling")
     spy(dino, "folded_bi_attention", "folded")
     spy(GroundingDinoBiMultiHeadAttention, "forward", "native cross-attention")
@@ -170,19 +204,19 @@ def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, 
         t.start()
     for t in threads:
         t.join()
-    assert used == {"fast": {"gather", "folded"}, "eager": {"native sampling", "native cross-attention"}}
+    assert used == {"fast": {"deformable", "folded"}, "eager": {"native sampling", "native cross-attention"}}
     assert all(r == alone["fast"] for r in results["fast"]) and all(r == alone["eager"] for r in results["eager"])
     pixels = fast.preprocess(_images()[:1])[0][None]
     enc = fast.processor.tokenizer(["cat."], return_tensors="pt")
     with torch.inference_mode():
         fast.model(pixel_values=pixels, **enc)
     assert used["main"] == {"native sampling", "native cross-attention"}  # outside any wrapper: as shipped
-    assert all(isinstance(m.attn, dino.SamplerSwitch) for m in fast.model.modules()
-               if type(m).__name__ == "GroundingDinoMultiscaleDeformableAttention")
-    crossed = [m for m in fast.model.modules() if isinstance(m, GroundingDinoBiMultiHeadAttention)]
-    assert crossed and all(type(m) is dino.BiAttentionSwitch for m in crossed)
+    for native, switch in ((GroundingDinoBiMultiHeadAttention, dino.BiAttentionSwitch),
+                           (GroundingDinoMultiscaleDeformableAttention, dino.DeformableAttentionSwitch)):
+        modules = [m for m in fast.model.modules() if isinstance(m, native)]
+        assert modules and all(type(m) is switch for m in modules)
     assert dino.install_switches(fast.model) == 0  # idempotent
-    assert not any("attn.native" in k or "attn.gather" in k for k in fast.model.state_dict())
+    assert list(fast.model.state_dict()) == list(type(fast.model)(fast.model.config).state_dict())
     with pytest.raises(ValueError, match="unknown detector kernels 'gpu'; choose one of: native, cpu"):
         with dino.kernels("gpu"):
             pass
