@@ -19,11 +19,12 @@ layer's heads are computed (``forward`` computes all six and keeps the last).
 Every image here is unpadded (the detector never pads images: Swin has no pixel mask), so the pixel
 mask is all ones and the valid ratios are 1.
 
-CPU kernels: on the CPU the ``torch`` backend computes two blocks another way with the same
-arithmetic — deformable attention with its sampling positions in pixels and its sampling as one
-weighted gather (:func:`deformable_attention`, :func:`gather_sampling`), and the feature enhancer's
+CPU kernels: on the CPU the ``torch`` backend computes the attention blocks another way with the
+same arithmetic — deformable attention with its sampling positions in pixels and its sampling as one
+weighted gather (:func:`deformable_attention`, :func:`gather_sampling`), the feature enhancer's
 text–image cross-attention with its image-side projections folded through the few text tokens
-(:func:`folded_bi_attention`). :func:`install_switches` makes each of those modules a subclass that
+(:func:`folded_bi_attention`), and multi-head attention with its scale on the queries, not on the
+scores (:func:`scaled_attention`). :func:`install_switches` makes each of those modules a subclass that
 holds the same weights (same state dict) once; each forward then computes with what :func:`kernels`
 set for its own context (a ``contextvars`` variable: per thread and per task), and as shipped outside
 one. So wrappers sharing one model (two presets on the same weights) never change each other's
@@ -371,9 +372,29 @@ def folded_bi_attention(attn: nn.Module, vision: torch.Tensor, text: torch.Tenso
     return (vision_out.to(vision.dtype), None), (text_out.to(text.dtype), None)
 
 
-#: How the ``torch`` backend computes deformable attention's sampling and the enhancer's text–image
-#: cross-attention: ``native`` (the model's own modules, as shipped) or ``cpu`` (:func:`deformable_attention`
-#: and :func:`folded_bi_attention`: the same arithmetic, several times faster on a CPU).
+def scaled_attention(attn: nn.Module, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                     attention_mask: torch.Tensor | None = None, output_attentions: bool | None = False,
+                     ) -> tuple[torch.Tensor, ...]:
+    """transformers' ``GroundingDinoMultiheadAttention`` (the text enhancer's and the decoder's
+    attention) with the ``1/√d`` scale applied to the queries (``Q × K``-sized work: 900 × 256 in the
+    decoder) instead of to the scores (heads × 900 × 900) — the same arithmetic up to rounding."""
+    b, n, _ = queries.shape
+    heads, dim = attn.num_attention_heads, attn.attention_head_size
+    query = (attn.query(queries) * dim ** -0.5).view(b, -1, heads, dim).transpose(1, 2)
+    key = attn.key(keys).view(b, -1, heads, dim).transpose(1, 2)
+    value = attn.value(values).view(b, -1, heads, dim).transpose(1, 2)
+    scores = torch.matmul(query, key.transpose(-1, -2))
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = nn.functional.softmax(scores, dim=-1)
+    context = torch.matmul(probs, value).permute(0, 2, 1, 3).reshape(b, n, heads * dim)
+    output = attn.out_proj(context)
+    return (output, probs) if output_attentions else (output,)
+
+
+#: How the ``torch`` backend computes the detector's attention blocks: ``native`` (the model's own modules,
+#: as shipped) or ``cpu`` (:func:`deformable_attention`, :func:`folded_bi_attention` and
+#: :func:`scaled_attention`: the same arithmetic, with less work on a CPU).
 KERNELS = ("native", "cpu")
 _KERNELS: ContextVar[str] = ContextVar("comclip_detector_kernels", default="native")
 _install_lock = threading.Lock()
@@ -394,11 +415,12 @@ def kernels(name: str) -> Iterator[None]:
 
 @functools.cache
 def _switches() -> dict[type, type]:
-    """The model's cross-attention and deformable attention classes → subclasses computing with the
+    """The model's attention classes (cross-, multi-head and deformable) → subclasses computing with the
     CPU kernels where :func:`kernels` set ``cpu`` for the running context (same weights, state dict
     and, elsewhere, forward). Made on first use: transformers is imported lazily."""
     from transformers.models.grounding_dino.modeling_grounding_dino import (
         GroundingDinoBiMultiHeadAttention,
+        GroundingDinoMultiheadAttention,
         GroundingDinoMultiscaleDeformableAttention,
     )
 
@@ -411,6 +433,14 @@ def _switches() -> dict[type, type]:
                                            text_attention_mask)
             return super().forward(vision_features, text_features, vision_attention_mask, text_attention_mask)
 
+    class AttentionSwitch(GroundingDinoMultiheadAttention):
+        """The model's multi-head attention; :func:`scaled_attention` under ``cpu`` kernels."""
+
+        def forward(self, *args, **kwargs):
+            if _KERNELS.get() == "cpu":
+                return scaled_attention(self, *args, **kwargs)
+            return super().forward(*args, **kwargs)
+
     class DeformableAttentionSwitch(GroundingDinoMultiscaleDeformableAttention):
         """The model's deformable attention; :func:`deformable_attention` under ``cpu`` kernels."""
 
@@ -419,7 +449,7 @@ def _switches() -> dict[type, type]:
                 return deformable_attention(self, *args, **kwargs)
             return super().forward(*args, **kwargs)
 
-    switches = {GroundingDinoBiMultiHeadAttention: BiAttentionSwitch,
+    switches = {GroundingDinoBiMultiHeadAttention: BiAttentionSwitch, GroundingDinoMultiheadAttention: AttentionSwitch,
                 GroundingDinoMultiscaleDeformableAttention: DeformableAttentionSwitch}
     for switch in switches.values():  # picklable: found as comclip.dino.<name> (module __getattr__ below)
         switch.__module__, switch.__qualname__ = __name__, switch.__name__
@@ -434,9 +464,10 @@ def __getattr__(name: str) -> type:
 
 
 def install_switches(model: nn.Module) -> int:
-    """Make every text–image cross-attention a ``BiAttentionSwitch`` and every deformable attention a
-    ``DeformableAttentionSwitch`` in a transformers Grounding DINO (idempotent, thread-safe; the
-    model's own kernels stay the default); returns how many were made."""
+    """Make every text–image cross-attention a ``BiAttentionSwitch``, every multi-head attention an
+    ``AttentionSwitch`` and every deformable attention a ``DeformableAttentionSwitch`` in a transformers
+    Grounding DINO (idempotent, thread-safe; the model's own kernels stay the default); returns how many
+    were made."""
     switches = _switches()
     installed = 0
     with _install_lock:

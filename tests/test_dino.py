@@ -168,6 +168,7 @@ def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, 
     a wrapper the model computes as shipped, with the state dict it was loaded with."""
     from transformers.models.grounding_dino.modeling_grounding_dino import (
         GroundingDinoBiMultiHeadAttention,
+        GroundingDinoMultiheadAttention,
         GroundingDinoMultiscaleDeformableAttention,
     )
 
@@ -191,6 +192,8 @@ def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, 
     spy(MultiScaleDeformableAttention, "forward", "native sampling")
     spy(dino, "folded_bi_attention", "folded")
     spy(GroundingDinoBiMultiHeadAttention, "forward", "native cross-attention")
+    spy(dino, "scaled_attention", "scaled")
+    spy(GroundingDinoMultiheadAttention, "forward", "native attention")
     barrier = threading.Barrier(2)
     results: dict[str, list] = {}
 
@@ -204,22 +207,47 @@ def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, 
         t.start()
     for t in threads:
         t.join()
-    assert used == {"fast": {"deformable", "folded"}, "eager": {"native sampling", "native cross-attention"}}
+    native = {"native sampling", "native cross-attention", "native attention"}
+    assert used == {"fast": {"deformable", "folded", "scaled"}, "eager": native}
     assert all(r == alone["fast"] for r in results["fast"]) and all(r == alone["eager"] for r in results["eager"])
     pixels = fast.preprocess(_images()[:1])[0][None]
     enc = fast.processor.tokenizer(["cat."], return_tensors="pt")
     with torch.inference_mode():
         fast.model(pixel_values=pixels, **enc)
-    assert used["main"] == {"native sampling", "native cross-attention"}  # outside any wrapper: as shipped
-    for native, switch in ((GroundingDinoBiMultiHeadAttention, dino.BiAttentionSwitch),
-                           (GroundingDinoMultiscaleDeformableAttention, dino.DeformableAttentionSwitch)):
-        modules = [m for m in fast.model.modules() if isinstance(m, native)]
+    assert used["main"] == native  # outside any wrapper: as shipped
+    for shipped, switch in ((GroundingDinoBiMultiHeadAttention, dino.BiAttentionSwitch),
+                            (GroundingDinoMultiheadAttention, dino.AttentionSwitch),
+                            (GroundingDinoMultiscaleDeformableAttention, dino.DeformableAttentionSwitch)):
+        modules = [m for m in fast.model.modules() if isinstance(m, shipped)]
         assert modules and all(type(m) is switch for m in modules)
     assert dino.install_switches(fast.model) == 0  # idempotent
     assert list(fast.model.state_dict()) == list(type(fast.model)(fast.model.config).state_dict())
     with pytest.raises(ValueError, match="unknown detector kernels 'gpu'; choose one of: native, cpu"):
         with dino.kernels("gpu"):
             pass
+
+
+def test_scaled_attention_is_the_models_attention():
+    """Multi-head attention with the scale on the queries: the model's output and weights, with an
+    additive mask (the text enhancer's) and without (the decoder's self-attention)."""
+    from transformers import GroundingDinoConfig
+    from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoMultiheadAttention
+
+    torch.manual_seed(3)
+    attn = GroundingDinoMultiheadAttention(GroundingDinoConfig(d_model=256), num_attention_heads=8).eval()
+    for p in attn.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    queries, keys = torch.randn(2, 30, 256), torch.randn(2, 30, 256)
+    mask = torch.zeros(2, 8, 30, 30)
+    mask[1, :, :, 25:] = torch.finfo(torch.float32).min  # the second row's last keys are padding
+    for m in (None, mask):
+        with torch.inference_mode():
+            ref_out, ref_probs = attn(queries, keys, keys, attention_mask=m, output_attentions=True)
+            out, probs = dino.scaled_attention(attn, queries, keys, keys, attention_mask=m, output_attentions=True)
+        assert ref_out.abs().max() > 0.1
+        assert (out - ref_out).abs().max() <= 1e-4 * ref_out.abs().max()
+        assert (probs - ref_probs).abs().max() <= 1e-5
+    assert probs[1, :, :, 25:].max() == 0.0
 
 
 def _cross_attention_inputs(seed: int = 0):
