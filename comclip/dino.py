@@ -34,7 +34,6 @@ kernels, even from several threads at once.
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -228,17 +227,22 @@ def gather_sampling(value: torch.Tensor, shapes: list[tuple[int, int]], x: torch
     x = torch.clamp(x.float(), below, per_level([float(w) for _, w in shapes]))  # kept within the border
     y = torch.clamp(y.float(), below, per_level([float(h) for h, _ in shapes]))
     x0, y0 = x.floor(), y.floor()
-    fx, fy = x.sub_(x0), y.sub_(y0)
-    # the top-left corner's row in the padded table (each map starts one row and one column in), in
-    # float — exact below 2**24 rows — then the row of (batch, head) in the flat table
-    pos = torch.addcmul(x0.add_(per_level([float(st + w + 4) for st, (_, w) in zip(starts, shapes, strict=True)])),
-                        y0, per_level([float(w + 3) for _, w in shapes]))
-    head = (torch.arange(heads, dtype=torch.float32, device=device).view(1, 1, heads, 1, 1)
-            + (torch.arange(b, dtype=torch.float32, device=device) * (rows * heads)).view(b, 1, 1, 1, 1))
-    top_left = torch.addcmul(head, pos, torch.tensor(float(heads), device=device)).to(torch.int32)
+    fx, fy = x - x0, y - y0
+    # the top-left corner's row in the padded table (each map starts one row and one column in), then
+    # the row of (batch, head) in the flat table — in integers (int64 where int32 could overflow)
+    exact = torch.int32 if b * rows * heads < 2**31 else torch.int64
+
+    def per_level_int(values: list[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=exact, device=device).view(level)
+
+    pos = (y0.to(exact) * per_level_int([w + 3 for _, w in shapes])
+           + x0.to(exact) + per_level_int([st + w + 4 for st, (_, w) in zip(starts, shapes, strict=True)]))
+    head = (torch.arange(heads, dtype=exact, device=device).view(1, 1, heads, 1, 1)
+            + (torch.arange(b, dtype=exact, device=device) * (rows * heads)).view(b, 1, 1, 1, 1))
+    top_left = pos.mul_(heads).add_(head)
     # the bag of (row, query, head): 4 corners × levels × points, corners outermost
-    index = torch.empty((b, q, heads, 4, levels, points), dtype=torch.int32, device=device)
-    down = torch.tensor([(w + 3) * heads for _, w in shapes], dtype=torch.int32, device=device)
+    index = torch.empty((b, q, heads, 4, levels, points), dtype=exact, device=device)
+    down = torch.tensor([(w + 3) * heads for _, w in shapes], dtype=exact, device=device)
     for k, step in enumerate((torch.zeros_like(down), torch.full_like(down, heads), down, down + heads)):
         torch.add(top_left, step.view(level), out=index[:, :, :, k])
     weight = torch.empty((b, q, heads, 4, levels, points), dtype=torch.float32, device=device)
@@ -325,7 +329,8 @@ def folded_bi_attention(attn: nn.Module, vision: torch.Tensor, text: torch.Tenso
                         text_attention_mask: torch.Tensor | None = None,
                         ) -> tuple[tuple[torch.Tensor, None], tuple[torch.Tensor, None]]:
     """transformers' ``GroundingDinoBiMultiHeadAttention`` (image ↔ text cross-attention) with its
-    image-side projections folded through the text tokens — the same arithmetic, in fp32.
+    image-side projections folded through the text tokens — the same arithmetic, in the forward's
+    precision (under bf16 autocast its products run in bf16, as the model's own projections do).
 
     Per head ``h`` with ``N`` image tokens ``X`` and ``T`` text tokens ``Y`` (``T`` ≪ ``N``), the model
     projects ``X`` to queries and values of width 256 and then only ever meets ``T`` keys and values:
@@ -337,22 +342,24 @@ def folded_bi_attention(attn: nn.Module, vision: torch.Tensor, text: torch.Tenso
 
     At 384 px (4,590 image tokens, 13 text tokens) that is ~0.5 instead of ~20 GFLOP a layer. The
     softmaxes are the model's: over text tokens for each image token (padded text masked), over image
-    tokens for each text token (padded pixels masked); the model's shift by the global maximum and its
-    clamp to ±50,000 change neither softmax unless a row's scores span more than 50,000. Returns the
-    model's ``((image output, None), (text output, None))`` — attention weights are not kept.
+    tokens for each text token (padded pixels masked). The model also subtracts the largest score of
+    the whole batch and clamps to ±50,000 first, which changes nothing unless scores lie more than
+    50,000 below that maximum (they would weigh exp(−50,000) either way, except in a row where all
+    do). Returns the model's ``((image output, None), (text output, None))`` in the model's dtypes —
+    attention weights are not kept.
     """
     b, n, _ = vision.shape
     t = text.shape[1]
     heads, dim = attn.num_heads, attn.head_dim
-    x, y = vision.float(), text.float()
+    x = vision
 
-    def project(layer: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(inputs, layer.weight.float(), layer.bias.float()).view(b, t, heads, dim)
+    def project(layer: nn.Linear) -> torch.Tensor:
+        return layer(text).view(b, t, heads, dim)
 
-    key, text_value = project(attn.text_proj, y), project(attn.values_text_proj, y)
-    query_w = attn.vision_proj.weight.float().view(heads, dim, -1)  # (H, d, C)
+    key, text_value = project(attn.text_proj), project(attn.values_text_proj)
+    query_w = attn.vision_proj.weight.view(heads, dim, -1)  # (H, d, C)
     fold = torch.einsum("hdc,bthd->bcht", query_w, key).reshape(b, -1, heads * t) * attn.scale
-    shift = torch.einsum("hd,bthd->bht", attn.vision_proj.bias.float().view(heads, dim), key) * attn.scale
+    shift = torch.einsum("hd,bthd->bht", attn.vision_proj.bias.view(heads, dim), key) * attn.scale
     scores = (torch.bmm(x, fold) + shift.reshape(b, 1, heads * t)).view(b, n, heads, t)
     to_text = scores if text_attention_mask is None else scores.masked_fill(text_attention_mask[:, None, None, :],
                                                                            float("-inf"))
@@ -361,15 +368,14 @@ def folded_bi_attention(attn: nn.Module, vision: torch.Tensor, text: torch.Tenso
     if vision_attention_mask is not None:
         to_image = to_image.masked_fill(vision_attention_mask[:, None, None, :], float("-inf"))
     to_image = to_image.softmax(-1)  # each text token over the image tokens
-    out_w = attn.out_vision_proj.weight.float().view(-1, heads, dim)  # (C, H, d)
+    out_w = attn.out_vision_proj.weight.view(-1, heads, dim)  # (C, H, d)
     text_out = torch.einsum("bthd,chd->bhtc", text_value, out_w).reshape(b, heads * t, -1)
-    vision_out = torch.baddbmm(attn.out_vision_proj.bias.float(), to_text.reshape(b, n, heads * t), text_out)
+    vision_out = torch.baddbmm(attn.out_vision_proj.bias, to_text.reshape(b, n, heads * t), text_out)
     pooled = torch.bmm(to_image.reshape(b, heads * t, n), x).view(b, heads, t, -1)  # (B, H, T, C)
-    value_w = attn.values_vision_proj.weight.float().view(heads, dim, -1)  # (H, d, C)
-    values = torch.einsum("bhtc,hdc->bthd", pooled, value_w) + attn.values_vision_proj.bias.float().view(heads, dim)
-    text_out = nn.functional.linear(values.reshape(b, t, heads * dim), attn.out_text_proj.weight.float(),
-                                    attn.out_text_proj.bias.float())
-    return (vision_out.to(vision.dtype), None), (text_out.to(text.dtype), None)
+    value_w = attn.values_vision_proj.weight.view(heads, dim, -1)  # (H, d, C)
+    values = torch.einsum("bhtc,hdc->bthd", pooled, value_w) + attn.values_vision_proj.bias.view(heads, dim)
+    text_out = attn.out_text_proj(values.reshape(b, t, heads * dim))
+    return (vision_out, None), (text_out, None)
 
 
 def scaled_attention(attn: nn.Module, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -413,11 +419,25 @@ def kernels(name: str) -> Iterator[None]:
         _KERNELS.reset(token)
 
 
-@functools.cache
+_switch_classes: dict[type, type] = {}
+_switch_lock = threading.Lock()
+
+
 def _switches() -> dict[type, type]:
     """The model's attention classes (cross-, multi-head and deformable) → subclasses computing with the
-    CPU kernels where :func:`kernels` set ``cpu`` for the running context (same weights, state dict
-    and, elsewhere, forward). Made on first use: transformers is imported lazily."""
+    CPU kernels where :func:`kernels` set ``cpu`` for the running context, in inference (same weights,
+    state dict and, elsewhere, forward). Made once, on first use: transformers is imported lazily."""
+    with _switch_lock:
+        if not _switch_classes:
+            _switch_classes.update(_make_switches())
+        return _switch_classes
+
+
+def _cpu(module: nn.Module) -> bool:
+    return not module.training and _KERNELS.get() == "cpu"  # (training keeps the model's dropout)
+
+
+def _make_switches() -> dict[type, type]:
     from transformers.models.grounding_dino.modeling_grounding_dino import (
         GroundingDinoBiMultiHeadAttention,
         GroundingDinoMultiheadAttention,
@@ -428,7 +448,7 @@ def _switches() -> dict[type, type]:
         """The model's text–image cross-attention; :func:`folded_bi_attention` under ``cpu`` kernels."""
 
         def forward(self, vision_features, text_features, vision_attention_mask=None, text_attention_mask=None):
-            if _KERNELS.get() == "cpu":
+            if _cpu(self):
                 return folded_bi_attention(self, vision_features, text_features, vision_attention_mask,
                                            text_attention_mask)
             return super().forward(vision_features, text_features, vision_attention_mask, text_attention_mask)
@@ -437,7 +457,7 @@ def _switches() -> dict[type, type]:
         """The model's multi-head attention; :func:`scaled_attention` under ``cpu`` kernels."""
 
         def forward(self, *args, **kwargs):
-            if _KERNELS.get() == "cpu":
+            if _cpu(self):
                 return scaled_attention(self, *args, **kwargs)
             return super().forward(*args, **kwargs)
 
@@ -445,7 +465,7 @@ def _switches() -> dict[type, type]:
         """The model's deformable attention; :func:`deformable_attention` under ``cpu`` kernels."""
 
         def forward(self, *args, **kwargs):
-            if _KERNELS.get() == "cpu":
+            if _cpu(self):
                 return deformable_attention(self, *args, **kwargs)
             return super().forward(*args, **kwargs)
 
@@ -457,9 +477,10 @@ def _switches() -> dict[type, type]:
 
 
 def __getattr__(name: str) -> type:
-    for switch in _switches().values():
-        if switch.__name__ == name:
-            return switch
+    if name in ("BiAttentionSwitch", "AttentionSwitch", "DeformableAttentionSwitch"):
+        for switch in _switches().values():
+            if switch.__name__ == name:
+                return switch
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -295,15 +295,17 @@ class GroundingDINO:
     ``backend``: ``torch`` (the model in three parts, :mod:`comclip.dino`; CPU kernels on the CPU),
     ``transformers`` (the model's own forward) or ``auto`` (``torch`` where the model is a two-stage
     transformers Grounding DINO, as every released one is); ``batch_size``: most rows per forward
-    (default by device type); ``caching``: keep image parts, text parts and prompt outputs for reuse.
-    Settings are fixed for the wrapper's life (:meth:`replace` makes another wrapper of the same model);
-    nothing a wrapper does changes the model for other wrappers.
+    (default by device type); ``caching``: keep image parts, text parts and prompt outputs for reuse;
+    ``kernels``: how the attention blocks are computed (:data:`comclip.dino.KERNELS`; ``auto``: ``cpu``
+    for the ``torch`` backend on the CPU, else ``native``; the ``cpu`` kernels keep no attention
+    weights). Settings are fixed for the wrapper's life (:meth:`replace` makes another wrapper of the
+    same model); nothing a wrapper does changes the model for other wrappers.
     """
 
     def __init__(self, model: torch.nn.Module, processor: Any, *, device: torch.device, name: str,
                  box_threshold: float = DEFAULT_BOX_THRESHOLD, text_threshold: float = DEFAULT_TEXT_THRESHOLD,
                  boxes_per_entity: int = 1, precision: str = "auto", backend: str = "auto",
-                 batch_size: int | None = None, caching: bool = True) -> None:
+                 batch_size: int | None = None, caching: bool = True, kernels: str = "auto") -> None:
         if precision not in PRECISIONS:
             raise InputError(f"unknown detector precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
         self.model = model.to(device).eval()
@@ -318,6 +320,12 @@ class GroundingDINO:
         self.max_text_len = int(getattr(model.config, "max_text_len", 256))
         self.backend = self._resolve_backend(backend)
         self.caching = caching
+        if kernels not in ("auto", *dino.KERNELS):
+            raise InputError(f"unknown detector kernels {kernels!r}; choose one of: auto, {', '.join(dino.KERNELS)}")
+        if kernels == "cpu" and not dino.splittable(self.model):
+            raise InputError(f"the cpu detector kernels need a two-stage transformers Grounding DINO, "
+                             f"not {type(self.model).__name__}")
+        self._kernels = kernels
         self._images: LRUCache[ImageKey, dino.VisionFeatures] = LRUCache(IMAGE_CACHE_SIZE)
         self._texts: LRUCache[tuple[tuple[str, ...], torch.dtype | None], dino.TextFeatures] = LRUCache(
             TEXT_CACHE_SIZE)
@@ -338,13 +346,13 @@ class GroundingDINO:
 
     def replace(self, **changes: Any) -> GroundingDINO:
         """Another wrapper of the same model and processor with some settings changed (``backend``,
-        ``precision``, ``batch_size``, ``caching``, thresholds, ``boxes_per_entity``, ``name``), with
+        ``precision``, ``batch_size``, ``caching``, ``kernels``, thresholds, ``boxes_per_entity``, ``name``), with
         caches of its own; this one is unchanged."""
         settings: dict[str, Any] = {
             "device": self.device, "name": self.name, "box_threshold": self.box_threshold,
             "text_threshold": self.text_threshold, "boxes_per_entity": self.boxes_per_entity,
             "precision": self.precision, "backend": self.backend, "batch_size": self.batch_size,
-            "caching": self.caching}
+            "caching": self.caching, "kernels": self._kernels}
         unknown = set(changes) - set(settings)
         if unknown:
             raise TypeError(f"GroundingDINO.replace: unknown settings {', '.join(sorted(unknown))}")
@@ -361,9 +369,10 @@ class GroundingDINO:
 
     @property
     def kernels(self) -> str:
-        """The detector kernels of this wrapper's forwards (:data:`comclip.dino.KERNELS`): ``cpu``
-        (gather sampling, folded cross-attention) for the ``torch`` backend on the CPU, else the model's
-        own (``native``)."""
+        """The detector kernels of this wrapper's forwards (:data:`comclip.dino.KERNELS`); ``auto`` (the
+        default): ``cpu`` for the ``torch`` backend on the CPU, else the model's own (``native``)."""
+        if self._kernels != "auto":
+            return self._kernels
         return "cpu" if self.backend == "torch" and self.device.type == "cpu" else "native"
 
     @property

@@ -107,6 +107,23 @@ def test_cpu_deformable_attention_is_the_models(coordinates):
     assert torch.equal(weights, ref_weights)
     assert ref_out.abs().max() > 0.1
     assert (out - ref_out).abs().max() <= 1e-4 * ref_out.abs().max()
+    _same_under_autocast(lambda: attn(**kwargs)[0], lambda: dino.deformable_attention(attn, **kwargs)[0])
+
+
+def test_gather_sampling_is_exact_on_a_large_table():
+    """The flat row index (row in the padded maps × heads + head) is computed in integers: past 2**24
+    rows × heads a float32 index would read a neighbouring head (one 1,500 × 1,500 map, 8 heads)."""
+    torch.manual_seed(4)
+    shapes = [(1500, 1500)]
+    value = torch.randn(1, 1500 * 1500, 8, 1)
+    loc = torch.rand(1, 64, 8, 1, 2, 2) * 0.05 + 0.95  # the map's far corner: the largest indices
+    weights = torch.softmax(torch.randn(1, 64, 8, 2), -1).view(1, 64, 8, 1, 2)
+    spatial = torch.tensor(shapes)
+    args = (value, spatial, shapes, torch.zeros(1, dtype=torch.long), loc, weights)
+    with torch.inference_mode():
+        ref = MultiScaleDeformableAttention()(*args, 64)
+        got = dino.GatherSampling()(*args, 64)
+    assert (got - ref).abs().max() <= 1e-5
 
 
 def test_backends_give_the_same_boxes_and_scores(tiny_engine):
@@ -150,6 +167,10 @@ def test_backend_choices_and_errors(tiny_engine):
         DetectorSpec(model="x", backend="onnx")
     with pytest.raises(TypeError, match="unknown settings colour"):
         det.replace(colour="red")
+    assert det.kernels == "cpu" and det.replace(kernels="native").kernels == "native"  # auto: cpu on the CPU
+    assert det.replace(kernels="native").replace(batch_size=2).kernels == "native"  # kept by replace
+    with pytest.raises(InputError, match="unknown detector kernels 'simd'; choose one of: auto, native, cpu"):
+        det.replace(kernels="simd")
 
     class NotDino(torch.nn.Module):
         config = type("C", (), {"max_text_len": 256})()
@@ -228,8 +249,10 @@ def test_wrappers_sharing_a_model_never_change_each_others_kernels(tiny_engine, 
 
 
 def test_scaled_attention_is_the_models_attention():
-    """Multi-head attention with the scale on the queries: the model's output and weights, with an
-    additive mask (the text enhancer's) and without (the decoder's self-attention)."""
+    """Multi-head attention with the scale on the queries: the model's output and weights, queries and
+    keys of different lengths (the decoder's text cross-attention: 40 × 13), keys and values apart, with
+    an additive mask (the text enhancer's) and without; under bf16 autocast, the model's dtype and an
+    error of the model's size."""
     from transformers import GroundingDinoConfig
     from transformers.models.grounding_dino.modeling_grounding_dino import GroundingDinoMultiheadAttention
 
@@ -237,17 +260,32 @@ def test_scaled_attention_is_the_models_attention():
     attn = GroundingDinoMultiheadAttention(GroundingDinoConfig(d_model=256), num_attention_heads=8).eval()
     for p in attn.parameters():
         torch.nn.init.normal_(p, std=0.1)
-    queries, keys = torch.randn(2, 30, 256), torch.randn(2, 30, 256)
-    mask = torch.zeros(2, 8, 30, 30)
-    mask[1, :, :, 25:] = torch.finfo(torch.float32).min  # the second row's last keys are padding
+    queries, keys, values = torch.randn(2, 40, 256), torch.randn(2, 13, 256), torch.randn(2, 13, 256)
+    mask = torch.zeros(2, 8, 40, 13)
+    mask[1, :, :, 10:] = torch.finfo(torch.float32).min  # the second row's last keys are padding
     for m in (None, mask):
         with torch.inference_mode():
-            ref_out, ref_probs = attn(queries, keys, keys, attention_mask=m, output_attentions=True)
-            out, probs = dino.scaled_attention(attn, queries, keys, keys, attention_mask=m, output_attentions=True)
+            ref_out, ref_probs = attn(queries, keys, values, attention_mask=m, output_attentions=True)
+            out, probs = dino.scaled_attention(attn, queries, keys, values, attention_mask=m, output_attentions=True)
         assert ref_out.abs().max() > 0.1
         assert (out - ref_out).abs().max() <= 1e-4 * ref_out.abs().max()
         assert (probs - ref_probs).abs().max() <= 1e-5
-    assert probs[1, :, :, 25:].max() == 0.0
+    assert probs[1, :, :, 10:].max() == 0.0
+    _same_under_autocast(lambda: attn(queries, keys, values, attention_mask=mask)[0],
+                         lambda: dino.scaled_attention(attn, queries, keys, values, attention_mask=mask)[0])
+
+
+def _same_under_autocast(native, cpu_kernel) -> None:
+    """Under bf16 autocast a CPU kernel returns the model's dtype, off the fp32 answer by no more than
+    twice what the model's own bf16 forward is (and at most 25 %: sampling positions in bf16 move)."""
+    with torch.inference_mode():
+        exact = native().float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            theirs, ours = native(), cpu_kernel()
+    assert ours.dtype == theirs.dtype
+    scale = exact.abs().max()
+    model_error = (theirs.float() - exact).abs().max() / scale
+    assert (ours.float() - exact).abs().max() / scale <= min(max(2 * model_error, 0.01), 0.25)
 
 
 def _cross_attention_inputs(seed: int = 0):
@@ -260,7 +298,7 @@ def _cross_attention_inputs(seed: int = 0):
     return vision, text, vision_pad, text_pad
 
 
-def test_folded_cross_attention_is_the_models_cross_attention(tiny_engine):
+def test_folded_cross_attention_is_the_models_cross_attention():
     """The text–image cross-attention computed through the text tokens gives the model's outputs for
     both directions, with padded text tokens and padded pixels masked, at the real model's width."""
     from transformers import GroundingDinoConfig
@@ -291,6 +329,30 @@ def test_folded_cross_attention_is_the_models_cross_attention(tiny_engine):
     with torch.inference_mode():
         _, (again_t, _) = dino.folded_bi_attention(attn, moved, text, vision_pad, text_pad)
     assert torch.allclose(again_t[1], got_t[1], atol=1e-5)
+    _same_under_autocast(lambda: attn(*args)[0][0], lambda: dino.folded_bi_attention(attn, *args)[0][0])
+    _same_under_autocast(lambda: attn(*args)[1][0], lambda: dino.folded_bi_attention(attn, *args)[1][0])
+
+
+def test_switched_models_copy_and_pickle_and_the_switches_are_made_once(tiny_engine):
+    """A model with its attention blocks switched deep-copies (the copy computes the same), and a switched
+    module pickles as its class (found by name); the switch classes are made once even when several
+    threads ask first (a fresh process)."""
+    import copy
+    import pickle
+
+    det = _detector(tiny_engine, "torch").replace(caching=False)
+    twin = det.replace(caching=False)
+    twin.model = copy.deepcopy(det.model)
+    query = [(_images()[0], PROMPTS[1])]
+    assert twin.detect_batch(query) == det.detect_batch(query)
+    attn = next(m for m in det.model.modules() if type(m) is dino.BiAttentionSwitch)
+    assert type(pickle.loads(pickle.dumps(attn))) is dino.BiAttentionSwitch
+    code = ("import threading; from comclip import dino; b = threading.Barrier(4); seen = []\n"
+            "def ask(): b.wait(); seen.append(tuple(dino._switches().values()))\n"
+            "ts = [threading.Thread(target=ask) for _ in range(4)]; [t.start() for t in ts]; [t.join() for t in ts]\n"
+            "print(len(set(seen)), len(seen))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.split() == ["1", "4"], out.stderr
 
 
 def test_detector_size_is_the_shortest_edge_read():
