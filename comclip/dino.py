@@ -204,7 +204,8 @@ def gather_sampling(value: torch.Tensor, shapes: list[tuple[int, int]], x: torch
     Per (row, query, head) it sums ``attention × bilinear weight × value`` over every level, point and
     corner — ``grid_sample(mode="bilinear", padding_mode="zeros")`` and the weighted sum — as one
     ``embedding_bag`` over the value rows (channels contiguous) instead of a ``grid_sample`` per level on a
-    channels-first copy. Returns ``(B, Q, H·D)``. Same result up to float summation order.
+    channels-first copy. Returns ``(B, Q, H·D)``. Same result up to float summation order (positions
+    must be finite: a NaN position is an index error here, where grid_sample returns NaN).
     """
     b, _, heads, dim = value.shape
     _, q, _, levels, points = x.shape
