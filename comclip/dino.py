@@ -259,20 +259,6 @@ def gather_sampling(value: torch.Tensor, shapes: list[tuple[int, int]], x: torch
     return out.view(b, q, heads * dim)
 
 
-class GatherSampling(nn.Module):
-    """:func:`gather_sampling` as a drop-in for transformers' ``MultiScaleDeformableAttention`` (same
-    ``forward`` arguments: sampling locations in [0, 1] per level)."""
-
-    def forward(self, value: torch.Tensor, value_spatial_shapes: torch.Tensor,
-                value_spatial_shapes_list: list[tuple[int, int]], level_start_index: torch.Tensor,
-                sampling_locations: torch.Tensor, attention_weights: torch.Tensor, im2col_step: int = 64
-                ) -> torch.Tensor:
-        shapes = value_spatial_shapes_list
-        wh = torch.tensor([[w, h] for h, w in shapes], dtype=torch.float32, device=value.device)
-        pixels = sampling_locations.float() * wh.view(1, 1, 1, len(shapes), 1, 2) - 0.5
-        return gather_sampling(value, shapes, pixels[..., 0], pixels[..., 1], attention_weights)
-
-
 def deformable_attention(attn: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                          encoder_hidden_states: torch.Tensor | None = None,
                          encoder_attention_mask: torch.Tensor | None = None,
