@@ -62,6 +62,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from comclip.cpu import keep_freed_memory  # noqa: E402
 from comclip.errors import ComCLIPError  # noqa: E402
@@ -71,6 +72,7 @@ from comclip.presets import Preset, get_preset  # noqa: E402
 from comclip.studio import events, explore_view, grid_view, viz  # noqa: E402
 from comclip.studio.events import Studio  # noqa: E402
 from comclip.studio.explore_view import Explorer, ExploreState  # noqa: E402
+from comclip.studio.frames import TimerFrames  # noqa: E402
 from comclip.studio.grid_view import GRID_INSPECTOR, GRID_RESULT, Pair  # noqa: E402
 from comclip.studio.page import BANNER, CSS, HEAD, HINTS, INTRO, SCROLL_TO_RESULTS, WHY, speed_note, theme  # noqa: E402
 from comclip.studio.panels import INSPECTOR, RESULT, SUMMARY, PageState  # noqa: E402
@@ -98,10 +100,12 @@ def load_pairs() -> list[Pair]:
 
 def launch_options(limits: Limits | None = None) -> dict[str, Any]:
     """Keyword arguments for ``demo.launch`` (theme and CSS moved there in Gradio 6). The bundled
-    examples may be sent back to the page (an example pair fills the image slots)."""
+    examples may be sent back to the page (an example pair fills the image slots); the page's first
+    script slows Gradio's status timers to the ten frames a second they show (comclip.studio.frames)."""
     return {"theme": theme(), "css": CSS + grid_view.CSS + explore_view.CSS, "head": HEAD,
             "max_file_size": (limits or Limits()).max_upload, "footer_links": ["api", "gradio"],
-            "allowed_paths": [str(ROOT / "assets" / "examples")]}
+            "allowed_paths": [str(ROOT / "assets" / "examples")],
+            "app_kwargs": {"middleware": [Middleware(TimerFrames)]}}  # comclip.studio.frames
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -374,11 +378,14 @@ def wire(page: Page, studio: Studio) -> None:
     # Gradio's image step. Model calls are limited by the service's own gate (settings.concurrency),
     # so the queue itself does not limit them: cached answers and checks never wait behind the model.
     work = {"concurrency_limit": None, "preprocess": False, "progress": True, "show_progress_on": [page["status"]]}
+    if os.environ.get("HIDDEN"):
+        work = {"concurrency_limit": None, "preprocess": False, "progress": True, "show_progress": "hidden"}
     graph_work = {**work, "show_progress_on": [page["graph_status"]]}
     # An example is scored as it is loaded; its answer was computed at start (Studio.warm_examples).
     for trigger in (page["score"].click, page["captions"].submit, page["examples"].load_input_event.then):
         _on(page, trigger, studio.score, events.SCORE_INPUTS, RESULT, **work)
-    page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
+    if not os.environ.get("NOSCROLL"):
+        page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
     _on(page, page["rescore"].click, studio.edit_graph, events.EDIT_INPUTS, ("graph_status", *RESULT), **graph_work)
     _on(page, page["reset"].click, studio.reset_graph, events.EDIT_INPUTS, ("graph_status", *RESULT), **graph_work)
     _on(page, page["selector"].input, studio.select, events.SELECT_INPUTS, ("status", *INSPECTOR, "state"),
@@ -476,6 +483,9 @@ def build_demo(studio: Studio) -> gr.Blocks:
         if "explore_list" in page:
             wire_explore(demo, page, Explorer(studio.service))
     demo.queue(default_concurrency_limit=None, max_size=64)
+    if os.environ.get("QSLEEP"):
+        demo._queue.sleep_when_free = float(os.environ["QSLEEP"])
+        demo._queue.progress_update_sleep_when_free = float(os.environ.get("PSLEEP", "0.01"))
     return demo
 
 

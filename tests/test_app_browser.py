@@ -342,3 +342,39 @@ def test_an_upload_prepares_its_image_before_the_click(tiny_engine):
             assert kept()  # before any click
         finally:
             browser.close()
+
+
+#: Counts the frame callbacks that reach the browser (installed before any page script, so beneath the
+#: page's own first script, comclip.studio.frames).
+COUNT_FRAMES = """(() => {
+  const frame = window.requestAnimationFrame.bind(window);
+  window.__frames = 0;
+  window.requestAnimationFrame = (callback) => { window.__frames++; return frame(callback); };
+})()"""
+
+
+def test_an_idle_page_asks_for_ten_timer_frames_a_second_not_sixty(tiny_engine):
+    """Gradio's status timer renews itself every frame, and the loading screen's never stops: an idle
+    page asked for 60 frames a second. The page's first script (comclip.studio.frames) hands the timer
+    a frame every 0.1 s; a Score still shows its progress and its answer."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with serve(tiny_engine) as url, sync_playwright() as pw:
+        browser = _launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.add_init_script(COUNT_FRAMES)
+            page.goto(url)
+            page.wait_for_selector("#score")
+            page.wait_for_timeout(5000)  # the page's own opening transitions run for a few seconds
+            assert page.evaluate("window.__comclipTimerFrames") > 0  # it ran before Gradio and knew its timer
+            before = page.evaluate("[window.__frames, performance.now()]")
+            page.wait_for_timeout(2000)
+            after = page.evaluate("[window.__frames, performance.now()]")
+            per_second = (after[0] - before[0]) / ((after[1] - before[1]) / 1e3)
+            print(f"idle page: {per_second:.1f} frame callbacks a second")
+            assert per_second < 30  # 60 and more without the script
+            _score_example(page, "a cup on a saucer")
+            expect(page.locator("#scores")).to_contain_text("a saucer on a cup")
+        finally:
+            browser.close()
