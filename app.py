@@ -75,7 +75,7 @@ from comclip.studio.explore_view import Explorer, ExploreState  # noqa: E402
 from comclip.studio.frames import TimerFrames  # noqa: E402
 from comclip.studio.grid_view import GRID_INSPECTOR, GRID_RESULT, Pair  # noqa: E402
 from comclip.studio.page import BANNER, CSS, HEAD, HINTS, INTRO, SCROLL_TO_RESULTS, WHY, speed_note, theme  # noqa: E402
-from comclip.studio.panels import INSPECTOR, RESULT, SUMMARY, PageState  # noqa: E402
+from comclip.studio.panels import FIRST, INSPECTOR, RESULT, SUMMARY, PageState  # noqa: E402
 from comclip.studio.presentation import hint  # noqa: E402
 from comclip.studio.service import Service  # noqa: E402
 from comclip.studio.settings import CPU_START_PRESET, Limits, Settings  # noqa: E402
@@ -366,9 +366,10 @@ def _named(page: Page, fn: Callable[..., dict[str, Any]], progress: bool, output
 
 
 def _on(page: Page, trigger: Any, fn: Callable[..., dict[str, Any]], inputs: Sequence[str], outputs: Sequence[str],
-        *, progress: bool = False, **event: Any) -> None:
-    trigger(_named(page, fn, progress, outputs), {page[n] for n in inputs}, [page[n] for n in outputs],
-            **{"api_visibility": "private", **event})
+        *, progress: bool = False, **event: Any) -> Any:
+    """``fn`` on ``trigger``; returns Gradio's dependency (its ``then`` triggers what follows)."""
+    return trigger(_named(page, fn, progress, outputs), {page[n] for n in inputs}, [page[n] for n in outputs],
+                   **{"api_visibility": "private", **event})
 
 
 def wire(page: Page, studio: Studio) -> None:
@@ -382,8 +383,12 @@ def wire(page: Page, studio: Studio) -> None:
         work = {"concurrency_limit": None, "preprocess": False, "progress": True, "show_progress": "hidden"}
     graph_work = {**work, "show_progress_on": [page["graph_status"]]}
     # An example is scored as it is loaded; its answer was computed at start (Studio.warm_examples).
+    # The story and the scores are sent as soon as the answer is there; the inspector follows (drawn
+    # while they are read), without a progress overlay on its panels.
     for trigger in (page["score"].click, page["captions"].submit, page["examples"].load_input_event.then):
-        _on(page, trigger, studio.score, events.SCORE_INPUTS, RESULT, **work)
+        scored = _on(page, trigger, studio.score_first, events.SCORE_INPUTS, FIRST, **work)
+        _on(page, scored.then, studio.inspect, ("state",), ("status", *INSPECTOR), concurrency_limit=None,
+            show_progress="hidden")
     if not os.environ.get("NOSCROLL"):
         page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
     _on(page, page["rescore"].click, studio.edit_graph, events.EDIT_INPUTS, ("graph_status", *RESULT), **graph_work)

@@ -4,6 +4,8 @@ the preset menu — and the page's names wired one to one (app.layout)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gradio as gr
 import pytest
 
@@ -37,6 +39,24 @@ def test_a_score_fills_every_result_panel_by_name(studio):
     assert [c.caption for c in state.answer.result.captions] == MUG.splitlines()
     assert out["selector"]["choices"] == [("1. a mug in some grass", 0), ("2. some grass in a mug", 1)]
     assert out["download_json"]["visible"] and out["download_json"]["value"].endswith("comclip-result.json")
+
+
+def test_the_page_gets_the_scores_first_and_the_inspector_next(studio):
+    """The page's Score sends the story and the scores as soon as the answer is there (panels.FIRST);
+    its next event draws the inspector for the caption that answer selected — what one score shows."""
+    whole = studio.score(form(captions="a mug on some grass\nsome grass on a mug"))
+    first = studio.score_first(form(captions="a mug on some grass\nsome grass on a mug"))
+    assert set(first) == set(panels.FIRST) and not set(first) & set(panels.INSPECTOR)
+    assert set(panels.FIRST) | set(panels.INSPECTOR) == set(panels.RESULT)
+    assert (first["scores"], first["score_chart"]) == (whole["scores"], whole["score_chart"])  # (from the cache)
+    state = first["state"]
+    assert state.selected == "a mug on some grass"
+    assert studio.inspect({"state": state}) == {k: whole[k] for k in panels.INSPECTOR}
+    other = studio.inspect({"state": replace(state, selected="some grass on a mug")})
+    assert other == {k: v for k, v in studio.select({"selector": 1, "state": state}).items() if k in panels.INSPECTOR}
+    # nothing to draw: no answer yet, or a score that failed (the panels shown stay)
+    assert studio.inspect({"state": None}) == {} == studio.inspect({"state": PageState()})
+    assert list(studio.score_first(form(captions="only one caption"))) == ["status"]
 
 
 def test_a_bad_request_changes_only_the_status(studio):

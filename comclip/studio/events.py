@@ -69,8 +69,9 @@ class Studio:
         return cls(Service.create(engine, **service))
 
     # -- scoring ----------------------------------------------------------------------------------
-    def _score(self, values: Values, state: PageState, progress: Progress | None) -> Panels:
-        """The one click path: check → serve (cache, gate, model call) → panels."""
+    def _score(self, values: Values, state: PageState, progress: Progress | None, inspect: bool = True) -> Panels:
+        """The one click path: check → serve (cache, gate, model call) → panels (``inspect=False``: all
+        but the inspector's)."""
         svc = self.service
         started = time.perf_counter()
         try:
@@ -80,7 +81,7 @@ class Studio:
         except Exception as exc:  # noqa: BLE001 — every failure is one message; the results shown stay
             return {"status": status_html(user_message(exc))}
         served = time.perf_counter()
-        shown = panels.shown(answer, values["true_caption"], state)
+        shown = panels.shown(answer, values["true_caption"], state, inspect=inspect)
         log_click(answer, checks=checked - started, serve=served - checked, panels=time.perf_counter() - served)
         return shown
 
@@ -102,6 +103,22 @@ class Studio:
     def score(self, values: Values, progress: Progress | None = None) -> Panels:
         """Score: everything shown follows the new answer (:data:`panels.RESULT`)."""
         return self._score(values, values.get("state") or PageState(), progress)
+
+    def score_first(self, values: Values, progress: Progress | None = None) -> Panels:
+        """The page's Score: the status, the story and the scores (:data:`panels.FIRST`) as soon as the
+        answer is there — the page then asks for :meth:`inspect`, drawn while the person reads them."""
+        return self._score(values, values.get("state") or PageState(), progress, inspect=False)
+
+    def inspect(self, values: Values) -> Panels:
+        """The selected caption inside out (:data:`panels.INSPECTOR`), after :meth:`score_first`."""
+        started = time.perf_counter()
+        try:
+            shown = panels.inspected(values.get("state") or PageState())
+        except Exception as exc:  # noqa: BLE001 — a message, never an "Error" badge on the panels
+            return {"status": status_html(user_message(exc))}
+        if shown:
+            log.info("drew the inspector in %.0f ms", (time.perf_counter() - started) * 1e3)
+        return shown
 
     def edit_graph(self, values: Values, progress: Progress | None = None) -> Panels:
         """Re-score with the graph typed into the editor for the selected caption (remembered until reset)."""

@@ -33,6 +33,9 @@ SUMMARY = ("summary", "scores", "margin", "download_json", "download_csv")
 INSPECTOR = ("graph", "graph_json", "grounding", "gallery", "weights", "loo")
 #: Everything a new answer changes.
 RESULT = ("status", *SUMMARY, "score_chart", "selector", *INSPECTOR, "state")
+#: What the page shows first after a new answer — the status, the story, the scores and their charts;
+#: the inspector follows in a second event (``Studio.inspect``), drawn while the person reads the scores.
+FIRST = tuple(name for name in RESULT if name not in INSPECTOR)
 
 Panels = dict[str, Any]
 T = TypeVar("T")
@@ -93,9 +96,9 @@ def summary(answer: Answer, true_caption: str | None) -> Panels:
             "download_csv": gr.update(value=csv_path, visible=True)}
 
 
-def shown(answer: Answer, true_caption: str | None, state: PageState) -> Panels:
-    """Every panel after a new answer: the inspector keeps the caption it showed when it is still
-    there, else shows the true one."""
+def shown(answer: Answer, true_caption: str | None, state: PageState, inspect: bool = True) -> Panels:
+    """Every panel after a new answer (``inspect=False``: all but the inspector's, :data:`FIRST`): the
+    inspector keeps the caption it showed when it is still there, else shows the true one."""
     r = answer.result
     captions = [c.caption for c in r.captions]
     index = captions.index(state.selected) if state.selected in captions else presentation.true_index(r, true_caption)
@@ -103,5 +106,13 @@ def shown(answer: Answer, true_caption: str | None, state: PageState) -> Panels:
     choices = [(presentation.caption_label(i, c, 70), i) for i, c in enumerate(captions)]
     return {"status": status_html(f"Scored {len(captions)} captions {how}.", "ok"), **summary(answer, true_caption),
             "score_chart": charts.score_chart(r),
-            "selector": gr.update(choices=choices, value=index), **inspector(answer, index),
+            "selector": gr.update(choices=choices, value=index), **(inspector(answer, index) if inspect else {}),
             "state": replace(state, answer=answer, selected=captions[index])}
+
+
+def inspected(state: PageState) -> Panels:
+    """The inspector's panels for the caption ``state`` has selected (none when it has no answer)."""
+    if state.answer is None or state.selected is None:
+        return {}
+    captions = [c.caption for c in state.answer.result.captions]
+    return inspector(state.answer, captions.index(state.selected)) if state.selected in captions else {}
