@@ -379,8 +379,6 @@ def wire(page: Page, studio: Studio) -> None:
     # Gradio's image step. Model calls are limited by the service's own gate (settings.concurrency),
     # so the queue itself does not limit them: cached answers and checks never wait behind the model.
     work = {"concurrency_limit": None, "preprocess": False, "progress": True, "show_progress_on": [page["status"]]}
-    if os.environ.get("HIDDEN"):
-        work = {"concurrency_limit": None, "preprocess": False, "progress": True, "show_progress": "hidden"}
     graph_work = {**work, "show_progress_on": [page["graph_status"]]}
     # An example is scored as it is loaded; its answer was computed at start (Studio.warm_examples).
     # The story and the scores are sent as soon as the answer is there; the inspector follows (drawn
@@ -389,8 +387,7 @@ def wire(page: Page, studio: Studio) -> None:
         scored = _on(page, trigger, studio.score_first, events.SCORE_INPUTS, FIRST, **work)
         _on(page, scored.then, studio.inspect, ("state",), ("status", *INSPECTOR), concurrency_limit=None,
             show_progress="hidden")
-    if not os.environ.get("NOSCROLL"):
-        page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
+    page["score"].click(None, None, None, js=SCROLL_TO_RESULTS)
     _on(page, page["rescore"].click, studio.edit_graph, events.EDIT_INPUTS, ("graph_status", *RESULT), **graph_work)
     _on(page, page["reset"].click, studio.reset_graph, events.EDIT_INPUTS, ("graph_status", *RESULT), **graph_work)
     _on(page, page["selector"].input, studio.select, events.SELECT_INPUTS, ("status", *INSPECTOR, "state"),
@@ -488,9 +485,6 @@ def build_demo(studio: Studio) -> gr.Blocks:
         if "explore_list" in page:
             wire_explore(demo, page, Explorer(studio.service))
     demo.queue(default_concurrency_limit=None, max_size=64)
-    if os.environ.get("QSLEEP"):
-        demo._queue.sleep_when_free = float(os.environ["QSLEEP"])
-        demo._queue.progress_update_sleep_when_free = float(os.environ.get("PSLEEP", "0.01"))
     return demo
 
 
