@@ -2,8 +2,9 @@
 panels it changes, by name (:mod:`comclip.studio.panels`). ``app.py`` only lays the page out and
 wires these to its components; every decision (what to check, what to show, how an edited graph
 is remembered, which counterfactuals fit) is made here, and tested here. A click's path:
-``Studio.score`` → :func:`checks.page_request` → :meth:`Service.serve` (cache, gate, model call →
-``ComCLIP.match_batch``) → :func:`panels.shown`.
+``Studio.score_first`` → :func:`checks.page_request` → :meth:`Service.serve` (cache, gate, model call →
+``ComCLIP.match_batch``) → :func:`panels.shown` without the inspector (:data:`panels.FIRST`), then the page's
+next event, ``Studio.inspect`` → :func:`panels.inspected` (``Studio.score``: every panel at once).
 
 The input names of each event are listed beside it (``*_INPUTS``); option widgets are named by
 their :class:`~comclip.options.Options` field.
