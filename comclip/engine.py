@@ -21,7 +21,15 @@ from comclip import parse as parsing
 from comclip import subimage
 from comclip.boxes import Boxes
 from comclip.caches import LRUCache
-from comclip.components import CaptionPlan, Groundings, ScoringItem, SubImageTable, grounding_phrases, plan_captions
+from comclip.components import (
+    CaptionPlan,
+    Groundings,
+    ScoringItem,
+    SubImageTable,
+    grounding_phrases,
+    plan_captions,
+    plan_components,
+)
 from comclip.encoders import Encoder, is_multi_query
 from comclip.errors import InputError
 from comclip.formula import Projection, compose_batch
@@ -121,6 +129,24 @@ class ComCLIP:
         if not callable(prepare):
             return 0
         return int(prepare([im.image if isinstance(im, LoadedImage) else load_image(im).image for im in images]))
+
+    def prepare_captions(self, captions: Sequence[str], options: Options | None = None) -> int:
+        """Compute now what depends on the captions alone and is kept for reuse — their parses, the
+        image–text model's embeddings of each caption and its components' texts, the detector's text
+        part of each caption's prompt — so a later request with them (and ``options``, the engine's own
+        by default) skips it (the app calls this while the person types). Results never depend on it.
+        Returns how many texts the image–text model encoded."""
+        opts = options or self.options
+        captions = check_captions(captions)
+        graphs = [self.parse(c, opts.parser) for c in captions]
+        texts = list(dict.fromkeys([*captions, *(p.text for g in graphs for p in plan_components(g, opts))]))
+        cache = self._raw_text_cache if self._raw(opts) else self._text_cache
+        encoded = sum(cache.get(t) is None for t in texts)
+        self.encode_texts(texts, normalise=not self._raw(opts))
+        prepare = getattr(self.detector, "prepare_texts", None)
+        if callable(prepare):
+            prepare([grounding_phrases(g) for g in graphs])
+        return encoded
 
     @property
     def preset_name(self) -> str:
@@ -230,9 +256,7 @@ class ComCLIP:
         tell("encode", len(prepared) + len(table.subimages))
         pixels = self._subimage_pixels(prepared, table, opts)
         lap("subimages")
-        # Raw (unnormalised) single-vector embeddings: the official SLIP / ComVG / retrieval code composes
-        # those (multi-query rows are raw query outputs either way).
-        raw = opts.embeddings == "raw" and not is_multi_query(self.encoder)
+        raw = self._raw(opts)
         image_emb = self.encoder.encode_pixels(pixels, normalise=False) if raw else self.encoder.encode_pixels(pixels)
         lap("encode_images")
         texts = list(dict.fromkeys([p.caption for p in plans] + [c.plan.text for p in plans for c in p.components]))
@@ -254,6 +278,11 @@ class ComCLIP:
         return results
 
     # -- stages -------------------------------------------------------------------------------
+    def _raw(self, opts: Options) -> bool:
+        """Raw (unnormalised) single-vector embeddings: the official SLIP / ComVG / retrieval code composes
+        those (multi-query rows are raw query outputs either way)."""
+        return opts.embeddings == "raw" and not is_multi_query(self.encoder)
+
     def _prepare(self, item: Item, opts: Options) -> ScoringItem:
         if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
             raise InputError("each item must be (image, captions) or (image, captions, graphs)")

@@ -419,6 +419,19 @@ class GroundingDINO:
             self._image_parts(list(images), slots, keys)
         return sum(len(slots) for slots in missing.values())
 
+    @torch.inference_mode()
+    def prepare_texts(self, phrase_sets: Sequence[Sequence[str]]) -> int:
+        """Compute and keep the text part of each phrase set's prompts now (``torch`` backend with
+        caching), so that detecting them later skips it — e.g. while a person types captions. Nothing
+        else changes: a result never depends on the caches. Returns how many parts were computed."""
+        if self.backend != "torch" or not self.caching:
+            return 0
+        dtype = self.autocast_dtype
+        wanted = dict.fromkeys(tuple(p) for phrases in phrase_sets if phrases for p in self.prompts(phrases))
+        missing = [self._prompt(p) for p in wanted if self._texts.get((p, dtype)) is None]
+        self._text_parts(missing)
+        return len(missing)
+
     def detect(self, image: Image.Image, phrases: Sequence[str], *, box_threshold: float | None = None,
                text_threshold: float | None = None, boxes_per_entity: int | None = None
                ) -> dict[str, Boxes]:

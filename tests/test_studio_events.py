@@ -290,6 +290,42 @@ def test_an_uploaded_image_is_prepared_while_captions_are_typed(tiny_engine, tmp
         assert counted.image_parts == 0
 
 
+def test_typed_captions_are_prepared_before_the_click(tiny_engine, monkeypatch):
+    """Issue 26: when the captions change, what depends on them alone — parses, the image–text model's
+    text embeddings, the detector's text part — is computed (Studio.prepare_captions → Service →
+    ComCLIP.prepare_captions), so the click encodes no text — and its answer is exactly a cold click's."""
+    from comclip.bench.count import count_detector
+
+    image, captions = str(ASSETS / "examples" / "cat_on_box.png"), "a grey cat on a red box\na red box on a grey cat"
+    det, encoder = tiny_engine.detector, tiny_engine.encoder
+    encoded: list[int] = []
+    real = encoder.encode_texts
+
+    def spy(texts, *args, **kwargs):
+        encoded.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode_texts", spy)
+    tiny_engine.clear_caches()
+    warm = events.Studio.create(tiny_engine)
+    with count_detector(det) as counted:
+        assert warm.prepare_captions(form(image=image, captions=captions)) == {}  # nothing on the page changes
+        assert counted.text_parts == 1 and sum(encoded) == 5  # 2 captions, 2 entities, 1 predicate ("on")
+        assert warm.prepare_captions(form(image=image, captions=captions)) == {}  # kept: not computed twice
+        assert counted.text_parts == 1 and sum(encoded) == 5
+        prepared = warm.score(form(image=image, captions=captions))
+        assert counted.text_parts == 1 and sum(encoded) == 5  # the click: no text of its own
+    tiny_engine.clear_caches()
+    cold = events.Studio.create(tiny_engine).score(form(image=image, captions=captions))
+    numbers = [[(c.caption, c.clip_score, c.comclip_score, [k.weight for k in c.components])
+                for c in out["state"].answer.result.captions] for out in (prepared, cold)]
+    assert numbers[0] == numbers[1]
+    # captions not valid yet, or a preset not offered: nothing computed, nothing said (the click says it)
+    encoded.clear()
+    assert warm.prepare_captions(form(captions="only one")) == {} == warm.prepare_captions(form(preset="large"))
+    assert encoded == []
+
+
 def test_an_upload_is_not_prepared_on_zerogpu(tiny_engine):
     """On ZeroGPU a guess is not worth a GPU allocation: the click computes everything in its own call."""
     from . import zerogpu
@@ -298,4 +334,5 @@ def test_an_upload_is_not_prepared_on_zerogpu(tiny_engine):
         studio = events.Studio.create(tiny_engine)
         assert studio.service.runner.zerogpu
         assert studio.service.prepare(checks.prepare_image(str(EXAMPLE_IMAGE))[0], "tiny") == 0
+        assert studio.service.prepare_captions(["a cat", "a box"], Options(), "tiny") == 0
         assert len(allocations) == 0

@@ -251,14 +251,21 @@ def page_request(values: Mapping[str, Any], overrides: Mapping[str, Any], offere
                  limits: Limits = LIMITS) -> Request:
     """The page's values (by component name) checked into a :class:`Request`; ``overrides`` are the
     graphs the person edited, by caption (used for the captions still listed)."""
-    captions, notices = split_captions(values["captions"], limits=limits)
-    preset, options = _page_settings(values, offered)
+    captions, notices, preset, options = page_texts(values, offered, limits)
     graphs = graphs_for(captions, {c: g for c, g in overrides.items() if c in captions})
     image, image_notices = prepare_image(values["image"], limits)
     edited = [c for c in captions if c in overrides]
     if edited:
         notices.append("Using your edited graph for: " + ", ".join(f"“{c}”" for c in edited) + ".")
     return Request(preset, (image,), tuple(captions), _frozen(graphs), options, tuple(notices + image_notices))
+
+
+def page_texts(values: Mapping[str, Any], offered: Sequence[str], limits: Limits = LIMITS
+               ) -> tuple[list[str], list[str], str, Options]:
+    """What a page request's texts depend on, checked: its captions (and notices about them), preset and options."""
+    captions, notices = split_captions(values["captions"], limits=limits)
+    preset, options = _page_settings(values, offered)
+    return captions, notices, preset, options
 
 
 def api_request(image: Any, captions: Any, options: Any, default_preset: str, offered: Sequence[str],

@@ -101,6 +101,21 @@ class Studio:
             log.info("prepared an uploaded image's detector part in %.0f ms", (time.perf_counter() - started) * 1e3)
         return {}
 
+    def prepare_captions(self, values: Values) -> Panels:
+        """The captions were typed: what depends on them alone (parses, text embeddings, the detector's
+        text part) is computed now, while the person goes to the Score button (:meth:`Service.prepare_captions`).
+        Changes nothing on the page; captions not yet valid are left for the click to report."""
+        started = time.perf_counter()
+        try:
+            captions, _, preset, options = checks.page_texts(values, self.service.offered,
+                                                             self.service.settings.limits)
+            encoded = self.service.prepare_captions(captions, options, preset)
+        except Exception:  # noqa: BLE001 — the click says what is wrong with them
+            return {}
+        if encoded:
+            log.info("prepared %d typed texts in %.0f ms", encoded, (time.perf_counter() - started) * 1e3)
+        return {}
+
     def score(self, values: Values, progress: Progress | None = None) -> Panels:
         """Score: everything shown follows the new answer (:data:`panels.RESULT`)."""
         return self._score(values, values.get("state") or PageState(), progress)

@@ -396,6 +396,17 @@ class Service:
         finally:
             self.gate.release()
 
+    def prepare_captions(self, captions: Sequence[str], options: Options, preset: str) -> int:
+        """Compute typed captions' text parts before their Score click (:meth:`ComCLIP.prepare_captions`),
+        only when it costs no one anything, as :meth:`prepare`. Returns how many texts were encoded."""
+        engine = self.engines.peek(preset)
+        if self.runner.zerogpu or engine is None or not self.gate.acquire(blocking=False):
+            return 0
+        try:
+            return engine.prepare_captions(captions, options)
+        finally:
+            self.gate.release()
+
     def _context_length(self, preset: str) -> int | None:
         engine = self.engines.peek(preset)  # a preset not loaded (or dropped meanwhile) is not loaded for this
         return getattr(engine.encoder, "context_length", None) if engine is not None else None
