@@ -53,6 +53,8 @@ def test_other_answers_pass_untouched():
     assert "data-comclip-frames" not in client.post("/post").text  # only a GET is the page
     assert "data-comclip-frames" not in client.get("/zipped", headers={"accept-encoding": "identity"}).text
     assert frames.with_script(b"<p>no head</p>") == b"<p>no head</p>"
+    assert frames.with_script(b"<header>x</header>", "S") == b"<header>x</header>"  # a <header> is not the head
+    assert frames.with_script(b"<html><head>", "S") == b"<html><head>S"
 
 
 def test_the_timer_pattern_knows_gradios_timer_and_nothing_else():

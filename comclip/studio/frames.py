@@ -48,7 +48,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-_HEAD = re.compile(rb"<head[^>]*>", re.IGNORECASE)
+_HEAD = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)  # not <header>
 
 
 def with_script(html: bytes, script: str = SCRIPT) -> bytes:

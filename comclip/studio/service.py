@@ -388,22 +388,21 @@ class Service:
         allocation for a guess), not for a preset that is not loaded, not while a model call runs (the
         gate is taken without waiting; a click that comes meanwhile waits for it and reuses what it
         computed). Returns how many image parts were computed."""
-        engine = self.engines.peek(preset)
-        if self.runner.zerogpu or engine is None or not self.gate.acquire(blocking=False):
-            return 0
-        try:
-            return engine.prepare([image])
-        finally:
-            self.gate.release()
+        return self._when_free(preset, lambda engine: engine.prepare([image]))
 
     def prepare_captions(self, captions: Sequence[str], options: Options, preset: str) -> int:
         """Compute typed captions' text parts before their Score click (:meth:`ComCLIP.prepare_captions`),
         only when it costs no one anything, as :meth:`prepare`. Returns how many texts were encoded."""
+        return self._when_free(preset, lambda engine: engine.prepare_captions(captions, options))
+
+    def _when_free(self, preset: str, work: Callable[[ComCLIP], int]) -> int:
+        """``work(engine)`` for a guess at the next click: not on ZeroGPU, not for a preset that is not
+        loaded, not while a model call runs (the gate taken without waiting); else 0."""
         engine = self.engines.peek(preset)
         if self.runner.zerogpu or engine is None or not self.gate.acquire(blocking=False):
             return 0
         try:
-            return engine.prepare_captions(captions, options)
+            return work(engine)
         finally:
             self.gate.release()
 
