@@ -130,12 +130,15 @@ class ComCLIP:
             return 0
         return int(prepare([im.image if isinstance(im, LoadedImage) else load_image(im).image for im in images]))
 
-    def prepare_captions(self, captions: Sequence[str], options: Options | None = None) -> int:
-        """Compute now what depends on the captions alone and is kept for reuse — their parses, the
-        image–text model's embeddings of each caption and its components' texts, the detector's text
-        part of each caption's prompt — so a later request with them (and ``options``, the engine's own
-        by default) skips it (the app calls this while the person types). Results never depend on it.
-        Returns how many texts the image–text model encoded."""
+    def prepare_captions(self, captions: Sequence[str], options: Options | None = None,
+                         images: Sequence[ImageInput] = ()) -> int:
+        """Compute now what a request with these captions (and ``options``, the engine's own by default)
+        will need and is kept for reuse — their parses, the image–text model's embeddings of each caption
+        and its components' texts, the detector's text part of each caption's prompt and, for each of
+        ``images``, the detector's boxes for each caption (the detection cache) — so the request skips it
+        (the app calls this while the person goes from typing to the Score button). Results never depend
+        on it. Returns how many texts the image–text model encoded plus how many phrase sets the detector
+        grounded."""
         opts = options or self.options
         captions = check_captions(captions)
         graphs = [self.parse(c, opts.parser) for c in captions]
@@ -146,7 +149,14 @@ class ComCLIP:
         prepare = getattr(self.detector, "prepare_texts", None)
         if callable(prepare):
             prepare([grounding_phrases(g) for g in graphs])
-        return encoded
+        grounded = 0
+        if images:
+            loaded = [im if isinstance(im, LoadedImage) else load_image(im) for im in images]
+            counted: list[int] = []
+            self.ground([ScoringItem(im, tuple(captions), tuple(graphs)) for im in loaded],
+                        opts.with_thresholds(self.detector), lambda stage, n: counted.append(n))
+            grounded = sum(counted)
+        return encoded + grounded
 
     @property
     def preset_name(self) -> str:

@@ -3,6 +3,7 @@ the server's own per-stage log for the same click — and, timed in the same run
 one plain fp32 eager Grounding DINO forward at 800 px (the detector as its authors run it).
 
     python scripts/bench_browser.py [--preset arch-fast] [--clicks 3] [--phrase-sets 1|2] [--image PATH]
+                                    [--settle S] [--type-delay MS] [--no-prepare]
                                     [--trace] [--no-reference] [--json OUT]
 
 It starts ``app.py`` (a subprocess, its log captured), uploads the image, and for each click types
@@ -16,6 +17,13 @@ so the part of the wait the server does not see — queue, transport, the page d
 the difference; the CPU seconds the browser and everything else used during the click are read from
 /proc. Run on an idle machine: the numbers are wall times. Needs Playwright and Chromium (``CHROMIUM``
 or /usr/bin/chromium).
+
+How the captions arrive decides what the app can do before the click: it computes ahead what the click
+will need (``COMCLIP_PREPARE``, on by default) from the moment the captions change. By default they are
+pasted at once and Score is clicked ``--settle`` 0.5 s later (a hand going to the button);
+``--settle 0`` clicks at once (nothing can be done ahead); ``--type-delay MS`` types them key by key;
+``--no-prepare`` turns the app's guessing off, so each click computes everything itself. Each click's
+line shows the app's guesses logged since its captions were typed.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's comclip, as app.py uses it
 CLICK_LINE = re.compile(r"click (\w+): (.*) total=(\d+) ms")
+GUESS = re.compile(r"prepared the typed captions.*|a guess at the next click gave way.*")
 ADJECTIVES = ("red", "blue", "green", "small", "large", "white", "black", "yellow", "wooden", "shiny", "old", "new")
 
 
@@ -136,11 +145,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(preset: str, port: int) -> tuple[subprocess.Popen, list[str]]:
+def start_app(preset: str, port: int, prepare: bool = True) -> tuple[subprocess.Popen, list[str]]:
     lines: list[str] = []
     proc = subprocess.Popen([sys.executable, "app.py", "--preset", preset, "--port", str(port)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "COMCLIP_PREPARE": "1" if prepare else "0"})
 
     def read() -> None:
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -200,7 +209,7 @@ def run(args: argparse.Namespace) -> dict:
 
     reference = reference_in_subprocess(args.preset) if args.reference else float("nan")
     port = free_port()
-    proc, lines = start_app(args.preset, port)
+    proc, lines = start_app(args.preset, port, args.prepare)
     clicks, prepared = [], []
     try:
         wait_warm(lines)
@@ -214,7 +223,13 @@ def run(args: argparse.Namespace) -> dict:
             page.wait_for_timeout(1500)  # the upload finishes before the first click
             for k in range(args.clicks):
                 caps = captions_for(k, args.phrase_sets)
-                page.locator("#captions textarea").fill("\n".join(caps))
+                typed = len(lines)
+                box = page.locator("#captions textarea")
+                if args.type_delay:  # key by key, as a person types (each key changes the captions)
+                    box.fill("")
+                    box.press_sequentially("\n".join(caps), delay=args.type_delay)
+                else:
+                    box.fill("\n".join(caps))
                 # A person's hand goes from the keyboard to the button: the captions' own event (the
                 # true-caption menu follows them) is answered before the click, as it is for a person.
                 page.wait_for_timeout(args.settle * 1e3)
@@ -241,16 +256,20 @@ def run(args: argparse.Namespace) -> dict:
                 used = {k: round(after[k] - before[k], 2) for k in after}
                 time.sleep(0.5)  # the server's line is written as the answer goes out
                 server = click_line(lines, seen)
+                guesses = [GUESS.search(line).group(0) for line in lines[typed:] if GUESS.search(line)]
                 clicks.append({"browser_ms": round(waited * 1e3), "wall_ms": round(wall * 1e3), "server": server,
-                               "unseen_ms": round(waited * 1e3 - server.get("total", 0.0)), "cpu_s": used})
-                print(f"click {k + 1}: {waited:.2f} s in the browser; CPU s {used}; server {server}", flush=True)
+                               "unseen_ms": round(waited * 1e3 - server.get("total", 0.0)), "cpu_s": used,
+                               "guesses": guesses})
+                print(f"click {k + 1}: {waited:.2f} s in the browser; CPU s {used}; server {server}; "
+                      f"before it: {guesses}", flush=True)
             prepared = [line for line in lines if "prepared an uploaded image" in line]
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     median = statistics.median(c["browser_ms"] for c in clicks) / 1e3
-    return {"preset": args.preset, "image": str(args.image), "phrase_sets": args.phrase_sets, "clicks": clicks,
+    return {"preset": args.preset, "image": str(args.image), "phrase_sets": args.phrase_sets,
+            "settle_s": args.settle, "type_delay_ms": args.type_delay, "prepare": args.prepare, "clicks": clicks,
             "upload_prepared": prepared[0].split(" in ")[-1] if prepared else None,
             "median_click_s": round(median, 3),
             "reference_forward_s": round(reference, 3), "ratio": round(median / reference, 3),
@@ -283,6 +302,11 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=ROOT / "assets" / "examples" / "coffee_cup_saucer.jpg")
     parser.add_argument("--settle", type=float, default=0.5, metavar="S",
                         help="seconds between typing the captions and clicking Score [default: 0.5]")
+    parser.add_argument("--type-delay", type=float, default=0, metavar="MS",
+                        help="type the captions key by key, MS ms apart (0, the default: all at once, as a paste)")
+    parser.add_argument("--no-prepare", dest="prepare", action="store_false",
+                        help="the app computes nothing ahead of a click (COMCLIP_PREPARE=0): each click computes "
+                             "everything itself")
     parser.add_argument("--trace", action="store_true", help="print CPU use every 0.1 s during each click")
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the 800 px reference forward (quick iterations; no ratio)")

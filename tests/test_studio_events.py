@@ -291,9 +291,10 @@ def test_an_uploaded_image_is_prepared_while_captions_are_typed(tiny_engine, tmp
 
 
 def test_typed_captions_are_prepared_before_the_click(tiny_engine, monkeypatch):
-    """Issue 26: when the captions change, what depends on them alone — parses, the image–text model's
-    text embeddings, the detector's text part — is computed (Studio.prepare_captions → Service →
-    ComCLIP.prepare_captions), so the click encodes no text — and its answer is exactly a cold click's."""
+    """Issue 26: when the captions change, what a Score click on the page as it is will need — parses,
+    the image–text model's text embeddings, the detector's text part and, with the image, the boxes —
+    is computed (Studio.prepare_captions → Service → ComCLIP.prepare_captions), so the click encodes no
+    text and runs no detector — and its answer is exactly a cold click's."""
     from comclip.bench.count import count_detector
 
     image, captions = str(ASSETS / "examples" / "cat_on_box.png"), "a grey cat on a red box\na red box on a grey cat"
@@ -310,20 +311,112 @@ def test_typed_captions_are_prepared_before_the_click(tiny_engine, monkeypatch):
     warm = events.Studio.create(tiny_engine)
     with count_detector(det) as counted:
         assert warm.prepare_captions(form(image=image, captions=captions)) == {}  # nothing on the page changes
-        assert counted.text_parts == 1 and sum(encoded) == 5  # 2 captions, 2 entities, 1 predicate ("on")
+        # 2 captions, 2 entities, 1 predicate ("on"); one phrase set (both captions), grounded once
+        assert (sum(encoded), counted.text_parts, counted.image_parts, counted.fusions) == (5, 1, 1, 1)
         assert warm.prepare_captions(form(image=image, captions=captions)) == {}  # kept: not computed twice
-        assert counted.text_parts == 1 and sum(encoded) == 5
+        assert (sum(encoded), counted.text_parts, counted.image_parts, counted.fusions) == (5, 1, 1, 1)
         prepared = warm.score(form(image=image, captions=captions))
-        assert counted.text_parts == 1 and sum(encoded) == 5  # the click: no text of its own
+        assert (sum(encoded), counted.text_parts, counted.image_parts, counted.fusions) == (5, 1, 1, 1)  # the click
     tiny_engine.clear_caches()
     cold = events.Studio.create(tiny_engine).score(form(image=image, captions=captions))
-    numbers = [[(c.caption, c.clip_score, c.comclip_score, [k.weight for k in c.components])
+    numbers = [[(c.caption, c.clip_score, c.comclip_score, [(k.weight, k.boxes.to_lists()) for k in c.components])
                 for c in out["state"].answer.result.captions] for out in (prepared, cold)]
     assert numbers[0] == numbers[1]
-    # captions not valid yet, or a preset not offered: nothing computed, nothing said (the click says it)
+    # no image yet: the texts alone; captions not valid yet, or a preset not offered: nothing computed,
+    # nothing said (the click says it)
+    tiny_engine.clear_caches()
+    encoded.clear()
+    with count_detector(det) as counted:
+        assert warm.prepare_captions(form(image=None, captions=captions)) == {}
+        assert (sum(encoded), counted.text_parts, counted.fusions) == (5, 1, 0)
     encoded.clear()
     assert warm.prepare_captions(form(captions="only one")) == {} == warm.prepare_captions(form(preset="large"))
     assert encoded == []
+
+
+GUESSED = "a grey cat on a red box\na red box on a grey cat"
+
+
+@pytest.mark.parametrize("clicked", ["a dog under a table\na table under a dog", GUESSED], ids=["other", "same"])
+def test_a_click_for_other_captions_stops_the_guess_and_one_for_the_same_reuses_it(tiny_engine, clicked):
+    """The guess at the next click holds the model while it grounds. A click for another request (the
+    person typed on, or another person clicked) stops it at the detector's next layer instead of waiting
+    for it, and nothing half-computed is kept; a click for the very request it guesses waits and reuses
+    its boxes. Either way the click's answer is exactly a cold one's."""
+    import threading
+
+    from comclip.bench.count import count_detector
+
+    image, det = str(ASSETS / "examples" / "cat_on_box.png"), tiny_engine.detector
+    blocks = [m for m in det.model.modules() if type(m).__name__ == "DeformableAttentionSwitch"]
+    assert len(blocks) >= 2  # the detector's forward asks at each of them whether to stop
+
+    def shown(out):
+        return [(c.caption, c.comclip_score, [k.boxes.to_lists() for k in c.components])
+                for c in out["state"].answer.result.captions]
+
+    tiny_engine.clear_caches()
+    expected = shown(events.Studio.create(tiny_engine).score(form(image=image, captions=clicked)))
+    tiny_engine.clear_caches()
+    studio = events.Studio.create(tiny_engine)
+    svc = studio.service
+    studio.prepare(form(image=image))  # the upload: its image part, so the guess only grounds
+    inside, go_on = threading.Event(), threading.Event()
+
+    def hold(*_):  # the guess's first attention block waits until the click is asking for the model
+        if threading.current_thread().name == "guess" and not inside.is_set():
+            inside.set()
+            assert go_on.wait(10)
+
+    typed = checks.page_request(form(image=image, captions=GUESSED), {}, svc.offered)
+    guessed: list[int] = []
+    answers: list[dict] = []
+    guess = threading.Thread(name="guess", target=lambda: guessed.append(svc.prepare_captions(typed)))
+    click = threading.Thread(target=lambda: answers.append(studio.score(form(image=image, captions=clicked))))
+    hook = blocks[0].register_forward_pre_hook(hold)
+    try:
+        with count_detector(det) as counted:
+            guess.start()
+            assert inside.wait(10)
+            click.start()
+            for _ in range(2000):  # until the click waits for the model
+                if svc._asking:
+                    break
+                threading.Event().wait(0.005)
+            go_on.set()
+            guess.join(10)
+            click.join(30)
+    finally:
+        hook.remove()
+    assert shown(answers[0]) == expected
+    if clicked == GUESSED:
+        assert guessed[0] > 0 and counted.fusions == 1  # the guess's forward, reused by the click
+    else:
+        assert guessed[0] == 0 and counted.fusions == 1  # stopped: only the click's own forward ran
+        assert det.cache_sizes()["output"] == 1  # nothing of the stopped guess was kept
+
+
+def test_guessing_ahead_can_be_turned_off(tiny_engine):
+    """``COMCLIP_PREPARE=0``: nothing is computed before a click (each click computes everything itself);
+    a value that is not on/off is one clear message naming the variable."""
+    from comclip.bench.count import count_detector
+    from comclip.errors import InputError
+    from comclip.studio.settings import Settings
+
+    assert Settings.from_env({}).prepare and Settings.from_env({"COMCLIP_PREPARE": "yes"}).prepare
+    off = Settings.from_env({"COMCLIP_PREPARE": "0"})
+    assert off.prepare is False
+    with pytest.raises(InputError, match="COMCLIP_PREPARE must be 0 or 1, got 'maybe'"):
+        Settings.from_env({"COMCLIP_PREPARE": "maybe"})
+    tiny_engine.clear_caches()
+    studio = events.Studio.create(tiny_engine, settings=off)
+    typed = form(image=str(ASSETS / "examples" / "cat_on_box.png"), captions=GUESSED)
+    with count_detector(tiny_engine.detector) as counted:
+        studio.prepare(typed)
+        studio.prepare_captions(typed)
+        assert counted.passes == 0 and counted.text_parts == 0
+        studio.score(typed)
+        assert counted.fusions == 1  # the click computed its own boxes
 
 
 def test_an_upload_is_not_prepared_on_zerogpu(tiny_engine):
@@ -334,5 +427,6 @@ def test_an_upload_is_not_prepared_on_zerogpu(tiny_engine):
         studio = events.Studio.create(tiny_engine)
         assert studio.service.runner.zerogpu
         assert studio.service.prepare(checks.prepare_image(str(EXAMPLE_IMAGE))[0], "tiny") == 0
-        assert studio.service.prepare_captions(["a cat", "a box"], Options(), "tiny") == 0
+        typed = checks.page_request(form(image=str(EXAMPLE_IMAGE), captions="a cat\na box"), {}, studio.service.offered)
+        assert studio.service.prepare_captions(typed) == 0
         assert len(allocations) == 0

@@ -102,18 +102,25 @@ class Studio:
         return {}
 
     def prepare_captions(self, values: Values) -> Panels:
-        """The captions were typed: what depends on them alone (parses, text embeddings, the detector's
-        text part) is computed now, while the person goes to the Score button (:meth:`Service.prepare_captions`).
-        Changes nothing on the page; captions not yet valid are left for the click to report."""
+        """The captions were typed: what a Score click on the page as it is will need — parses, text
+        embeddings, the detector's text part and, with an image, its boxes — is computed now, while the
+        person goes to the Score button (:meth:`Service.prepare_captions`). Changes nothing on the page;
+        captions not yet valid are left for the click to report."""
         started = time.perf_counter()
+        svc = self.service
+        state = values.get("state") or PageState()
         try:
-            captions, _, preset, options = checks.page_texts(values, self.service.offered,
-                                                             self.service.settings.limits)
-            encoded = self.service.prepare_captions(captions, options, preset)
+            try:
+                request = checks.page_request(values, state.overrides, svc.offered, svc.settings.limits)
+            except Exception:  # noqa: BLE001 — no image yet, or a broken one: the texts alone
+                captions, _, preset, options = checks.page_texts(values, svc.offered, svc.settings.limits)
+                request = checks.Request(preset, (), tuple(captions), None, options)
+            computed = svc.prepare_captions(request)
         except Exception:  # noqa: BLE001 — the click says what is wrong with them
             return {}
-        if encoded:
-            log.info("prepared %d typed texts in %.0f ms", encoded, (time.perf_counter() - started) * 1e3)
+        if computed:
+            log.info("prepared the typed captions (%d texts and phrase sets) in %.0f ms", computed,
+                     (time.perf_counter() - started) * 1e3)
         return {}
 
     def score(self, values: Values, progress: Progress | None = None) -> Panels:

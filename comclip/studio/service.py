@@ -27,6 +27,7 @@ from concurrent.futures import Future
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from comclip import dino
 from comclip.caches import LRUCache
 from comclip.images import LoadedImage
 from comclip.options import Options
@@ -232,7 +233,7 @@ class ResultCache:
 # -- pace: what a long request is doing, and about how long it takes ----------------------------------
 
 #: Where each stage of a match starts, as a fraction of the progress bar.
-STAGE_FRACTION = {"queue": 0.02, "parse": 0.05, "ground": 0.1, "encode": 0.8, "compose": 0.95}
+STAGE_FRACTION = {"queue": 0.02, "guessed": 0.05, "parse": 0.05, "ground": 0.1, "encode": 0.8, "compose": 0.95}
 
 
 class Pace:
@@ -265,6 +266,8 @@ class Pace:
         """What the person reads while a stage runs, e.g. "Grounding 2 phrase sets… (about 9 s)"."""
         if stage == "queue":
             return "Waiting for the request before yours…"
+        if stage == "guessed":
+            return "Finishing the boxes begun while you typed…"
         if stage == "parse":
             return f"Parsing {count} caption{'s' * (count != 1)}…"
         if stage == "ground":
@@ -318,6 +321,10 @@ class Service:
         self.closing = threading.Event()  # set when the app stops: the warm-up stops too
         self._people = 0  # people's requests in progress: the warm-up waits for them
         self._quiet = threading.Condition()
+        self._guessing: str | None = None  # the request a guess in the gate computes for (None: none, or not stoppable)
+        self._asking: list[str] = []  # the requests of clicks waiting for the gate
+        self._stop_guess = threading.Event()
+        self._guard = threading.Lock()  # over the three above
 
     @classmethod
     def create(cls, engine: ComCLIP | None = None, *, settings: Settings | None = None,
@@ -364,8 +371,9 @@ class Service:
             call = call_for(request.preset, request.images, request.captions, request.graphs, request.options)
             asked = time.perf_counter()
             if not self.gate.acquire(blocking=False):
-                waiting.stage("queue", 0)
-                self.gate.acquire()
+                with self._asking_for(key) as own:
+                    waiting.stage("guessed" if own else "queue", 0)
+                    self.gate.acquire()
             try:
                 called = time.perf_counter()
                 results = self.runner(call, waiting.stage)
@@ -390,21 +398,57 @@ class Service:
         computed). Returns how many image parts were computed."""
         return self._when_free(preset, lambda engine: engine.prepare([image]))
 
-    def prepare_captions(self, captions: Sequence[str], options: Options, preset: str) -> int:
-        """Compute typed captions' text parts before their Score click (:meth:`ComCLIP.prepare_captions`),
-        only when it costs no one anything, as :meth:`prepare`. Returns how many texts were encoded."""
-        return self._when_free(preset, lambda engine: engine.prepare_captions(captions, options))
+    def prepare_captions(self, request: Request) -> int:
+        """Compute what a Score click on ``request`` (the page as it is) will need before it comes
+        (:meth:`ComCLIP.prepare_captions`): its captions' text parts and, with its image and no edited
+        graph, their boxes — while the person goes from typing to the button. Only when it costs no one
+        anything, as :meth:`prepare`; and a click for another request (other captions, another
+        person's) stops it at the detector's next layer instead of waiting for it. Returns how many texts
+        were encoded plus how many phrase sets were grounded (0 when stopped)."""
+        edited = any(g is not None for g in request.graphs or ())
+        images = () if edited else request.images
+        return self._when_free(request.preset,
+                               lambda engine: engine.prepare_captions(request.captions, request.options, images),
+                               request_key(request) if images else None)
 
-    def _when_free(self, preset: str, work: Callable[[ComCLIP], int]) -> int:
-        """``work(engine)`` for a guess at the next click: not on ZeroGPU, not for a preset that is not
-        loaded, not while a model call runs (the gate taken without waiting); else 0."""
+    def _when_free(self, preset: str, work: Callable[[ComCLIP], int], guess: str | None = None) -> int:
+        """``work(engine)`` for a guess at the next click — not on ZeroGPU, not when the settings say not
+        to (``prepare``), not for a preset that is not loaded, not while a model call runs or a click
+        waits (the gate taken without waiting); else 0. ``guess``: the key of the request it prepares —
+        a click for another one stops it (0)."""
         engine = self.engines.peek(preset)
-        if self.runner.zerogpu or engine is None or not self.gate.acquire(blocking=False):
+        if self.runner.zerogpu or engine is None or not self.settings.prepare:
             return 0
+        with self._guard:
+            if self._asking or not self.gate.acquire(blocking=False):
+                return 0
+            self._guessing = guess
+            self._stop_guess.clear()
         try:
-            return work(engine)
+            with dino.stoppable(self._stop_guess.is_set):
+                return work(engine)
+        except dino.Stopped:
+            log.info("a guess at the next click gave way to a click for another request")
+            return 0
         finally:
+            with self._guard:
+                self._guessing = None
             self.gate.release()
+
+    @contextlib.contextmanager
+    def _asking_for(self, key: str) -> Iterator[bool]:
+        """A click on request ``key`` waits for the gate: a guess computing for another request stops;
+        yields whether the gate is held by a guess at this very request (its work is reused)."""
+        with self._guard:
+            self._asking.append(key)
+            own = self._guessing == key
+            if self._guessing is not None and not own:
+                self._stop_guess.set()
+        try:
+            yield own
+        finally:
+            with self._guard:
+                self._asking.remove(key)
 
     def _context_length(self, preset: str) -> int | None:
         engine = self.engines.peek(preset)  # a preset not loaded (or dropped meanwhile) is not loaded for this

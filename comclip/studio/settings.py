@@ -70,6 +70,10 @@ class Settings:
     #: A folder under which any run may be opened by path or link (None: only :attr:`run`'s). No other
     #: folder is opened: a link cannot make the app read an arbitrary path.
     run_root: str | None = None
+    #: Compute ahead what the next Score click will need while the model is free — an uploaded image's
+    #: detector part, the typed captions' texts and boxes — so the click finds it done (never on ZeroGPU;
+    #: a click for something else stops a guess). Off: each click computes everything itself.
+    prepare: bool = True
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -87,7 +91,8 @@ class Settings:
             try:
                 value = kind(raw)
             except ValueError:
-                raise InputError(f"{name} must be a whole number, got {raw!r}") from None
+                due = "0 or 1" if kind is _flag else "a whole number"
+                raise InputError(f"{name} must be {due}, got {raw!r}") from None
             (limits if attr in _LIMIT_NAMES else top)[attr] = value
         top.update({k: v for k, v in given.items() if v is not None})
         return cls(**top, limits=replace(LIMITS, **limits))
@@ -104,6 +109,16 @@ class Settings:
 
 _LIMIT_NAMES = {f.name for f in fields(Limits)}
 
+
+def _flag(raw: str) -> bool:
+    """An on/off environment value: ``1`` (or true, yes, on) or ``0`` (false, no, off)."""
+    word = raw.lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
 #: Environment variable → (setting, type). The command line's ``--preset/--host/--port/--run/--run-root`` win.
 ENVIRONMENT: dict[str, tuple[str, type]] = {
     "COMCLIP_PRESET": ("preset", str),
@@ -114,6 +129,7 @@ ENVIRONMENT: dict[str, tuple[str, type]] = {
     "GRADIO_SERVER_PORT": ("port", int),
     "COMCLIP_RUN": ("run", str),
     "COMCLIP_RUN_ROOT": ("run_root", str),
+    "COMCLIP_PREPARE": ("prepare", _flag),
     "COMCLIP_PIXEL_CAP": ("pixel_cap", int),
     "COMCLIP_MAX_DECODE_PIXELS": ("max_decode_pixels", int),
     "COMCLIP_MAX_CAPTION_CHARS": ("max_caption_chars", int),
