@@ -317,6 +317,9 @@ def test_typed_captions_are_prepared_before_the_click(tiny_engine, monkeypatch):
         assert (sum(encoded), counted.text_parts, counted.image_parts, counted.fusions) == (5, 1, 1, 1)
         prepared = warm.score(form(image=image, captions=captions))
         assert (sum(encoded), counted.text_parts, counted.image_parts, counted.fusions) == (5, 1, 1, 1)  # the click
+        tiny_engine.clear_caches()  # the answer itself is kept (an example's, a click's): nothing to guess
+        assert warm.prepare_captions(form(image=image, captions=captions)) == {}
+        assert (sum(encoded), counted.text_parts, counted.image_parts, counted.fusions) == (5, 1, 1, 1)
     tiny_engine.clear_caches()
     cold = events.Studio.create(tiny_engine).score(form(image=image, captions=captions))
     numbers = [[(c.caption, c.clip_score, c.comclip_score, [(k.weight, k.boxes.to_lists()) for k in c.components])

@@ -405,11 +405,14 @@ class Service:
         anything, as :meth:`prepare`; and a click for another request (other captions, another
         person's) stops it at the detector's next layer instead of waiting for it. Returns how many texts
         were encoded plus how many phrase sets were grounded (0 when stopped)."""
+        key = request_key(request)
+        if self.cache.has(key):  # (an example's captions: its answer is kept)
+            return 0
         edited = any(g is not None for g in request.graphs or ())
         images = () if edited else request.images
         return self._when_free(request.preset,
                                lambda engine: engine.prepare_captions(request.captions, request.options, images),
-                               request_key(request) if images else None)
+                               key if images else None)
 
     def _when_free(self, preset: str, work: Callable[[ComCLIP], int], guess: str | None = None) -> int:
         """``work(engine)`` for a guess at the next click — not on ZeroGPU, not when the settings say not
