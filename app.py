@@ -396,9 +396,9 @@ def wire(page: Page, studio: Studio) -> None:
         show_progress_on=[page["status"]])
     _on(page, page["captions"].change, events.captions_changed, events.CAPTIONS_INPUTS, ("true_caption",),
         queue=False, show_progress="hidden")
-    # An uploaded image's detector part is computed while the person types captions, and the typed
-    # captions' text parts before the click (not on ZeroGPU; the last typed captions only).
-    _on(page, page["image"].upload, studio.prepare, events.PREPARE_INPUTS, (), preprocess=False,
+    # Ahead of the click, while the model is free (not on ZeroGPU): an uploaded image's detector part, and
+    # what the typed captions need — texts, and their boxes on the image (the last typed captions only).
+    _on(page, page["image"].upload, studio.prepare, events.SCORE_INPUTS, (), preprocess=False,
         concurrency_limit=None, show_progress="hidden")
     _on(page, page["captions"].change, studio.prepare_captions, events.SCORE_INPUTS, (), preprocess=False,
         concurrency_limit=1, trigger_mode="always_last", show_progress="hidden")

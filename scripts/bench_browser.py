@@ -3,7 +3,7 @@ the server's own per-stage log for the same click — and, timed in the same run
 one plain fp32 eager Grounding DINO forward at 800 px (the detector as its authors run it).
 
     python scripts/bench_browser.py [--preset arch-fast] [--clicks 3] [--phrase-sets 1|2] [--image PATH]
-                                    [--settle S] [--type-delay MS] [--no-prepare]
+                                    [--settle S] [--read S] [--type-delay MS] [--no-prepare]
                                     [--trace] [--no-reference] [--json OUT]
 
 It starts ``app.py`` (a subprocess, its log captured), uploads the image, and for each click types
@@ -20,7 +20,8 @@ or /usr/bin/chromium).
 
 How the captions arrive decides what the app can do before the click: it computes ahead what the click
 will need (``COMCLIP_PREPARE``, on by default) from the moment the captions change. By default they are
-pasted at once and Score is clicked ``--settle`` 0.5 s later (a hand going to the button);
+pasted at once and Score is clicked ``--settle`` 0.5 s later (a hand going to the button), and the
+next captions come ``--read`` 2 s after an answer shows (a person reads it; the inspector is drawn meanwhile);
 ``--settle 0`` clicks at once (nothing can be done ahead); ``--type-delay MS`` types them key by key;
 ``--no-prepare`` turns the app's guessing off, so each click computes everything itself. Each click's
 line shows the app's guesses logged since its captions were typed.
@@ -262,6 +263,9 @@ def run(args: argparse.Namespace) -> dict:
                                "guesses": guesses})
                 print(f"click {k + 1}: {waited:.2f} s in the browser; CPU s {used}; server {server}; "
                       f"before it: {guesses}", flush=True)
+                # A person reads the answer before typing again (the inspector is drawn meanwhile); what the
+                # app computes ahead for the next click starts from a quiet machine, as it would for them.
+                page.wait_for_timeout(args.read * 1e3)
             prepared = [line for line in lines if "prepared an uploaded image" in line]
             browser.close()
     finally:
@@ -269,7 +273,8 @@ def run(args: argparse.Namespace) -> dict:
         proc.wait(timeout=30)
     median = statistics.median(c["browser_ms"] for c in clicks) / 1e3
     return {"preset": args.preset, "image": str(args.image), "phrase_sets": args.phrase_sets,
-            "settle_s": args.settle, "type_delay_ms": args.type_delay, "prepare": args.prepare, "clicks": clicks,
+            "settle_s": args.settle, "read_s": args.read, "type_delay_ms": args.type_delay, "prepare": args.prepare,
+            "clicks": clicks,
             "upload_prepared": prepared[0].split(" in ")[-1] if prepared else None,
             "median_click_s": round(median, 3),
             "reference_forward_s": round(reference, 3), "ratio": round(median / reference, 3),
@@ -302,6 +307,8 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=ROOT / "assets" / "examples" / "coffee_cup_saucer.jpg")
     parser.add_argument("--settle", type=float, default=0.5, metavar="S",
                         help="seconds between typing the captions and clicking Score [default: 0.5]")
+    parser.add_argument("--read", type=float, default=2.0, metavar="S",
+                        help="seconds between a click's answer and typing the next captions [default: 2]")
     parser.add_argument("--type-delay", type=float, default=0, metavar="MS",
                         help="type the captions key by key, MS ms apart (0, the default: all at once, as a paste)")
     parser.add_argument("--no-prepare", dest="prepare", action="store_false",

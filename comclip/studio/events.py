@@ -41,7 +41,6 @@ Values = Mapping[str, Any]
 Progress = Callable[..., Any]
 
 SCORE_INPUTS = ("image", "captions", "true_caption", "preset", *Options.names(), "state")
-PREPARE_INPUTS = ("image", "preset")
 EDIT_INPUTS = ("graph_json", "selector", *SCORE_INPUTS)
 SELECT_INPUTS = ("selector", "state")
 TRUE_INPUTS = ("true_caption", "state")
@@ -88,7 +87,8 @@ class Studio:
 
     def prepare(self, values: Values) -> Panels:
         """An image was uploaded: its detector part is computed now, while the person types captions
-        (:meth:`Service.prepare`), so the Score click skips it. Changes nothing on the page; a broken
+        (:meth:`Service.prepare`), so the Score click skips it — and when captions are already typed,
+        what a click on them needs too (:meth:`prepare_captions`). Changes nothing on the page; a broken
         upload is left for the click to report."""
         started = time.perf_counter()
         try:
@@ -99,6 +99,8 @@ class Studio:
             return {}
         if computed:
             log.info("prepared an uploaded image's detector part in %.0f ms", (time.perf_counter() - started) * 1e3)
+        if values.get("captions"):
+            self.prepare_captions(values)
         return {}
 
     def prepare_captions(self, values: Values) -> Panels:
