@@ -385,7 +385,9 @@ def test_a_click_for_other_captions_stops_the_guess_and_one_for_the_same_reuses_
     guessed: list[int] = []
     answers: list[dict] = []
     guess = threading.Thread(name="guess", target=lambda: guessed.append(svc.prepare_captions(typed)))
-    click = threading.Thread(target=lambda: answers.append(studio.score(form(image=image, captions=clicked))))
+    told: list[str] = []
+    click = threading.Thread(target=lambda: answers.append(studio.score(
+        form(image=image, captions=clicked), lambda _fraction, desc=None: told.append(desc))))
     hook = blocks[0].register_forward_pre_hook(hold)
     try:
         with count_detector(det) as counted:
@@ -404,8 +406,10 @@ def test_a_click_for_other_captions_stops_the_guess_and_one_for_the_same_reuses_
     assert shown(answers[0]) == expected
     if clicked == GUESSED:
         assert guessed[0] > 0 and counted.fusions == 1  # the guess's forward, reused by the click
+        assert "Finishing the boxes begun while you typed…" in told
     else:
         assert guessed[0] == 0 and counted.fusions == 1  # stopped: only the click's own forward ran
+        assert "Waiting for the request before yours…" in told
         assert det.cache_sizes()["output"] == 1  # nothing of the stopped guess was kept
 
 
