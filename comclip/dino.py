@@ -30,22 +30,22 @@ set for its own context (a ``contextvars`` variable: per thread and per task), a
 one. So wrappers sharing one model (two presets on the same weights) never change each other's
 kernels, even from several threads at once.
 
-Stopping a guess: a forward run inside :func:`stoppable` asks its ``should_stop`` at each attention
-block (about 30 times in a forward, every few tens of ms on a CPU) and raises :class:`Stopped` when it
-says so — the app's guess at the next click gives way to a click for something else. Nothing partly
-computed is kept: the caches take a part or an output only once it is whole.
+Each part and each attention switch is a stopping point (:func:`comclip.stopping.check`): a forward
+begun on a guess at the next click gives way there to a click for something else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from comclip import stopping
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,7 @@ class TextFeatures:
 
 def image_part(model: nn.Module, pixel_values: torch.Tensor) -> VisionFeatures:
     """Backbone, input projections and embeddings of ``(B, 3, H, W)`` unpadded images."""
+    stopping.check()
     mm = model.model
     b, _, h, w = pixel_values.shape
     pixel_mask = torch.ones((b, h, w), dtype=torch.long, device=pixel_values.device)
@@ -144,6 +145,7 @@ def image_part(model: nn.Module, pixel_values: torch.Tensor) -> VisionFeatures:
 def text_part(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
               token_type_ids: torch.Tensor | None = None) -> TextFeatures:
     """BERT features of tokenised prompts (padded rows carry an attention mask)."""
+    stopping.check()
     from transformers.models.grounding_dino.modeling_grounding_dino import (
         generate_masks_with_special_tokens_and_transfer_map,
     )
@@ -160,6 +162,7 @@ def text_part(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.T
 def fusion_part(model: nn.Module, vision: VisionFeatures, text: TextFeatures) -> tuple[torch.Tensor, torch.Tensor]:
     """Feature enhancer, proposals, decoder and the last layer's heads for matching rows of image
     and text features. Returns the class logits ``(B, Q, T)`` and normalised cxcywh boxes ``(B, Q, 4)``."""
+    stopping.check()
     mm = model.model
     source, position = vision.source, vision.position
     b, device = source.shape[0], source.device
@@ -395,7 +398,6 @@ def scaled_attention(attn: nn.Module, queries: torch.Tensor, keys: torch.Tensor,
 #: :func:`scaled_attention`: the same arithmetic, with less work on a CPU).
 KERNELS = ("native", "cpu")
 _KERNELS: ContextVar[str] = ContextVar("comclip_detector_kernels", default="native")
-_SHOULD_STOP: ContextVar[Callable[[], bool] | None] = ContextVar("comclip_detector_should_stop", default=None)
 _install_lock = threading.Lock()
 
 
@@ -410,27 +412,6 @@ def kernels(name: str) -> Iterator[None]:
         yield
     finally:
         _KERNELS.reset(token)
-
-
-class Stopped(Exception):
-    """A forward inside :func:`stoppable` was told to stop."""
-
-
-@contextlib.contextmanager
-def stoppable(should_stop: Callable[[], bool]) -> Iterator[None]:
-    """Forwards run in this context (this thread, this task) raise :class:`Stopped` at their next
-    attention block once ``should_stop()`` is true. Needs :func:`install_switches` on the model."""
-    token = _SHOULD_STOP.set(should_stop)
-    try:
-        yield
-    finally:
-        _SHOULD_STOP.reset(token)
-
-
-def _go_on() -> None:
-    should_stop = _SHOULD_STOP.get()
-    if should_stop is not None and should_stop():
-        raise Stopped("the detector's forward was stopped")
 
 
 _switch_classes: dict[type, type] = {}
@@ -462,7 +443,7 @@ def _make_switches() -> dict[type, type]:
         """The model's text–image cross-attention; :func:`folded_bi_attention` under ``cpu`` kernels."""
 
         def forward(self, vision_features, text_features, vision_attention_mask=None, text_attention_mask=None):
-            _go_on()
+            stopping.check()
             if _cpu(self):
                 return folded_bi_attention(self, vision_features, text_features, vision_attention_mask,
                                            text_attention_mask)
@@ -472,7 +453,7 @@ def _make_switches() -> dict[type, type]:
         """The model's multi-head attention; :func:`scaled_attention` under ``cpu`` kernels."""
 
         def forward(self, *args, **kwargs):
-            _go_on()
+            stopping.check()
             if _cpu(self):
                 return scaled_attention(self, *args, **kwargs)
             return super().forward(*args, **kwargs)
@@ -481,7 +462,7 @@ def _make_switches() -> dict[type, type]:
         """The model's deformable attention; :func:`deformable_attention` under ``cpu`` kernels."""
 
         def forward(self, *args, **kwargs):
-            _go_on()
+            stopping.check()
             if _cpu(self):
                 return deformable_attention(self, *args, **kwargs)
             return super().forward(*args, **kwargs)

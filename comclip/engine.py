@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from comclip import parse as parsing
-from comclip import subimage
+from comclip import stopping, subimage
 from comclip.boxes import Boxes
 from comclip.caches import LRUCache
 from comclip.components import (
@@ -138,19 +138,22 @@ class ComCLIP:
         ``images``, the detector's boxes for each caption (the detection cache) — so the request skips it
         (the app calls this while the person goes from typing to the Score button). Results never depend
         on it. Returns how many texts the image–text model encoded plus how many phrase sets the detector
-        grounded."""
+        grounded. Inside :func:`comclip.stopping.stoppable` it stops between its stages and inside the
+        detector's forwards (:class:`comclip.stopping.Stopped`)."""
         opts = options or self.options
         captions = check_captions(captions)
         graphs = [self.parse(c, opts.parser) for c in captions]
         texts = list(dict.fromkeys([*captions, *(p.text for g in graphs for p in plan_components(g, opts))]))
         cache = self._raw_text_cache if self._raw(opts) else self._text_cache
         encoded = sum(cache.get(t) is None for t in texts)
+        stopping.check()
         self.encode_texts(texts, normalise=not self._raw(opts))
         prepare = getattr(self.detector, "prepare_texts", None)
         if callable(prepare):
             prepare([grounding_phrases(g) for g in graphs])
         grounded = 0
         if images:
+            stopping.check()
             loaded = [im if isinstance(im, LoadedImage) else load_image(im) for im in images]
             counted: list[int] = []
             self.ground([ScoringItem(im, tuple(captions), tuple(graphs)) for im in loaded],

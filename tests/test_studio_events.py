@@ -348,72 +348,108 @@ def test_typed_captions_are_prepared_before_the_click(tiny_engine, monkeypatch):
 
 
 GUESSED = "a grey cat on a red box\na red box on a grey cat"
+OTHER = "a dog under a table\na table under a dog"
 
 
-@pytest.mark.parametrize("clicked", ["a dog under a table\na table under a dog", GUESSED], ids=["other", "same"])
-def test_a_click_for_other_captions_stops_the_guess_and_one_for_the_same_reuses_it(tiny_engine, clicked):
-    """The guess at the next click holds the model while it grounds. A click for another request (the
-    person typed on, or another person clicked) stops it at the detector's next layer instead of waiting
-    for it, and nothing half-computed is kept; a click for the very request it guesses waits and reuses
-    its boxes. Either way the click's answer is exactly a cold one's."""
+def _hold_a_guess(studio, image, clicks):
+    """Run a guess at ``GUESSED`` on ``image``, held inside the detector's first attention block until
+    each of ``clicks`` (captions, in order) is on its way into the model gate; then let everything finish.
+    Returns the guess's count, each click's answer and what each click was told, and the detector's count."""
     import threading
 
     from comclip.bench.count import count_detector
 
-    image, det = str(ASSETS / "examples" / "cat_on_box.png"), tiny_engine.detector
+    svc, det = studio.service, studio.service.engines.peek("tiny").detector
     blocks = [m for m in det.model.modules() if type(m).__name__ == "DeformableAttentionSwitch"]
     assert len(blocks) >= 2  # the detector's forward asks at each of them whether to stop
-
-    def shown(out):
-        return [(c.caption, c.comclip_score, [k.boxes.to_lists() for k in c.components])
-                for c in out["state"].answer.result.captions]
-
-    tiny_engine.clear_caches()
-    expected = shown(events.Studio.create(tiny_engine).score(form(image=image, captions=clicked)))
-    tiny_engine.clear_caches()
-    studio = events.Studio.create(tiny_engine)
-    svc = studio.service
-    studio.prepare(form(image=image, captions=""))  # the upload: its image part, so the guess only grounds
     inside, go_on = threading.Event(), threading.Event()
 
-    def hold(*_):  # the guess's first attention block waits until the click is asking for the model
+    def hold(*_):
         if threading.current_thread().name == "guess" and not inside.is_set():
             inside.set()
             assert go_on.wait(10)
 
     typed = checks.page_request(form(image=image, captions=GUESSED), {}, svc.offered)
     guessed: list[int] = []
-    answers: list[dict] = []
-    guess = threading.Thread(name="guess", target=lambda: guessed.append(svc.prepare_captions(typed)))
-    told: list[str] = []
-    click = threading.Thread(target=lambda: answers.append(studio.score(
-        form(image=image, captions=clicked), lambda _fraction, desc=None: told.append(desc))))
+    answers: dict[int, dict] = {}
+    told: dict[int, list[str]] = {k: [] for k in range(len(clicks))}
+
+    def click(k):
+        answers[k] = studio.score(form(image=image, captions=clicks[k]), lambda _f, desc=None: told[k].append(desc))
+
+    threads = [threading.Thread(name="guess", target=lambda: guessed.append(svc.prepare_captions(typed)))]
     hook = blocks[0].register_forward_pre_hook(hold)
     try:
         with count_detector(det) as counted:
-            guess.start()
+            threads[0].start()
             assert inside.wait(10)
-            click.start()
-            for _ in range(2000):  # until the click waits for the model
-                if svc._asking:
-                    break
-                threading.Event().wait(0.005)
+            for k in range(len(clicks)):
+                threads.append(threading.Thread(target=click, args=(k,)))
+                threads[-1].start()
+                for _ in range(2000):  # until this click is on its way into the gate
+                    if len(svc.guesses._asking) == k + 1:
+                        break
+                    threading.Event().wait(0.005)
+                else:
+                    pytest.fail(f"click {k} never asked for the model")
             go_on.set()
-            guess.join(10)
-            click.join(30)
+            for t in threads:
+                t.join(30)
+                assert not t.is_alive()
     finally:
         hook.remove()
-    assert shown(answers[0]) == expected
-    if clicked == GUESSED:
-        assert guessed[0] > 0 and counted.fusions == 1  # the guess's forward, reused by the click
-        assert "Finishing the boxes begun while you typed…" in told
-    else:
-        assert guessed[0] == 0 and counted.fusions == 1  # stopped: only the click's own forward ran
-        assert "Waiting for the request before yours…" in told
-        assert det.cache_sizes()["output"] == 1  # nothing of the stopped guess was kept
+    return guessed[0], [answers[k] for k in range(len(clicks))], [told[k] for k in range(len(clicks))], counted
 
 
-def test_guessing_ahead_can_be_turned_off(tiny_engine):
+def _shown(out):
+    return [(c.caption, c.comclip_score, [k.boxes.to_lists() for k in c.components])
+            for c in out["state"].answer.result.captions]
+
+
+@pytest.mark.parametrize("clicks", [[OTHER], [GUESSED], [GUESSED, OTHER]], ids=["other", "same", "same-then-other"])
+def test_a_click_for_other_captions_stops_the_guess_and_one_for_the_same_reuses_it(tiny_engine, clicks):
+    """The guess at the next click holds the model while it grounds. A click for another request (the
+    person typed on, or another person clicked) stops it at the detector's next attention block instead of
+    waiting for it, and nothing half-computed is kept — unless a click for the guessed request already waits
+    for it; a click for the very request it guesses waits and reuses its boxes. Every click's answer is
+    exactly a cold one's, and the next guess runs in full."""
+    image, det = str(ASSETS / "examples" / "cat_on_box.png"), tiny_engine.detector
+    expected = {}
+    for captions in set(clicks):
+        tiny_engine.clear_caches()
+        expected[captions] = _shown(events.Studio.create(tiny_engine).score(form(image=image, captions=captions)))
+    tiny_engine.clear_caches()
+    studio = events.Studio.create(tiny_engine)
+    studio.prepare(form(image=image, captions=""))  # the upload: its image part, so the guess only grounds
+    guessed, answers, told, counted = _hold_a_guess(studio, image, clicks)
+    assert [_shown(a) for a in answers] == [expected[c] for c in clicks]
+    if clicks[0] == GUESSED:  # the guess's forward, reused by the click (and the other click's own)
+        assert guessed > 0 and counted.fusions == len(clicks)
+        assert "Finishing the boxes begun while you typed…" in told[0]
+    else:  # stopped: only the click's own forward ran, and nothing of the guess was kept
+        assert guessed == 0 and counted.fusions == 1 and det.cache_sizes()["output"] == 1
+        assert "Waiting for the request before yours…" in told[0]
+        typed = checks.page_request(form(image=image, captions=GUESSED), {}, studio.service.offered)
+        assert studio.service.prepare_captions(typed) > 0  # the next guess is not stopped by the last one's stop
+
+
+def test_a_guess_that_fails_leaves_the_model_free(tiny_engine, monkeypatch):
+    """A guess that raises (a bug, a broken model) says nothing on the page and holds nothing: the gate is
+    free and the next click is computed as usual."""
+    image = str(ASSETS / "examples" / "cat_on_box.png")
+    studio = events.Studio.create(tiny_engine)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(tiny_engine, "prepare_captions", broken)
+    assert studio.prepare_captions(form(image=image, captions=GUESSED)) == {}
+    assert studio.service.guesses.idle()
+    out = studio.score(form(image=image, captions=GUESSED))
+    assert "Scored 2 captions" in out["status"]
+
+
+def test_guessing_ahead_can_be_turned_off(tiny_engine, monkeypatch):
     """``COMCLIP_PREPARE=0``: nothing is computed before a click (each click computes everything itself);
     a value that is not on/off is one clear message naming the variable."""
     from comclip.bench.count import count_detector
@@ -428,10 +464,14 @@ def test_guessing_ahead_can_be_turned_off(tiny_engine):
     tiny_engine.clear_caches()
     studio = events.Studio.create(tiny_engine, settings=off)
     typed = form(image=str(ASSETS / "examples" / "cat_on_box.png"), captions=GUESSED)
+    encoded: list[int] = []
+    real = tiny_engine.encoder.encode_texts
+    monkeypatch.setattr(tiny_engine.encoder, "encode_texts",
+                        lambda texts, *a, **k: encoded.append(len(texts)) or real(texts, *a, **k))
     with count_detector(tiny_engine.detector) as counted:
         studio.prepare(typed)
         studio.prepare_captions(typed)
-        assert counted.passes == 0 and counted.text_parts == 0
+        assert counted.passes == 0 and counted.text_parts == 0 and encoded == []
         studio.score(typed)
         assert counted.fusions == 1  # the click computed its own boxes
 

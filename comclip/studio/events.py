@@ -91,6 +91,8 @@ class Studio:
         what a click on them needs too (:meth:`prepare_captions`). Changes nothing on the page; a broken
         upload is left for the click to report."""
         started = time.perf_counter()
+        if not self.service.may_guess():  # (before decoding the image)
+            return {}
         try:
             preset = checks.check_preset(values["preset"], self.service.offered)
             image, _ = checks.prepare_image(values["image"], self.service.settings.limits)
@@ -110,6 +112,8 @@ class Studio:
         captions not yet valid are left for the click to report."""
         started = time.perf_counter()
         svc = self.service
+        if not svc.may_guess():  # (before decoding the image and hashing it, at every key)
+            return {}
         state = values.get("state") or PageState()
         try:
             try:

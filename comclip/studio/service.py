@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from comclip import dino
+from comclip import stopping
 from comclip.caches import LRUCache
 from comclip.images import LoadedImage
 from comclip.options import Options
@@ -302,6 +302,70 @@ class Waiting:
         self.pace.observe(t.get("total", 0.0) / 1000.0, t.get("ground", 0.0) / 1000.0, self.grounded)
 
 
+class Guesses:
+    """The guess at the next click (at most one at a time; it holds one place in the model gate) and
+    the clicks on their way into the gate.
+
+    A guess starts only when a place in the gate is free and no click is on its way in. A click on the
+    request a guess computes (same key) waits for the guess and reuses its work; a click on anything
+    else stops it — unless a click on its request is waiting for it too. A guess with no key (an
+    uploaded image's detector part, captions' texts before there is an image) is useful to any click, so
+    no click stops it."""
+
+    def __init__(self, gate: threading.BoundedSemaphore) -> None:
+        self.gate = gate
+        self._lock = threading.Lock()  # over the fields below
+        self._running = False
+        self._key: str | None = None
+        self._asking: list[str] = []  # the requests of clicks on their way into the gate
+        self._stop = threading.Event()
+        self._done = threading.Event()  # set while no guess runs
+        self._done.set()
+
+    def idle(self) -> bool:
+        """No guess runs and no click is on its way in (a look, not a promise)."""
+        return not self._running and not self._asking
+
+    def start(self, key: str | None) -> bool:
+        """Begin a guess at request ``key`` if it may; then :meth:`finish` must follow."""
+        with self._lock:
+            if self._running or self._asking or not self.gate.acquire(blocking=False):
+                return False
+            self._running, self._key = True, key
+            self._stop.clear()
+            self._done.clear()
+            return True
+
+    def finish(self) -> None:
+        with self._lock:
+            self._running, self._key = False, None
+        self.gate.release()
+        self._done.set()
+
+    def stopped(self) -> bool:
+        """Whether the running guess was told to stop (what its stopping points ask)."""
+        return self._stop.is_set()
+
+    def wait(self) -> None:
+        """Until no guess runs."""
+        self._done.wait()
+
+    @contextlib.contextmanager
+    def asking(self, key: str) -> Iterator[bool]:
+        """A click on request ``key`` on its way into the gate; yields whether the running guess is at
+        this very request (then the click waits for it: :meth:`wait`)."""
+        with self._lock:
+            own = self._running and self._key == key
+            if self._running and self._key is not None and not own and self._key not in self._asking:
+                self._stop.set()
+            self._asking.append(key)
+        try:
+            yield own
+        finally:
+            with self._lock:
+                self._asking.remove(key)
+
+
 # -- the service --------------------------------------------------------------------------------------
 
 class Service:
@@ -321,10 +385,7 @@ class Service:
         self.closing = threading.Event()  # set when the app stops: the warm-up stops too
         self._people = 0  # people's requests in progress: the warm-up waits for them
         self._quiet = threading.Condition()
-        self._guessing: str | None = None  # the request a guess in the gate computes for (None: none, or not stoppable)
-        self._asking: list[str] = []  # the requests of clicks waiting for the gate
-        self._stop_guess = threading.Event()
-        self._guard = threading.Lock()  # over the three above
+        self.guesses = Guesses(self.gate)
 
     @classmethod
     def create(cls, engine: ComCLIP | None = None, *, settings: Settings | None = None,
@@ -370,9 +431,12 @@ class Service:
         def compute() -> list[MatchResult]:
             call = call_for(request.preset, request.images, request.captions, request.graphs, request.options)
             asked = time.perf_counter()
-            if not self.gate.acquire(blocking=False):
-                with self._asking_for(key) as own:
-                    waiting.stage("guessed" if own else "queue", 0)
+            with self.guesses.asking(key) as own:
+                if own:  # a guess at this very request: its work is this click's
+                    waiting.stage("guessed", 0)
+                    self.guesses.wait()
+                if not self.gate.acquire(blocking=False):
+                    waiting.stage("queue", 0)
                     self.gate.acquire()
             try:
                 called = time.perf_counter()
@@ -414,44 +478,27 @@ class Service:
                                lambda engine: engine.prepare_captions(request.captions, request.options, images),
                                key if images else None)
 
+    def may_guess(self) -> bool:
+        """Whether a guess at the next click could start now (a cheap look before building one; the
+        guess itself checks again)."""
+        return self.settings.prepare and not self.runner.zerogpu and self.guesses.idle()
+
     def _when_free(self, preset: str, work: Callable[[ComCLIP], int], guess: str | None = None) -> int:
-        """``work(engine)`` for a guess at the next click — not on ZeroGPU, not when the settings say not
-        to (``prepare``), not for a preset that is not loaded, not while a model call runs or a click
-        waits (the gate taken without waiting); else 0. ``guess``: the key of the request it prepares —
-        a click for another one stops it (0)."""
+        """``work(engine)`` for a guess at the next click — one at a time, not on ZeroGPU, not when the
+        settings say not to (``prepare``), not for a preset that is not loaded, not while the gate is
+        taken or a click waits for it; else 0. ``guess``: the key of the request it prepares — a click
+        for another one stops it (0) at its next stopping point (:mod:`comclip.stopping`)."""
         engine = self.engines.peek(preset)
-        if self.runner.zerogpu or engine is None or not self.settings.prepare:
+        if not self.may_guess() or engine is None or not self.guesses.start(guess):
             return 0
-        with self._guard:
-            if self._asking or not self.gate.acquire(blocking=False):
-                return 0
-            self._guessing = guess
-            self._stop_guess.clear()
         try:
-            with dino.stoppable(self._stop_guess.is_set):
+            with stopping.stoppable(self.guesses.stopped):
                 return work(engine)
-        except dino.Stopped:
+        except stopping.Stopped:
             log.info("a guess at the next click gave way to a click for another request")
             return 0
         finally:
-            with self._guard:
-                self._guessing = None
-            self.gate.release()
-
-    @contextlib.contextmanager
-    def _asking_for(self, key: str) -> Iterator[bool]:
-        """A click on request ``key`` waits for the gate: a guess computing for another request stops;
-        yields whether the gate is held by a guess at this very request (its work is reused)."""
-        with self._guard:
-            self._asking.append(key)
-            own = self._guessing == key
-            if self._guessing is not None and not own:
-                self._stop_guess.set()
-        try:
-            yield own
-        finally:
-            with self._guard:
-                self._asking.remove(key)
+            self.guesses.finish()
 
     def _context_length(self, preset: str) -> int | None:
         engine = self.engines.peek(preset)  # a preset not loaded (or dropped meanwhile) is not loaded for this
