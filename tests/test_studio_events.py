@@ -261,7 +261,7 @@ def test_an_event_that_changes_nothing_leaves_its_panels_as_they_are():
     assert cleared == {page["status"]: "", page["summary"]: gr.skip()}
 
 
-def test_an_uploaded_image_is_prepared_while_captions_are_typed(tiny_engine, tmp_path):
+def test_an_uploaded_image_is_prepared_while_captions_are_typed(tiny_engine, tmp_path, monkeypatch):
     """Issue 26: on upload the detector's image part is computed (Studio.prepare → Service.prepare →
     ComCLIP.prepare), so the Score click runs no backbone — and its answer is exactly a cold click's."""
     from comclip.bench.count import count_detector
@@ -276,12 +276,17 @@ def test_an_uploaded_image_is_prepared_while_captions_are_typed(tiny_engine, tmp
         assert counted.image_parts == 1 and counted.fusions == 0
         prepared = warm.score(form(image=image, captions=captions))
         assert counted.image_parts == 1 and counted.fusions == 1  # the click: no backbone of its own
-    # captions typed before the upload: their boxes are computed on upload too, so the click grounds nothing
+    # captions typed before the upload: their boxes are computed on upload too (the upload decoded once),
+    # so the click grounds nothing
     tiny_engine.clear_caches()
     first = events.Studio.create(tiny_engine)
+    decoded: list[object] = []
+    real = checks.prepare_image
+    monkeypatch.setattr(checks, "prepare_image",
+                        lambda source, *a, **k: decoded.append(source) or real(source, *a, **k))
     with count_detector(det) as counted:
         first.prepare(form(image=image, captions=captions))
-        assert counted.image_parts == 1 and counted.fusions == 1
+        assert counted.image_parts == 1 and counted.fusions == 1 and decoded == [image]
         again = first.score(form(image=image, captions=captions))
         assert [c.comclip_score for c in again["state"].answer.result.captions] == \
             [c.comclip_score for c in prepared["state"].answer.result.captions]

@@ -248,12 +248,13 @@ def _page_settings(values: Mapping[str, Any], offered: Sequence[str]) -> tuple[s
 
 
 def page_request(values: Mapping[str, Any], overrides: Mapping[str, Any], offered: Sequence[str],
-                 limits: Limits = LIMITS) -> Request:
+                 limits: Limits = LIMITS, image: LoadedImage | None = None) -> Request:
     """The page's values (by component name) checked into a :class:`Request`; ``overrides`` are the
-    graphs the person edited, by caption (used for the captions still listed)."""
+    graphs the person edited, by caption (used for the captions still listed). ``image``: the page's
+    image already loaded by :func:`prepare_image` (not loaded again; its notices are not repeated)."""
     captions, notices, preset, options = page_texts(values, offered, limits)
     graphs = graphs_for(captions, {c: g for c, g in overrides.items() if c in captions})
-    image, image_notices = prepare_image(values["image"], limits)
+    image, image_notices = (image, []) if image is not None else prepare_image(values["image"], limits)
     edited = [c for c in captions if c in overrides]
     if edited:
         notices.append("Using your edited graph for: " + ", ".join(f"“{c}”" for c in edited) + ".")

@@ -22,6 +22,7 @@ import gradio as gr
 
 from comclip import parse as parsing
 from comclip.errors import ComCLIPError, GraphError
+from comclip.images import LoadedImage
 from comclip.options import Options
 from comclip.studio import checks, counterfactuals, grid_view, panels, presentation, widgets
 from comclip.studio.grid_view import SLOTS, GridState, Pair
@@ -88,8 +89,8 @@ class Studio:
     def prepare(self, values: Values) -> Panels:
         """An image was uploaded: its detector part is computed now, while the person types captions
         (:meth:`Service.prepare`), so the Score click skips it — and when captions are already typed,
-        what a click on them needs too (:meth:`prepare_captions`). Changes nothing on the page; a broken
-        upload is left for the click to report."""
+        what a click on them needs too (as :meth:`prepare_captions`). Changes nothing on the page; a
+        broken upload is left for the click to report."""
         started = time.perf_counter()
         if not self.service.may_guess():  # (before decoding the image)
             return {}
@@ -102,7 +103,7 @@ class Studio:
         if computed:
             log.info("prepared an uploaded image's detector part in %.0f ms", (time.perf_counter() - started) * 1e3)
         if values.get("captions"):
-            self.prepare_captions(values)
+            self._guess(values, image)
         return {}
 
     def prepare_captions(self, values: Values) -> Panels:
@@ -110,24 +111,29 @@ class Studio:
         embeddings, the detector's text part and, with an image, its boxes — is computed now, while the
         person goes to the Score button (:meth:`Service.prepare_captions`). Changes nothing on the page;
         captions not yet valid are left for the click to report."""
+        if self.service.may_guess():  # (before decoding the image and hashing it, at every key)
+            self._guess(values)
+        return {}
+
+    def _guess(self, values: Values, image: LoadedImage | None = None) -> None:
+        """:meth:`Service.prepare_captions` for the request a Score click would send now (``image``: the
+        page's image, already loaded); without a usable image, for its texts alone."""
         started = time.perf_counter()
         svc = self.service
-        if not svc.may_guess():  # (before decoding the image and hashing it, at every key)
-            return {}
-        state = values.get("state") or PageState()
+        limits = svc.settings.limits
         try:
             try:
-                request = checks.page_request(values, state.overrides, svc.offered, svc.settings.limits)
+                overrides = (values.get("state") or PageState()).overrides
+                request = checks.page_request(values, overrides, svc.offered, limits, image=image)
             except Exception:  # noqa: BLE001 — no image yet, or a broken one: the texts alone
-                captions, _, preset, options = checks.page_texts(values, svc.offered, svc.settings.limits)
+                captions, _, preset, options = checks.page_texts(values, svc.offered, limits)
                 request = checks.Request(preset, (), tuple(captions), None, options)
             computed = svc.prepare_captions(request)
         except Exception:  # noqa: BLE001 — the click says what is wrong with them
-            return {}
+            return
         if computed:
             log.info("prepared the typed captions (%d texts and phrase sets) in %.0f ms", computed,
                      (time.perf_counter() - started) * 1e3)
-        return {}
 
     def score(self, values: Values, progress: Progress | None = None) -> Panels:
         """Score: everything shown follows the new answer (:data:`panels.RESULT`)."""

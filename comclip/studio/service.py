@@ -467,8 +467,9 @@ class Service:
         (:meth:`ComCLIP.prepare_captions`): its captions' text parts and, with its image and no edited
         graph, their boxes — while the person goes from typing to the button. Only when it costs no one
         anything, as :meth:`prepare`; and a click for another request (other captions, another
-        person's) stops it at the detector's next layer instead of waiting for it. Returns how many texts
-        were encoded plus how many phrase sets were grounded (0 when stopped)."""
+        person's) stops its boxes at their next stopping point instead of waiting for them
+        (:class:`Guesses`). Returns how many texts were encoded plus how many phrase sets were grounded
+        (0 when stopped)."""
         key = request_key(request)
         if self.cache.has(key):  # (an example's captions: its answer is kept)
             return 0
